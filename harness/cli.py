@@ -1,0 +1,215 @@
+"""hospital-drill: the command line, a thin layer over the library.
+
+Exit codes: 0 every critical target met; 1 a target missed; 2 bad input or usage; 3 the run aborted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .errors import HarnessError, InputError
+
+TOXIPROXY_ENV = "HOSPITAL_DRILL_TOXIPROXY_URL"
+DEFAULT_STACK_DIR = Path(".hospital-drill") / "stack"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _raise_interrupt(signum, frame):
+    from .run import Interrupted
+    raise Interrupted(f"signal {signum}")
+
+
+def cmd_run(args) -> int:
+    from .run import DrillRun
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    run = DrillRun(args.drill, out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
+                   toxiproxy_url=args.toxiproxy, live=args.live,
+                   progress=None if args.quiet else _say)
+    _say(f"drill {run.drill.name}: scenario {run.scenario.name}, time scale {run.time_scale:g} "
+         f"(1 real second = {run.time_scale:g} drill seconds), run dir {run.run_dir}")
+    with run:
+        run.execute()
+    card = run.card
+    if card is None:
+        return 3
+    for t in card.targets:
+        mark = "met   " if t.met else "MISSED"
+        _say(f"  {mark} {t.id:<16} actual {_fmt(t.actual)} / target {_fmt(t.target)}"
+             + ("" if t.met or not t.reason else f"  ({t.reason})"))
+    _say(f"report: {run.reports.get('html', run.run_dir)}")
+    return card.exit_code
+
+
+def _fmt(seconds) -> str:
+    from .clock import format_duration
+    return format_duration(seconds)
+
+
+def cmd_validate(args) -> int:
+    from .validate import validate_file
+    for path in args.files:
+        _say(f"{path}: ok — {validate_file(Path(path))}")
+    return 0
+
+
+def cmd_up(args) -> int:
+    from .models import StackConfig
+    from .stack import backends
+    from .validate import load_drill
+    stack_dir = Path(args.dir)
+    if (stack_dir / "state.json").exists():
+        raise InputError(f"a stack is already recorded in {stack_dir}: run 'hospital-drill down' first",
+                         field="--dir")
+    config, scale = StackConfig(), 60.0
+    if args.drill:
+        loaded = load_drill(Path(args.drill))
+        config, scale = loaded.drill.stack, loaded.drill.time_scale
+    stack = backends.get(args.backend).up(stack_dir, config, scale, toxiproxy_url=args.toxiproxy,
+                                          detach=True)
+    state = {"backend": args.backend, "vip": stack.vip_url, "services": stack.addresses,
+             "links": stack.link_listen, "toxiproxy": stack.links.url, "state_dir": str(stack.state_dir)}
+    (stack_dir / "state.json").write_text(json.dumps(state, indent=2))
+    _say(f"mock hospital up; patients enter at {stack.vip_url}")
+    _say(f"Toxiproxy API: {stack.links.url}")
+    for name, addr in sorted(stack.addresses.items()):
+        _say(f"  {name:<18} {addr}")
+    _say(f"stop it with: hospital-drill down --dir {stack_dir}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    import requests
+    state_file = Path(args.dir) / "state.json"
+    if not state_file.exists():
+        _say(f"no stack recorded in {args.dir}")
+        return 1
+    state = json.loads(state_file.read_text())
+    from .stack.process import read_pids
+    import psutil
+    pids = read_pids(Path(args.dir))
+    healthy = True
+    for name, pid in sorted(pids.items()):
+        alive = psutil.pid_exists(pid)
+        healthy &= alive
+        _say(f"  {name:<18} pid {pid:<8} {'running' if alive else 'GONE'}")
+    try:
+        r = requests.get(state["vip"] + "/health", timeout=2)
+        _say(f"patient entry {state['vip']}: HTTP {r.status_code} {r.text.strip()[:120]}")
+        healthy &= r.status_code == 200
+    except requests.RequestException as e:
+        _say(f"patient entry {state['vip']}: unreachable ({e.__class__.__name__})")
+        healthy = False
+    return 0 if healthy else 1
+
+
+def cmd_down(args) -> int:
+    from .stack.local import tear_down_dir
+    dirs = [Path(d) for d in (args.run_dirs or [args.dir])]
+    for d in dirs:
+        stopped = tear_down_dir(d)
+        _say(f"{d}: stopped {', '.join(stopped) if stopped else 'nothing (no process left)'}")
+    return 0
+
+
+def cmd_toxiproxy_server(args) -> int:
+    from .netfault import server
+    return server.main(["--host", args.host, "--port", str(args.port)])
+
+
+def cmd_ack(args) -> int:
+    acks = Path(args.run_dir) / "acks"
+    if not acks.is_dir():
+        raise InputError("not a live run directory (no acks/)", file=str(args.run_dir))
+    (acks / args.step).write_text(args.by or os.environ.get("USER", "operator"))
+    _say(f"acknowledged {args.step}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report.render import summary_line, write_reports
+    from .score.scorecard import score_run
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "journal.jsonl").exists():
+        raise InputError("no journal.jsonl here: not a run directory", file=str(run_dir))
+    card = score_run(run_dir)
+    paths = write_reports(run_dir, card)
+    _say(summary_line(card))
+    _say(f"report: {paths.get('html')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hospital-drill", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a drill end to end and write its report")
+    r.add_argument("drill")
+    r.add_argument("--time-scale", type=float, help="drill seconds per real second (default: the drill's)")
+    r.add_argument("--out", help="run directory (default reports/<drill>-<time>)")
+    r.add_argument("--backend", default="local")
+    r.add_argument("--toxiproxy", default=os.environ.get(TOXIPROXY_ENV),
+                   help=f"use this Toxiproxy API instead of starting ours (env {TOXIPROXY_ENV})")
+    r.add_argument("--live", action="store_true",
+                   help="manual steps wait for a person's 'hospital-drill ack' instead of a simulated operator")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check scenario / drill files without running")
+    v.add_argument("files", nargs="+")
+    v.set_defaults(func=cmd_validate)
+
+    for name, fn, help_ in (("up", cmd_up, "bring the mock hospital up and leave it running"),
+                            ("status", cmd_status, "show the running mock hospital"),
+                            ("down", cmd_down, "stop the mock hospital (or leftovers of runs)")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--dir", default=str(DEFAULT_STACK_DIR), help="where the stack's state lives")
+        if name == "up":
+            s.add_argument("--drill", help="take the stack config (replication, addresses) from a drill")
+            s.add_argument("--backend", default="local")
+            s.add_argument("--toxiproxy", default=os.environ.get(TOXIPROXY_ENV))
+        if name == "down":
+            s.add_argument("run_dirs", nargs="*", help="run directories whose leftovers to stop")
+        s.set_defaults(func=fn)
+
+    t = sub.add_parser("toxiproxy-server", help="run our Toxiproxy-compatible server on its own")
+    t.add_argument("--host", default="127.0.0.1")
+    t.add_argument("--port", type=int, default=8474)
+    t.set_defaults(func=cmd_toxiproxy_server)
+
+    a = sub.add_parser("ack", help="acknowledge a manual step of a live drill")
+    a.add_argument("run_dir")
+    a.add_argument("step")
+    a.add_argument("--by", help="who did it")
+    a.set_defaults(func=cmd_ack)
+
+    rep = sub.add_parser("report", help="rebuild a run's report from its journal and records")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as e:
+        print(f"hospital-drill: error: {e}", file=sys.stderr)
+        return 2
+    except HarnessError as e:
+        print(f"hospital-drill: aborted: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("hospital-drill: interrupted", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Faults: reversible injections, found by type name in a registry.
+
+A fault validates its own parameters (a pydantic model) and target before anything starts, injects
+into a running stack, and knows how to revert. The run reverts every injected fault on every exit path.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..models import FaultSpec
+from ..stack import topology
+
+if TYPE_CHECKING:
+    from ..stack.base import Stack
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Fault:
+    type_name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[BaseModel]] = NoParams
+    target_kinds: ClassVar[tuple[str, ...]] = ()  # node kinds a target may be
+    target_links: ClassVar[bool] = False  # whether a link name is a valid target
+    default_target: ClassVar[str | None] = None
+
+    def __init__(self, spec: FaultSpec, params: BaseModel):
+        self.spec, self.params = spec, params
+        self.target = spec.target or self.default_target
+        self.injected = False
+
+    @property
+    def id(self) -> str:
+        return self.spec.id or self.type_name
+
+    def inject(self, stack: "Stack") -> dict[str, Any]:
+        raise NotImplementedError
+
+    def revert(self, stack: "Stack") -> dict[str, Any]:
+        raise NotImplementedError
+
+
+FAULTS: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    FAULTS[cls.type_name] = cls
+    return cls
+
+
+def build(spec: FaultSpec) -> Fault:
+    """A fault from its spec; ValueError('field: why') names what is wrong."""
+    _load_builtin()
+    cls = FAULTS.get(spec.type)
+    if cls is None:
+        raise ValueError(f"type: unknown fault {spec.type!r} (known: {', '.join(sorted(FAULTS))})")
+    try:
+        params = cls.Params.model_validate(spec.params)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(p) for p in ("params", *err["loc"]))
+        raise ValueError(f"{where}: {err['msg']}") from None
+    target = spec.target or cls.default_target
+    if cls.target_kinds or cls.target_links:
+        if target is None:
+            raise ValueError("target: required for this fault")
+        why = topology.require(target, kinds=cls.target_kinds, links=cls.target_links)
+        if why:
+            raise ValueError(f"target: {why}")
+    return cls(spec, params)
+
+
+def _load_builtin() -> None:
+    # importing the modules registers their faults
+    from . import database, network, services  # noqa: F401

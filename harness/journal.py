@@ -1,0 +1,107 @@
+"""The run's journal: append-only JSON Lines, one event a line, fsynced as written.
+
+Everything after a run is derived from the journal and the request records, so a crashed run still
+leaves enough to score and report. Reading tolerates a torn last line and says what it skipped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from .clock import DrillClock
+
+Listener = Callable[[dict], None]
+
+
+class Journal:
+    """Thread-safe writer. Listeners (progress display, runbook triggers) see each event once."""
+
+    def __init__(self, path: Path, clock: DrillClock):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self._seq = 0
+        self._listeners: list[Listener] = []
+        self.events: list[dict] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def record(self, type_: str, *, wall: float | None = None, **fields: Any) -> dict:
+        wall = time.time() if wall is None else wall
+        drill = self.clock.drill(wall)
+        with self._lock:
+            self._seq += 1
+            event = {"seq": self._seq, "wall": round(wall, 6),
+                     "drill": None if drill is None else round(drill, 3), "type": type_, **fields}
+            self._fh.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self.events.append(event)
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # a display bug must not stop the drill
+                pass
+        return event
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.close()
+
+    def __enter__(self) -> "Journal":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class JournalRead:
+    events: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what could not be read, line by line
+
+    def of_type(self, type_: str) -> list[dict]:
+        return [e for e in self.events if e.get("type") == type_]
+
+    def first(self, type_: str, **match: Any) -> dict | None:
+        for e in self.events:
+            if e.get("type") == type_ and all(e.get(k) == v for k, v in match.items()):
+                return e
+        return None
+
+
+def read_journal(path: Path) -> JournalRead:
+    """Read every intact event; note each line that is torn or corrupt instead of failing."""
+    out = JournalRead()
+    path = Path(path)
+    if not path.exists():
+        out.problems.append(f"{path.name}: missing")
+        return out
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+                if not isinstance(event, dict) or "type" not in event:
+                    raise ValueError("not an event")
+            except ValueError:
+                out.problems.append(f"{path.name}:{n}: unreadable line skipped")
+                continue
+            out.events.append(event)
+    if not out.first("run.finished"):
+        out.problems.append(f"{path.name}: no run.finished event (the run did not end cleanly)")
+    return out
+
+
+def iter_events(path: Path) -> Iterator[dict]:
+    yield from read_journal(path).events

@@ -1,0 +1,224 @@
+"""Typed models of everything a user writes: scenarios, drills (teams, runbook, targets, stack config).
+
+Durations are drill time, written '90s', '5m', '1h' (or seconds). Validation is strict: unknown keys
+are errors, so a typo in a runbook is found before anything starts.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from .clock import parse_duration
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+"""Drill seconds, parsed from '90s' / '5m' / a number; negative is refused."""
+
+Group = Literal["technical", "clinical_support", "patient_communication"]
+GROUP_TITLES = {"technical": "技术组", "clinical_support": "临床支持组",
+                "patient_communication": "患者沟通组"}
+
+FailureClass = Literal[
+    "database", "server", "network", "bandwidth", "third_party", "config_error", "malicious_traffic",
+    "data_deletion", "power_loss", "false_alarm", "composite",
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- scenario: what goes wrong, and when -----------------------------------------------------------
+
+class LoadProfile(Strict):
+    users: int = Field(20, ge=1, le=2000)
+    spawn_rate: float = Field(10, gt=0)
+    workers: int = Field(0, ge=0, le=16, description="Locust workers; 0 = one local process")
+    personas: dict[str, float] = Field(
+        default_factory=lambda: {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2,
+                                 "payment": 1})
+    think_time: tuple[float, float] = Field(
+        (0.5, 1.5), description="real seconds between a patient's requests: load is never scaled")
+
+    @field_validator("personas")
+    @classmethod
+    def _known_personas(cls, v: dict[str, float]) -> dict[str, float]:
+        known = {"followup", "consultation", "prescription", "exam", "payment"}
+        bad = sorted(set(v) - known)
+        if bad:
+            raise ValueError(f"unknown persona {bad[0]!r} (known: {', '.join(sorted(known))})")
+        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
+            raise ValueError("weights must be >= 0 with at least one > 0")
+        return v
+
+
+class FaultSpec(Strict):
+    id: str | None = None
+    at: Duration
+    type: str
+    target: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    duration: Duration | None = Field(None, description="revert after this long; default: at the end")
+
+
+class SteadyState(Strict):
+    max_error_rate: float = Field(0.02, ge=0, le=1)
+    window: Duration = 60.0
+
+
+class Scenario(Strict):
+    name: str
+    title: str = ""
+    failure_class: FailureClass
+    description: str = ""
+    load: LoadProfile = Field(default_factory=LoadProfile)
+    warmup: Duration = 180.0
+    faults: list[FaultSpec] = Field(min_length=1)
+    observe: Duration = Field(120.0, description="keep watching this long after recovery")
+    max_duration: Duration | None = Field(None, description="hard stop in drill time")
+    steady_state: SteadyState = Field(default_factory=SteadyState)
+
+    @model_validator(mode="after")
+    def _fault_ids(self) -> "Scenario":
+        seen: set[str] = set()
+        for i, f in enumerate(self.faults):
+            if f.id is None:
+                f.id = f"{f.type}-{i + 1}"
+            if f.id in seen:
+                raise ValueError(f"duplicate fault id {f.id!r}")
+            seen.add(f.id)
+        return self
+
+
+# --- drill: the exercise ---------------------------------------------------------------------------
+
+class Member(Strict):
+    name: str
+    role: str = ""
+    skills: list[str] = Field(default_factory=list)
+    location: str = ""
+    phone: str = ""
+
+
+class Team(Strict):
+    core: list[Member] = Field(min_length=1)
+    backup: list[Member] = Field(default_factory=list)
+
+
+class Trigger(Strict):
+    alert: str | None = Field(None, description="an alert name, or 'any'")
+    after: str | None = Field(None, description="a previous step id, finished ok")
+    level: list[int] | None = Field(None, description="run only when one of these levels is declared")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _one_level(cls, v: Any) -> Any:
+        return [v] if isinstance(v, int) else v
+
+    @field_validator("level")
+    @classmethod
+    def _levels(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and any(x not in (1, 2, 3) for x in v):
+            raise ValueError("levels are 1, 2 or 3")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> "Trigger":
+        if not (self.alert or self.after or self.level):
+            raise ValueError("a trigger needs alert, after or level")
+        return self
+
+
+class ManualStep(Strict):
+    duration: Duration = Field(description="how long the simulated operator takes (drill time)")
+    instructions: str = ""
+
+
+class RunbookStep(Strict):
+    id: str
+    title: str = ""
+    group: Group
+    when: Trigger
+    action: str | None = Field(None, description="a named harness action")
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    manual: ManualStep | None = None
+    deadline: Duration | None = Field(None, description="from the moment the step is triggered")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "RunbookStep":
+        if (self.action is None) == (self.manual is None):
+            raise ValueError("a step has exactly one of 'action' or 'manual'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "manual" if self.manual else "auto"
+
+
+Measure = Literal["detection", "step", "recovery", "rpo", "level"]
+
+
+class Target(Strict):
+    id: str
+    title: str = ""
+    measure: Measure
+    step: str | None = Field(None, description="for measure: step — the step whose end counts")
+    within: Duration | None = None
+    critical: bool = True
+
+    @model_validator(mode="after")
+    def _needs(self) -> "Target":
+        if self.measure == "step" and not self.step:
+            raise ValueError("measure 'step' needs 'step'")
+        if self.measure != "level" and self.within is None:
+            raise ValueError(f"measure {self.measure!r} needs 'within'")
+        return self
+
+
+class Replication(Strict):
+    mode: Literal["sync", "async"] = "async"
+    lag: Duration = Field(0.0, description="extra delay on the replication link (drill time)")
+
+
+class StackConfig(Strict):
+    """The hospital's configuration of the mock stack (what a drill can find wrong)."""
+    replication: Replication = Field(default_factory=Replication)
+    remote_dr: bool = True
+    insurance_backup_address: str | None = Field(
+        None, description="host:port configured for the backup insurance interface; default: ours")
+
+
+class Levels(Strict):
+    """Shares of affected patients that classify a response level (plan: >50% → 1, 20–50% → 2)."""
+    level1_above: float = Field(0.5, ge=0, le=1)
+    level2_above: float = Field(0.2, ge=0, le=1)
+
+
+class Drill(Strict):
+    name: str
+    title: str = ""
+    scenario: str = Field(description="path of the scenario file, relative to the drill file")
+    time_scale: float = Field(60.0, gt=0, le=3600)
+    teams: dict[Group, Team]
+    levels: Levels = Field(default_factory=Levels)
+    stack: StackConfig = Field(default_factory=StackConfig)
+    runbook: list[RunbookStep] = Field(min_length=1)
+    targets: list[Target] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references(self) -> "Drill":
+        ids = [s.id for s in self.runbook]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate runbook step id {dupes[0]!r}")
+        for s in self.runbook:
+            if s.when.after and s.when.after not in ids:
+                raise ValueError(f"step {s.id!r}: 'after' names unknown step {s.when.after!r}")
+            if s.group not in self.teams:
+                raise ValueError(f"step {s.id!r}: group {s.group!r} has no team")
+        for t in self.targets:
+            if t.step and t.step not in ids:
+                raise ValueError(f"target {t.id!r}: unknown step {t.step!r}")
+        return self

@@ -1,0 +1,218 @@
+"""The monitoring board: patient request records + the synthetic patient → alerts and recovery.
+
+Windows are in real seconds with a floor on the number of requests, so that patient-impact measures
+(error rate, share of affected patients) mean the same whatever the drill's time scale.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..journal import Journal
+from ..load.records import RecordTail
+from ..models import SteadyState
+from .probe import ProbeResult, SyntheticPatient
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An alert: raised after `raise_after` bad evaluations in a row, cleared after `clear_after` good."""
+    name: str
+    severity: str
+    describe: str
+    raise_after: int = 2
+    clear_after: int = 3
+
+
+RULES = {r.name: r for r in (
+    Rule("synthetic_journey_failed", "critical", "test-account patient journey fails"),
+    Rule("db_unreachable", "critical", "the app reports its database unreachable"),
+    Rule("app_unreachable", "critical", "the patient entry point does not answer"),
+    Rule("patient_error_rate", "critical", "patients' error rate far above steady state"),
+    Rule("third_party_errors", "warning", "payments failing on third-party interfaces"),
+)}
+
+
+class Window:
+    """Recent request records (end time, ok, patient, journey, status) within `span` real seconds."""
+
+    def __init__(self, span: float):
+        self.span = span
+        self.items: deque[dict] = deque()
+
+    def add(self, rec: dict) -> None:
+        self.items.append(rec)
+
+    def trim(self, now: float) -> None:
+        while self.items and self.items[0]["t"] < now - self.span:
+            self.items.popleft()
+
+    def stats(self, since: float | None = None) -> dict:
+        items = [r for r in self.items if since is None or r["t"] >= since]
+        n = len(items)
+        failed = sum(1 for r in items if not r.get("ok"))
+        ms = sorted(r.get("ms", 0.0) for r in items)
+        return {"requests": n, "failed": failed, "error_rate": failed / n if n else 0.0,
+                "p95_ms": ms[int(0.95 * (n - 1))] if n else 0.0,
+                "third_party_failed": sum(1 for r in items if not r.get("ok")
+                                          and r.get("journey") == "payment"
+                                          and r.get("status") in (502, 504))}
+
+
+class Monitor(threading.Thread):
+    def __init__(self, journal: Journal, records_dir: Path, vip_url: str, run_dir: Path,
+                 steady: SteadyState, time_scale: float,
+                 on_tick: Callable[["Monitor"], None] | None = None):
+        super().__init__(name="monitor", daemon=True)
+        self.journal, self.steady, self.scale = journal, steady, time_scale
+        # sample fast enough that a 1-minute drill target is resolvable at any scale
+        self.interval = min(2.0, max(0.1, 5.0 / time_scale))
+        self.window = Window(span=min(30.0, max(2.0, steady.window / time_scale)))
+        self.tail = RecordTail(Path(records_dir))
+        self.probe = SyntheticPatient(vip_url, Path(run_dir) / "probes.jsonl",
+                                      interval=self.interval, timeout=2.0)
+        self.on_tick = on_tick
+        self._stop_evt = threading.Event()
+        self._lock = threading.Lock()
+        self.totals = {"requests": 0, "failed": 0}
+        self.active: dict[str, dict] = {}
+        self._streak: dict[str, int] = {}
+        self.baseline_error_rate = 0.0
+        # incident bookkeeping (set by the run when the first fault goes in)
+        self.incident_start: float | None = None
+        self.degraded = False
+        self.recovered_at: float | None = None
+        self._candidate: float | None = None
+        self.incident_patients: set[str] = set()
+        self.incident_failed: set[str] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.probe.start()
+        super().start()
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.probe.stop()
+        if self.is_alive():
+            self.join(timeout=5)
+        if self.probe.is_alive():
+            self.probe.join(timeout=5)
+
+    def run(self) -> None:
+        while not self._stop_evt.wait(self.interval):
+            self.tick()
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def ingest(self) -> None:
+        for rec in self.tail.poll():
+            with self._lock:
+                self.window.add(rec)
+                self.totals["requests"] += 1
+                self.totals["failed"] += 0 if rec.get("ok") else 1
+                if self.incident_start is not None and rec["t"] >= self.incident_start:
+                    self.incident_patients.add(rec.get("patient"))
+                    if not rec.get("ok"):
+                        self.incident_failed.add(rec.get("patient"))
+
+    def tick(self) -> None:
+        now = time.time()
+        self.ingest()
+        with self._lock:
+            self.window.trim(now)
+            stats = self.window.stats()
+        probes = self.probe.latest(1)
+        last = probes[0] if probes else None
+        threshold = max(0.25, 5 * self.steady.max_error_rate)
+        bad = {
+            "synthetic_journey_failed": bool(last and not last.ok),
+            "db_unreachable": bool(last and last.db not in (None, "ok")),
+            "app_unreachable": bool(last and not last.ok and last.failed_step == "health"
+                                    and last.status is None),
+            "patient_error_rate": stats["requests"] >= 10 and stats["error_rate"] > threshold,
+            "third_party_errors": stats["third_party_failed"] >= 3,
+        }
+        for name, is_bad in bad.items():
+            self._evaluate(RULES[name], is_bad, stats, last)
+        if self.incident_start is not None:
+            self._check_recovery(now, last)
+        if self.on_tick:
+            self.on_tick(self)
+
+    def _evaluate(self, rule: Rule, is_bad: bool, stats: dict, probe: ProbeResult | None) -> None:
+        streak = self._streak.get(rule.name, 0)
+        streak = max(1, streak + 1) if is_bad else min(-1, streak - 1)
+        self._streak[rule.name] = streak
+        if is_bad and streak >= rule.raise_after and rule.name not in self.active:
+            detail = {"error_rate": round(stats["error_rate"], 3), "requests": stats["requests"]}
+            if probe is not None and not probe.ok:
+                detail.update(probe_step=probe.failed_step, probe_error=probe.error)
+            self.active[rule.name] = self.journal.record(
+                "alert.raised", alert=rule.name, severity=rule.severity, detail=detail,
+                describe=rule.describe)
+            if self.incident_start is not None:
+                self.degraded = True
+        elif not is_bad and -streak >= rule.clear_after and rule.name in self.active:
+            del self.active[rule.name]
+            self.journal.record("alert.cleared", alert=rule.name)
+
+    def _check_recovery(self, now: float, last: ProbeResult | None) -> None:
+        """Back = the test journey succeeds and patients' error rate is at steady state again,
+        both holding since the same moment (which is the recovery time reported)."""
+        if self.recovered_at is not None or not self.degraded:
+            return
+        if last is None:
+            return
+        if not last.ok:
+            self._candidate = None
+            return
+        if self._candidate is None:
+            self._candidate = last.t
+            return
+        probes = self.probe.since(self._candidate)
+        with self._lock:
+            after = self.window.stats(since=self._candidate)
+        limit = max(2 * self.baseline_error_rate, self.steady.max_error_rate)
+        if after["requests"] >= 10 and after["error_rate"] > limit:
+            self._candidate = None  # patients still failing: not back yet
+            return
+        if len(probes) >= 2 and all(p.ok for p in probes) and after["requests"] >= 10:
+            self.recovered_at = self._candidate
+            self.journal.record("recovery", at_wall=self._candidate,
+                                detail={"probes_ok": len(probes),
+                                        "error_rate": round(after["error_rate"], 4),
+                                        "requests": after["requests"]})
+
+    # --- questions the run and the runbook ask --------------------------------------------------
+    def begin_incident(self, wall: float) -> None:
+        with self._lock:
+            self.incident_start = wall
+
+    def steady_state(self, since: float) -> dict:
+        self.ingest()
+        with self._lock:
+            stats = self.window.stats(since=since)
+        probes = self.probe.since(since)
+        ok = (stats["requests"] >= 10 and stats["error_rate"] <= self.steady.max_error_rate
+              and bool(probes) and probes[-1].ok)
+        self.baseline_error_rate = stats["error_rate"]
+        return {"ok": ok, "error_rate": round(stats["error_rate"], 4),
+                "requests": stats["requests"], "p95_ms": round(stats["p95_ms"], 1),
+                "probe_ok": bool(probes) and probes[-1].ok}
+
+    def affected(self) -> dict:
+        """Patients with a failed request since the incident began, of those active since then."""
+        self.ingest()
+        with self._lock:
+            active, failed = len(self.incident_patients), len(self.incident_failed)
+        return {"affected": failed, "active": active, "share": failed / active if active else 0.0}
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            stats = self.window.stats()
+            totals = dict(self.totals)
+        return {**totals, "window_error_rate": stats["error_rate"], "alerts": sorted(self.active)}

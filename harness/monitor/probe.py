@@ -1,0 +1,114 @@
+"""The synthetic patient: a test account walking a real journey through the patient entry point.
+
+It is the third leg of the plan's three-step check and the judge of recovery: the system is back when
+this journey succeeds again (and real patients' error rate agrees).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import requests
+
+TEST_ACCOUNT = "T00001"
+
+
+@dataclass
+class ProbeResult:
+    t: float  # wall start
+    ok: bool
+    ms: float
+    failed_step: str | None = None
+    error: str | None = None
+    status: int | None = None
+    db: str | None = None  # what the app's health check said of its database
+    steps: list[str] = field(default_factory=list)
+
+
+def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0) -> ProbeResult:
+    """Health → login → doctors → consultation → read the reply, as test account T00001."""
+    t0 = time.time()
+    res = ProbeResult(t=t0, ok=False, ms=0.0)
+    headers = {"X-Patient-Id": TEST_ACCOUNT}
+
+    def call(step: str, method: str, path: str, body: dict | None = None) -> dict | None:
+        res.steps.append(step)
+        try:
+            r = session.request(method, base_url + path, json=body, headers=headers, timeout=timeout)
+        except requests.RequestException as e:
+            res.failed_step, res.error = step, f"{e.__class__.__name__}: {str(e)[:160]}"
+            return None
+        res.status = r.status_code
+        try:
+            data = r.json()
+        except ValueError:
+            data = {}
+        if step == "health" and isinstance(data, dict):
+            res.db = data.get("db")
+        if r.status_code >= 400:
+            res.failed_step = step
+            res.error = (data.get("error") if isinstance(data, dict) else None) or f"HTTP {r.status_code}"
+            return None
+        return data if isinstance(data, dict) else {"items": data}
+
+    try:
+        if call("health", "GET", "/health") is None:
+            return res
+        if call("login", "POST", "/api/login", {"patient_id": TEST_ACCOUNT}) is None:
+            return res
+        if call("doctors", "GET", "/api/doctors") is None:
+            return res
+        made = call("consultation", "POST", "/api/consultations",
+                    {"patient_id": TEST_ACCOUNT, "doctor_id": 1, "symptoms": "drill probe",
+                     "write_id": f"probe-{uuid.uuid4()}"})
+        if made is None or call("reply", "GET", f"/api/consultations/{made.get('id')}") is None:
+            return res
+        res.ok = True
+        return res
+    finally:
+        res.ms = round((time.time() - t0) * 1000, 2)
+
+
+class SyntheticPatient(threading.Thread):
+    """Walks the journey every `interval` real seconds; keeps the results and logs them to a file."""
+
+    def __init__(self, base_url: str, log_path: Path, interval: float, timeout: float = 2.0):
+        super().__init__(name="synthetic-patient", daemon=True)
+        self.base_url, self.interval, self.timeout = base_url, interval, timeout
+        self.log_path = Path(log_path)
+        self.results: list[ProbeResult] = []
+        self._lock = threading.Lock()
+        self._stop_evt = threading.Event()
+        self.session = requests.Session()
+
+    def walk_now(self) -> ProbeResult:
+        # a fresh session: the three-step check must not ride on a pooled connection's luck
+        with requests.Session() as s:
+            return walk_journey(self.base_url, s, self.timeout)
+
+    def run(self) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as fh:
+            while not self._stop_evt.is_set():
+                started = time.monotonic()
+                res = walk_journey(self.base_url, self.session, self.timeout)
+                with self._lock:
+                    self.results.append(res)
+                fh.write(json.dumps(asdict(res), ensure_ascii=False) + "\n")
+                fh.flush()
+                self._stop_evt.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def since(self, wall: float) -> list[ProbeResult]:
+        with self._lock:
+            return [r for r in self.results if r.t >= wall]
+
+    def latest(self, n: int = 1) -> list[ProbeResult]:
+        with self._lock:
+            return self.results[-n:]
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.session.close()

@@ -1,0 +1,266 @@
+"""One drill run, as a context manager: entering loads and checks the drill and opens the journal;
+`execute()` brings the stack up and plays the scenario; leaving always reverts every fault, stops the
+load, the monitor and the stack, closes the journal and writes the report — whatever happened.
+
+    with DrillRun("drills/db-crash-failover.yaml", time_scale=60) as run:
+        run.execute()
+    run.card.exit_code  # 0 met, 1 missed, 3 aborted
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+
+from .clock import DrillClock
+from .errors import HarnessError
+from .journal import Journal
+from .load.records import iter_records
+from .load.runner import PatientLoad
+from .monitor.monitor import Monitor
+from .runbook.actions import ActionContext
+from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
+from .stack import backends
+from .stack.base import Stack
+from .validate import load_drill
+
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: the run stops, cleans up and is reported as aborted."""
+
+
+class DrillRun:
+    def __init__(self, drill_path: str | Path, *, out_dir: str | Path | None = None,
+                 time_scale: float | None = None, backend: str = "local",
+                 toxiproxy_url: str | None = None, live: bool = False,
+                 reports_root: str | Path = "reports",
+                 progress: Callable[[str], None] | None = None):
+        # everything that can be wrong with the input is found here, before anything starts
+        self.loaded = load_drill(Path(drill_path))
+        self.drill, self.scenario = self.loaded.drill, self.loaded.scenario
+        self.time_scale = float(time_scale or self.drill.time_scale)
+        if self.time_scale <= 0:
+            raise ValueError("time scale must be positive")
+        self.backend_name = backend
+        self.backend = backends.get(backend)  # unknown backend: InputError, nothing started
+        self.toxiproxy_url, self.live = toxiproxy_url, live
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.run_id = f"{self.drill.name}-{stamp}"
+        self.run_dir = Path(out_dir) if out_dir else Path(reports_root) / self.run_id
+        self.say = progress or (lambda line: None)
+        self.clock = DrillClock(self.time_scale)
+        self.faults = self.loaded.faults
+        self.stack: Stack | None = None
+        self.load: PatientLoad | None = None
+        self.monitor: Monitor | None = None
+        self.engine: RunbookEngine | None = None
+        self.phase = "prepare"
+        self.card = None
+        self.reports: dict[str, Path] = {}
+        self.abort_reason: str | None = None
+
+    # --- context manager ------------------------------------------------------------------------
+    def __enter__(self) -> "DrillRun":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "records").mkdir(exist_ok=True)
+        shutil.copyfile(self.loaded.drill_path, self.run_dir / "drill.yaml")
+        shutil.copyfile(self.loaded.scenario_path, self.run_dir / "scenario.yaml")
+        self.journal = Journal(self.run_dir / "journal.jsonl", self.clock)
+        self.journal.record("run.started", run_id=self.run_id, drill=self.drill.name,
+                            scenario=self.scenario.name, failure_class=self.scenario.failure_class,
+                            time_scale=self.time_scale, backend=self.backend_name,
+                            live=self.live, drill_file=str(self.loaded.drill_path),
+                            config=self.drill.stack.model_dump())
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        # a second Ctrl-C must not cut the cleanup short: it is bounded and it is the point
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        old = [signal.signal(s, signal.SIG_IGN) for s in sigs] if _main_thread() else None
+        try:
+            if exc is not None and self.abort_reason is None:
+                self.abort_reason = ("interrupted (Ctrl-C / SIGTERM)" if exc_type is Interrupted
+                                     or exc_type is KeyboardInterrupt else f"{exc_type.__name__}: {exc}")
+            self._teardown()
+            status = "aborted" if self.abort_reason else "completed"
+            self.journal.record("run.finished", status=status, reason=self.abort_reason)
+            self.journal.close()
+            self._report()
+        finally:
+            if old is not None:
+                for s, handler in zip(sigs, old):
+                    signal.signal(s, handler)
+        # harness errors and interrupts become an aborted run with a report, not a traceback
+        return exc_type is not None and issubclass(exc_type, (HarnessError, Interrupted,
+                                                              KeyboardInterrupt))
+
+    # --- the run --------------------------------------------------------------------------------
+    def execute(self) -> None:
+        self.phase = "bring-up"
+        self.say(f"bringing up the mock hospital ({self.backend_name} backend) in {self.run_dir}")
+        t0 = time.monotonic()
+        self.stack = self.backend.up(self.run_dir, self.drill.stack, self.time_scale,
+                                     toxiproxy_url=self.toxiproxy_url)
+        self.journal.record("stack.up", seconds=round(time.monotonic() - t0, 2),
+                            services=dict(self.stack.addresses), links=dict(self.stack.link_listen))
+        self.say(f"stack up in {time.monotonic() - t0:.1f}s; patients enter at {self.stack.vip_url}")
+
+        self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
+                               self.run_dir, self.scenario.steady_state, self.time_scale,
+                               on_tick=self._tick)
+        ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill)
+        operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
+        self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator)
+        self.journal.subscribe(self.engine.on_event)
+
+        self.phase = "warm-up"
+        lp = self.scenario.load
+        self.load = PatientLoad(self.stack.vip_url, self.run_dir / "records", users=lp.users,
+                                spawn_rate=lp.spawn_rate, workers=lp.workers,
+                                config={"personas": lp.personas, "wait": list(lp.think_time)},
+                                log_dir=self.run_dir / "logs")
+        self.load.start()
+        self.load.wait_started(timeout=30)
+        self.journal.record("load.started", users=lp.users, workers=lp.workers)
+        self.monitor.start()
+        self.clock.start()
+        self.journal.record("scenario.started")
+
+        # steady state: judged over the last part of the warm-up
+        self.clock.sleep_until(self.scenario.warmup)
+        steady = self.monitor.steady_state(since=self.clock.wall_at(self.scenario.warmup / 2))
+        self.journal.record("steady_state", **steady)
+        if not steady["ok"]:
+            self.abort_reason = f"no steady state before the faults: {steady}"
+            raise HarnessError(self.abort_reason)
+
+        self.phase = "incident"
+        self.engine.arm()
+        for fault in sorted(self.faults, key=lambda f: f.spec.at):
+            self.clock.sleep_until(fault.spec.at)
+            wall = time.time()
+            if self.monitor.incident_start is None:
+                self.monitor.begin_incident(wall)
+            detail = fault.inject(self.stack)
+            self.journal.record("fault.injected", wall=wall, fault=fault.id,
+                                fault_type=fault.type_name, target=fault.target, detail=detail)
+            if fault.spec.duration is not None:
+                self._revert_later(fault)
+        self._wait_for_end()
+
+    def _wait_for_end(self) -> None:
+        last_fault = max(f.spec.at for f in self.faults)
+        horizon = self.scenario.max_duration or (
+            last_fault + max((t.within or 0) for t in self.drill.targets if t.measure != "rpo")
+            + self.scenario.observe)
+        while self.clock.drill() < horizon:
+            rec = self.monitor.recovered_at
+            if rec is not None:
+                self.phase = "recovered"
+                if (self.engine.settled()
+                        and self.clock.drill() >= self.clock.drill(rec) + self.scenario.observe):
+                    return
+            time.sleep(0.1)
+        self.journal.record("run.horizon", drill_limit=horizon,
+                            recovered=self.monitor.recovered_at is not None)
+
+    def _revert_later(self, fault) -> None:
+        def revert() -> None:
+            self.clock.sleep_until(fault.spec.at + fault.spec.duration)
+            self._revert(fault)
+        threading.Thread(target=revert, daemon=True, name=f"revert-{fault.id}").start()
+
+    def _revert(self, fault) -> None:
+        if not fault.injected or self.stack is None:
+            return
+        try:
+            detail = fault.revert(self.stack)
+            fault.injected = False
+            self.journal.record("fault.reverted", fault=fault.id, fault_type=fault.type_name,
+                                target=fault.target, detail=detail)
+        except Exception as e:  # keep reverting the others; say loudly what stayed behind
+            self.journal.record("fault.revert_failed", fault=fault.id, error=str(e))
+
+    def _teardown(self) -> None:
+        self.phase = "teardown"
+        steps = [
+            ("runbook", lambda: self.engine and self.engine.stop()),
+            ("faults", lambda: [self._revert(f) for f in self.faults]),
+            ("load", lambda: self.load and self.load.stop()),
+            ("monitor", lambda: self.monitor and self.monitor.stop()),
+            ("rpo", self._measure_rpo),
+            ("stack", lambda: self.stack and self.stack.down()),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except BaseException as e:  # every part gets its turn, whatever the one before did
+                self.journal.record("teardown.error", part=name, error=f"{e.__class__.__name__}: {e}")
+        self.say("stack down; every fault reverted")
+
+    def _measure_rpo(self) -> None:
+        """Lost data = writes acknowledged to patients that the serving primary does not have."""
+        crash = next((e for e in self.journal.events if e["type"] == "fault.injected"
+                      and e.get("fault_type") == "db_crash"), None)
+        if crash is None or self.stack is None:
+            return
+        from .stack.rpo import missing_write_ids
+        acked = {r["write_id"]: r["t"] + r.get("ms", 0) / 1000
+                 for r in iter_records(self.run_dir / "records") if r.get("ok") and r.get("write_id")}
+        primary = self.stack.current_primary()
+        if primary is None:
+            self.journal.record("rpo.measured", mode=self.drill.stack.replication.mode,
+                                acked_writes=len(acked), lost_writes=None,
+                                error="no database primary serving at the end of the run")
+            return
+        lost = missing_write_ids(self.stack.db_dsn(primary), list(acked))
+        lost_before = [acked[w] for w in lost]
+        span = (crash["wall"] - min(lost_before)) * self.time_scale if lost_before else 0.0
+        self.journal.record("rpo.measured", mode=self.drill.stack.replication.mode,
+                            replication_lag=self.drill.stack.replication.lag,
+                            acked_writes=len(acked), lost_writes=len(lost),
+                            lost_sample=sorted(lost)[:20], lost_seconds=round(max(span, 0.0), 3),
+                            crash_wall=crash["wall"], measured_on=primary)
+
+    def _report(self) -> None:
+        from .report.render import summary_line, write_reports
+        from .score.scorecard import score_run
+        try:
+            self.card = score_run(self.run_dir)
+            self.reports = write_reports(self.run_dir, self.card)
+            self.say(summary_line(self.card))
+        except Exception as e:
+            self.say(f"report could not be written: {e.__class__.__name__}: {e}")
+            raise
+
+    # --- progress -------------------------------------------------------------------------------
+    _last_tick = 0.0
+
+    def _tick(self, monitor: Monitor) -> None:
+        now = time.monotonic()
+        if now - self._last_tick < 2.0:
+            return
+        self._last_tick = now
+        snap = monitor.snapshot()
+        done = sum(1 for s in self.engine.states.values() if s.status == "done") if self.engine else 0
+        total = len(self.engine.states) if self.engine else 0
+        self.say(f"T+{_clock(self.clock.drill())} [{self.phase}] patients served "
+                 f"{snap['requests'] - snap['failed']} failing {snap['failed']} "
+                 f"(now {snap['window_error_rate']:.0%}) alerts: {', '.join(snap['alerts']) or '-'}"
+                 f" steps {done}/{total}")
+
+
+def _clock(drill_seconds: float | None) -> str:
+    if drill_seconds is None:
+        return "--:--"
+    m, s = divmod(int(drill_seconds), 60)
+    return f"{m:02d}:{s:02d}"
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

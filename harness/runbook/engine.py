@@ -1,0 +1,153 @@
+"""The runbook engine: starts each step when its trigger holds, runs it, journals the outcome.
+
+Triggers are read from the journal as it is written (alerts raised, steps finished, the level
+declared), so the journal alone explains why each step ran. Steps run in their own threads: the
+technical group's failover does not wait for clinical support's offline reception.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..clock import DrillClock
+from ..journal import Journal
+from ..models import RunbookStep
+from . import actions
+from .actions import ActionContext, ActionFailed
+
+
+class SimulatedOperator:
+    """An automatic run's operator: a manual step is done after its declared (drill) duration."""
+
+    def __init__(self, clock: DrillClock):
+        self.clock = clock
+
+    def perform(self, step: RunbookStep, stop: threading.Event) -> tuple[bool, dict]:
+        assert step.manual is not None
+        if stop.wait(self.clock.real(step.manual.duration)):
+            return False, {"error": "run ended before the step was done"}
+        return True, {"operator": "simulated", "modeled_duration": step.manual.duration}
+
+
+class AckOperator:
+    """A live drill's operator: a person acknowledges the step (`hospital-drill ack RUN_DIR STEP`)."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir) / "acks"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def perform(self, step: RunbookStep, stop: threading.Event) -> tuple[bool, dict]:
+        flag = self.dir / step.id
+        print(f"[manual] {step.id} ({step.group}): {step.manual.instructions or step.title}"
+              f" — acknowledge with: hospital-drill ack {self.dir.parent} {step.id}", flush=True)
+        while not stop.wait(0.5):
+            if flag.exists():
+                return True, {"operator": "person", "ack": flag.read_text().strip()}
+        return False, {"error": "run ended before the step was acknowledged"}
+
+
+@dataclass
+class StepState:
+    step: RunbookStep
+    status: str = "pending"  # pending | running | done | failed | skipped
+    triggered_wall: float | None = None
+
+
+class RunbookEngine:
+    def __init__(self, steps: list[RunbookStep], ctx: ActionContext, journal: Journal, operator):
+        self.ctx, self.journal, self.operator = ctx, journal, operator
+        self.states = {s.id: StepState(s) for s in steps}
+        self.params = {s.id: actions.validate(s.action, s.with_) for s in steps if s.action}
+        self._alerts: set[str] = set()
+        self._level: int | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.armed = False  # triggers count only once the incident timeline has begun
+
+    def arm(self) -> None:
+        with self._lock:
+            self.armed = True
+        self._start_ready()
+
+    def on_event(self, event: dict) -> None:
+        """Journal listener: update what triggers can see, then start whatever became ready."""
+        kind = event.get("type")
+        with self._lock:
+            if kind == "alert.raised" and self.armed:
+                self._alerts.add(event["alert"])
+            elif kind == "level.declared":
+                self._level = event["level"]
+            elif kind == "step.finished":
+                st = self.states.get(event["step"])
+                if st:
+                    st.status = "done" if event.get("ok") else "failed"
+            else:
+                return
+        self._start_ready()
+
+    def _ready(self, st: StepState) -> bool:
+        on = st.step.when
+        if on.alert and not (self._alerts if on.alert == "any" else on.alert in self._alerts):
+            return False
+        if on.after and self.states[on.after].status != "done":
+            return False
+        if on.level and self._level not in on.level:
+            return False
+        return True
+
+    def _start_ready(self) -> None:
+        with self._lock:
+            if not self.armed or self._stop.is_set():
+                return
+            ready = [st for st in self.states.values() if st.status == "pending" and self._ready(st)]
+            for st in ready:
+                st.status, st.triggered_wall = "running", time.time()
+        for st in ready:
+            t = threading.Thread(target=self._run, args=(st,), name=f"step-{st.step.id}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _run(self, st: StepState) -> None:
+        step = st.step
+        self.journal.record("step.started", step=step.id, group=step.group, kind=step.kind,
+                            action=step.action, title=step.title, deadline=step.deadline)
+        t0 = time.time()
+        try:
+            if step.manual:
+                ok, detail = self.operator.perform(step, self._stop)
+            else:
+                ok, detail = True, actions.ACTIONS[step.action].run(self.ctx, self.params[step.id])
+        except ActionFailed as e:
+            ok, detail = False, {"error": str(e)}
+        except Exception as e:  # a harness bug in one step must not take the drill down with it
+            ok, detail = False, {"error": f"harness error: {e.__class__.__name__}: {e}"}
+        self.journal.record("step.finished", step=step.id, group=step.group, kind=step.kind,
+                            action=step.action, ok=ok, detail=detail,
+                            real_seconds=round(time.time() - t0, 3))
+
+    # --- for the run ----------------------------------------------------------------------------
+    def busy(self) -> bool:
+        with self._lock:
+            return any(st.status == "running" for st in self.states.values())
+
+    def settled(self) -> bool:
+        """Nothing running and nothing pending that could still start now."""
+        with self._lock:
+            return not any(st.status == "running" or (st.status == "pending" and self._ready(st))
+                           for st in self.states.values())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            pending = [st for st in self.states.values() if st.status == "pending"]
+            for st in pending:
+                st.status = "skipped"
+        for st in pending:
+            self.journal.record("step.skipped", step=st.step.id, group=st.step.group,
+                                reason="its trigger never held")

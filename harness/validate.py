@@ -1,0 +1,66 @@
+"""Load a drill with its scenario and check everything that can be checked before a run starts:
+schema, fault types and their parameters, runbook actions and the services they name."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InputError
+from .faults import base as faults
+from .loader import Document
+from .models import Drill, Scenario
+from .runbook import actions
+
+
+@dataclass
+class LoadedDrill:
+    drill: Drill
+    scenario: Scenario
+    drill_path: Path
+    scenario_path: Path
+    faults: list[faults.Fault]
+
+
+def load_scenario(path: Path) -> tuple[Scenario, list[faults.Fault]]:
+    doc = Document(path)
+    scenario = doc.parse(Scenario)
+    built = []
+    for i, spec in enumerate(scenario.faults):
+        try:
+            built.append(faults.build(spec))
+        except ValueError as e:
+            field, _, why = str(e).partition(": ")
+            raise doc.error(why, ("faults", i, *field.split("."))) from None
+    return scenario, built
+
+
+def load_drill(path: Path) -> LoadedDrill:
+    doc = Document(path)
+    drill = doc.parse(Drill)
+    for i, step in enumerate(drill.runbook):
+        if step.action:
+            try:
+                actions.validate(step.action, step.with_)
+            except ValueError as e:
+                field, _, why = str(e).partition(": ")
+                raise doc.error(why, ("runbook", i, *field.split("."))) from None
+    scenario_path = (Path(path).parent / drill.scenario)
+    if not scenario_path.exists():
+        raise doc.error(f"scenario file {drill.scenario!r} not found (looked at {scenario_path})",
+                        ("scenario",))
+    scenario, built = load_scenario(scenario_path)
+    return LoadedDrill(drill, scenario, Path(path), scenario_path, built)
+
+
+def validate_file(path: Path) -> str:
+    """Validate a drill or scenario file (told apart by its keys); a one-line description."""
+    doc = Document(path)
+    if "runbook" in doc.data or "targets" in doc.data:
+        loaded = load_drill(path)
+        return (f"drill {loaded.drill.name}: {len(loaded.drill.runbook)} steps, "
+                f"{len(loaded.drill.targets)} targets, scenario {loaded.scenario.name}")
+    if "faults" in doc.data:
+        scenario, built = load_scenario(path)
+        return f"scenario {scenario.name} ({scenario.failure_class}): {len(built)} fault(s)"
+    raise InputError("neither a drill (runbook, targets) nor a scenario (faults)", file=str(path),
+                     line=1)

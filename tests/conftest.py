@@ -1,0 +1,21 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture
+def drill_copy(tmp_path):
+    """A writable copy of the default drill and its scenario, for tests that break them."""
+    (tmp_path / "drills").mkdir()
+    (tmp_path / "scenarios").mkdir()
+    shutil.copy(ROOT / "drills" / "db-crash-failover.yaml", tmp_path / "drills")
+    shutil.copy(ROOT / "scenarios" / "db-crash.yaml", tmp_path / "scenarios")
+    return tmp_path / "drills" / "db-crash-failover.yaml"

@@ -1,0 +1,295 @@
+"""The local backend: the whole mock hospital as processes on 127.0.0.1.
+
+Bring-up order (each part needs the addresses of the one before):
+  1. the Toxiproxy API (ours, or the user's) and every link, listening, upstream not yet known;
+  2. the PostgreSQL primary, copied from a cached, already-seeded template (initdb + seed once);
+  3. in parallel: our HTTP services, and the DR standbys base-backed-up through their links;
+  4. links pointed at what they lead to; replication mode and lag applied; wait for the entry point.
+A failure anywhere tears down whatever had started, and says which part failed and why.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from ..errors import HarnessError
+from ..models import StackConfig
+from ..netfault.client import Links
+from . import postgres as pg
+from . import topology
+from .base import Stack
+from .process import Supervisor, kill_recorded, log_tail
+
+HOST = "127.0.0.1"
+PLACEHOLDER = "127.0.0.1:9"  # discard port: a link whose upstream is not up yet refuses cleanly
+SCHEMA = Path(__file__).with_name("schema.sql")
+
+
+class LocalStack(Stack):
+    backend = "local"
+
+    def __init__(self, run_dir: Path, config: StackConfig, time_scale: float):
+        super().__init__(run_dir, config, time_scale)
+        self.sup = Supervisor(run_dir)
+        self.pg: dict[str, pg.PgNode] = {}
+        self.own_toxiproxy = False
+        self.state_dir = pg.data_root(run_dir)
+
+    # --- primitives -----------------------------------------------------------------------------
+    def _kill_db(self, name: str) -> dict[str, Any]:
+        return self.pg[name].crash()
+
+    def _promote_db(self, name: str) -> None:
+        self.pg[name].promote(timeout=30)
+
+    def _start_db(self, name: str) -> None:
+        self.pg[name].start(timeout=30)
+
+    def down(self) -> None:
+        """Stop everything this stack started; safe to call twice and after a partial bring-up."""
+        errors = []
+        if not self.own_toxiproxy and getattr(self, "links", None) is not None:
+            for name in topology.LINKS:  # a user's Toxiproxy keeps running: remove only our links
+                try:
+                    self.links.delete(name)
+                except Exception as e:
+                    errors.append(f"link {name}: {e}")
+        for node in self.pg.values():
+            try:
+                node.stop(timeout=5)
+            except Exception as e:
+                errors.append(f"{node.name}: {e}")
+        self.sup.stop_all()
+        pg.kill_leftovers(self.run_dir)
+        self._keep_db_logs()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        pg_link = self.run_dir / "pg"
+        if pg_link.is_symlink():
+            pg_link.unlink()
+        self.pg.clear()
+        if errors:
+            raise HarnessError("teardown: " + "; ".join(errors))
+
+    def _keep_db_logs(self) -> None:
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for log in Path(self.state_dir).glob("*.log"):
+            shutil.copyfile(log, logs / f"{log.stem}.log")
+
+
+# --- bring-up --------------------------------------------------------------------------------------
+
+def up(run_dir: Path, config: StackConfig, time_scale: float, *, toxiproxy_url: str | None = None,
+       detach: bool = False) -> LocalStack:
+    """A running local stack. `detach` is for `hospital-drill up`: processes outlive this one."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(run_dir, config, time_scale)
+    try:
+        _bring_up(stack, toxiproxy_url)
+    except BaseException:
+        try:
+            stack.down()
+        except Exception:
+            pass
+        raise
+    return stack
+
+
+def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
+    cfg_dir = stack.run_dir / "config"
+    cfg_dir.mkdir(exist_ok=True)
+
+    # 1. links
+    if toxiproxy_url:
+        stack.links = Links(toxiproxy_url)
+        try:
+            stack.links.wait_ready(5)
+        except Exception as e:
+            raise HarnessError(f"--toxiproxy {toxiproxy_url}: not reachable ({e})") from None
+    else:
+        ready = cfg_dir / "toxiproxy.ready"
+        m = stack.sup.start_python("toxiproxy", "harness.netfault.server", "--host", HOST,
+                                   "--port", "0", "--ready-file", str(ready))
+        info = stack.sup.wait_ready(m, ready)
+        stack.links = Links(f"http://{HOST}:{info['port']}")
+        stack.own_toxiproxy = True
+    for name in topology.LINKS:
+        stack.link_listen[name] = stack.links.ensure_proxy(name, PLACEHOLDER)
+
+    # 2. primary database
+    template = _seeded_template()
+    primary = _node_from_template(template, stack.state_dir / "pg-primary", "pg-primary")
+    primary.start(timeout=30)
+    stack.pg["pg-primary"] = primary
+    stack.sup.adopt("pg-primary", primary.proc, primary.log_path)
+    stack.addresses["pg-primary"] = f"{HOST}:{primary.port}"
+    stack.db_roles["pg-primary"] = "primary"
+    for link in ("db", "repl-samecity", "repl-remote"):
+        stack.links.repoint(link, stack.addresses["pg-primary"])
+
+    # 3. services and standbys, side by side
+    standbys = ["pg-samecity"] + (["pg-remote"] if stack.config.remote_dr else [])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = {name: pool.submit(_standby, stack, name) for name in standbys}
+        services = _start_services(stack, cfg_dir)
+        for name, fut in pending.items():
+            node = fut.result()
+            stack.pg[name] = node
+            stack.sup.adopt(name, node.proc, node.log_path)
+            stack.addresses[name] = f"{HOST}:{node.port}"
+            stack.db_roles[name] = "standby"
+        for name, (m, ready) in services.items():
+            info = stack.sup.wait_ready(m, ready)
+            stack.addresses[name] = f"{HOST}:{info['port']}"
+
+    # 4. point the links, set replication as configured, wait for the entry point
+    wiring = {"app-vip": "app-primary", "egress-primary": "egress-gw", "egress-backup": "egress-gw",
+              "insurance-primary": "insurance-primary", "insurance-backup": "insurance-backup",
+              "payment": "payment", "notify": "notification"}
+    for link, node in wiring.items():
+        stack.links.repoint(link, stack.addresses[node])
+    if stack.config.insurance_backup_address:
+        # the hospital's own configuration, typo and all
+        stack.links.repoint("insurance-backup", stack.config.insurance_backup_address)
+    _apply_replication(stack, primary)
+    _wait_entry(stack)
+
+
+def _seeded_template() -> Path:
+    """A stopped, seeded primary data directory, built once per server version and schema."""
+    bins = pg.PgBinaries.locate()
+    key = hashlib.sha1(SCHEMA.read_bytes() + str(bins.bin_dir).encode()).hexdigest()[:12]
+    root = pg.CACHE_ROOT / "templates"
+    final = root / key
+    if (final / "data" / "PG_VERSION").exists():
+        return final / "data"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    tmp = root / f".{key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    os.chmod(tmp, 0o755)
+    node = pg.PgNode.init_primary(tmp / "data", pg.free_port(), name="template", bins=bins)
+    try:
+        node.start(timeout=60)
+        node.create_database("hospital")
+        with node.connect("hospital") as conn:
+            conn.execute(SCHEMA.read_text(encoding="utf-8"))
+        node.stop(timeout=30)
+    except BaseException:
+        node.stop(timeout=5)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.rename(tmp, final)  # atomic: a concurrent run sees the whole template or none
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another run won the race; use theirs
+    return final / "data"
+
+
+def _node_from_template(template: Path, datadir: Path, name: str) -> pg.PgNode:
+    node = pg.PgNode(datadir, pg.free_port(), name=name)
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    # cp -a keeps ownership and modes and is several times faster than copytree here
+    subprocess.run(["cp", "-a", str(template), str(datadir)], check=True)
+    (datadir / "postmaster.pid").unlink(missing_ok=True)
+    node.bins.own(node.socket_dir, 0o700)
+    node._make_node(primary_conninfo=None)
+    return node
+
+
+def _standby(stack: LocalStack, name: str) -> pg.PgNode:
+    host, port = stack.link_listen[topology.STANDBY_LINK[name]].rsplit(":", 1)
+    return pg.PgNode.create_standby(host, int(port), stack.state_dir / name, pg.free_port(),
+                                    app_name=name, name=name, timeout=60)
+
+
+def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Path]]:
+    """Launch every HTTP service of ours (not waiting); name → (process, ready file)."""
+    def link_url(link: str) -> str:
+        return f"http://{stack.link_listen[link]}"
+
+    db_host, db_port = stack.link_listen["db"].rsplit(":", 1)
+    configs: dict[str, tuple[str, dict]] = {}
+    for app in topology.APP_NODES:
+        configs[app.name] = ("harness.stack.services.app", {
+            "name": app.name,
+            "db": {"host": db_host, "port": int(db_port), "dbname": "hospital", "user": pg.SUPERUSER},
+            "egress": {"primary": link_url("egress-primary"), "backup": link_url("egress-backup")},
+            "routes": {"egress": "primary", "insurance": "primary"},
+            "timeouts": {"db_connect_s": 1, "statement_s": 3, "third_party_s": 2},
+        })
+    for tp in topology.THIRD_PARTIES:
+        configs[tp.name] = ("harness.stack.services.thirdparty", {"name": tp.name, "kind": tp.role})
+    configs["egress-gw"] = ("harness.stack.services.egress", {
+        "name": "egress-gw", "timeout_s": 2,
+        "routes": {"insurance-primary": link_url("insurance-primary"),
+                   "insurance-backup": link_url("insurance-backup"),
+                   "payment": link_url("payment"), "notification": link_url("notify")},
+    })
+    started = {}
+    for name, (module, cfg) in configs.items():
+        ready = cfg_dir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        cfg.update(host=HOST, port=0, ready_file=str(ready),
+                   log_file=str(stack.run_dir / "logs" / f"{name}.service.log"))
+        path = cfg_dir / f"{name}.json"
+        path.write_text(json.dumps(cfg, indent=2))
+        started[name] = (stack.sup.start_python(name, module, "--config", str(path)), ready)
+    return started
+
+
+def _apply_replication(stack: LocalStack, primary: pg.PgNode) -> None:
+    rep = stack.config.replication
+    for name in stack.pg:
+        if name != "pg-primary":
+            pg.wait_streaming(stack.pg[name], timeout=15)
+    if rep.lag > 0:
+        # the lag knob is drill time; the link delays what it carries by that much real time
+        base_ms = rep.lag / stack.time_scale * 1000
+        for name, factor in (("repl-samecity", 1), ("repl-remote", 2)):
+            stack.links.add_toxic(name, "latency", {"latency": int(base_ms * factor), "jitter": 0},
+                                  stream="downstream", name="replication-lag")
+    pg.set_sync(primary, ["pg-samecity"] if rep.mode == "sync" else None)
+
+
+def _wait_entry(stack: LocalStack, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(stack.vip_url + "/health", timeout=1)
+            if r.status_code == 200:
+                return
+            last = f"HTTP {r.status_code} {r.text[:200]}"
+        except requests.RequestException as e:
+            last = e.__class__.__name__
+        time.sleep(0.05)
+    raise HarnessError(f"patient entry point {stack.vip_url} not healthy after {timeout:.0f}s: {last}\n"
+                       f"{log_tail(stack.run_dir / 'logs' / 'app-primary.log')}")
+
+
+def tear_down_dir(run_dir: Path) -> list[str]:
+    """`hospital-drill down`: stop whatever a stack or run directory left running, remove its data."""
+    run_dir = Path(run_dir)
+    stopped = kill_recorded(run_dir)
+    stopped += [f"postgres pid {p}" for p in pg.kill_leftovers(run_dir)]
+    pg_link = run_dir / "pg"
+    if pg_link.is_symlink():
+        shutil.rmtree(pg_link.resolve(), ignore_errors=True)
+        pg_link.unlink()
+    elif pg_link.is_dir():
+        shutil.rmtree(pg_link, ignore_errors=True)
+    for f in ("state.json", "pids.json"):
+        (run_dir / f).unlink(missing_ok=True)
+    return stopped

@@ -1,0 +1,462 @@
+"""Patient personas for the internet hospital, as Locust users.
+
+Every user is one patient (``X-Patient-Id``) walking one journey of the patient API in a loop:
+
+=============  ==============================================================================
+persona        journey (each step must succeed before the next one runs)
+=============  ==============================================================================
+followup       login -> doctors -> follow-up appointment (复诊) -> read the notice banner
+consultation   login -> submit a consultation (问诊) -> read the doctor's reply
+prescription   login -> consultation -> prescription (开药)
+exam           login -> exam booking (检查预约)
+payment        login -> payment with insurance (医保 + 支付)
+=============  ==============================================================================
+
+A failed step ends that iteration of the journey: a patient whose login fails does not go on to book.
+Every write carries a fresh ``write_id`` (uuid4), the idempotency key the app stores with the row.
+
+Configuration comes from the environment, read once at import:
+
+``HD_LOAD_CONFIG``
+    JSON object, every key optional::
+
+        {"personas": {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1},
+         "wait": [0.5, 1.5],          # think time between journeys, seconds (or one number)
+         "patient_offset": 0,         # the first patient is P{offset + 1:05d}
+         "patient_count": 5000,       # size of the patient id range
+         "workers": 1,                # number of Locust workers (interleaves the id range)
+         "request_timeout_s": 3,      # connect and read timeout of every request
+         "departments": [],           # values for ?department= of the doctors list ([] = none)
+         "insurance_share": 1.0,      # share of payments that claim insurance
+         "stages": [[60, 10, 5]]}     # used by shapes.py only
+
+    A persona missing from ``personas`` is not run; an unknown persona or key fails at import.
+``HD_RECORDS_DIR``
+    Directory for the request records (one JSON line per request, docs/internals.md). Each Locust
+    process that runs users writes ``<process>.jsonl`` (``local`` or ``worker-<pid>``); a master
+    writes nothing. Unset: no records.
+
+Patient ids are distinct across users and workers: user n (0, 1, ... in spawn order) of worker w
+(0 for a local run) is patient ``offset + 1 + n * workers + w``.
+
+This file is loaded by Locust (gevent monkey-patched): it imports nothing from the harness.
+"""
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import itertools
+import json
+import logging
+import os
+import random
+import time
+import uuid
+
+import gevent
+from locust import FastHttpUser, between, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
+
+log = logging.getLogger("hospital.load")
+
+PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
+DEFAULT_WEIGHTS = {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1}
+CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "workers", "request_timeout_s",
+               "departments", "insurance_share", "stages"}
+FLUSH_INTERVAL_S = 0.25
+MAX_BUFFERED = 2000
+
+
+class LoadConfigError(ValueError):
+    """HD_LOAD_CONFIG is not usable; Locust stops at import with this message."""
+
+
+def load_config(raw: str | None) -> dict:
+    """Parse and check HD_LOAD_CONFIG; defaults filled in. Raises LoadConfigError."""
+    try:
+        cfg = json.loads(raw) if raw and raw.strip() else {}
+    except ValueError as exc:
+        raise LoadConfigError(f"HD_LOAD_CONFIG is not valid JSON: {exc}") from None
+    if not isinstance(cfg, dict):
+        raise LoadConfigError("HD_LOAD_CONFIG must be a JSON object")
+    unknown = set(cfg) - CONFIG_KEYS
+    if unknown:
+        raise LoadConfigError(f"HD_LOAD_CONFIG: unknown key(s) {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
+
+    personas = cfg.get("personas", DEFAULT_WEIGHTS)
+    if not isinstance(personas, dict):
+        raise LoadConfigError("HD_LOAD_CONFIG.personas must be an object of persona -> weight")
+    unknown = set(personas) - set(PERSONAS)
+    if unknown:
+        raise LoadConfigError(f"HD_LOAD_CONFIG.personas: unknown persona(s) {sorted(unknown)}; "
+                              f"known: {list(PERSONAS)}")
+    for name, weight in personas.items():
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+            raise LoadConfigError(f"HD_LOAD_CONFIG.personas.{name}: weight must be an integer >= 0")
+    if not any(personas.values()):
+        raise LoadConfigError("HD_LOAD_CONFIG.personas: no persona has a weight above 0")
+
+    wait = cfg.get("wait", [0.5, 1.5])
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool):
+        wait = [wait, wait]
+    if (not isinstance(wait, list) or len(wait) != 2
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in wait)
+            or wait[0] > wait[1]):
+        raise LoadConfigError("HD_LOAD_CONFIG.wait must be [min, max] seconds (0 <= min <= max) or a number")
+
+    def number(key, default, minimum, kind=(int, float)):
+        value = cfg.get(key, default)
+        if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
+            raise LoadConfigError(f"HD_LOAD_CONFIG.{key} must be a number >= {minimum}")
+        return value
+
+    timeout = number("request_timeout_s", 3, 0.01)
+    share = number("insurance_share", 1.0, 0)
+    if share > 1:
+        raise LoadConfigError("HD_LOAD_CONFIG.insurance_share must be between 0 and 1")
+    departments = cfg.get("departments", [])
+    if not isinstance(departments, list):
+        raise LoadConfigError("HD_LOAD_CONFIG.departments must be a list")
+    return {
+        "personas": {name: int(personas.get(name, 0)) for name in PERSONAS},
+        "wait": [float(wait[0]), float(wait[1])],
+        "patient_offset": number("patient_offset", 0, 0, int),
+        "patient_count": number("patient_count", 5000, 1, int),
+        "workers": number("workers", 1, 1, int),
+        "request_timeout_s": float(timeout),
+        "departments": departments,
+        "insurance_share": float(share),
+        "stages": cfg.get("stages"),
+    }
+
+
+CONFIG = load_config(os.environ.get("HD_LOAD_CONFIG"))
+
+
+# --- request records ------------------------------------------------------------------------------
+
+class RecordWriter:
+    """Buffers request records in memory and appends them to one JSON Lines file.
+
+    Lines are only ever written whole (one ``write`` per batch of complete lines), so a reader that
+    tails the file sees at most a partial last line while a batch is being written.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._fh = open(path, "ab", buffering=0)
+        self._lines: list[str] = []
+        self.written = 0
+
+    def add(self, record: dict) -> None:
+        self._lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+        if len(self._lines) >= MAX_BUFFERED:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lines or self._fh is None:
+            return
+        lines, self._lines = self._lines, []
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        view = memoryview(data)
+        while view:
+            n = self._fh.write(view)
+            view = view[n:]
+        self.written += len(lines)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self.flush()
+            self._fh.close()
+            self._fh = None
+
+
+_writer: RecordWriter | None = None
+
+
+def _process_name(runner) -> str:
+    if isinstance(runner, WorkerRunner):
+        return f"worker-{os.getpid()}"
+    return "local"
+
+
+def _flush_loop(writer: RecordWriter) -> None:
+    while True:
+        gevent.sleep(FLUSH_INTERVAL_S)
+        try:
+            writer.flush()
+        except Exception:  # a full disk must not kill the load; say so and keep going
+            log.exception("writing request records to %s failed", writer.path)
+
+
+def _close_writer(**_kwargs) -> None:
+    if _writer is not None:
+        _writer.close()
+
+
+def _flush_writer(**_kwargs) -> None:
+    if _writer is not None:
+        _writer.flush()
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    global _writer
+    records_dir = os.environ.get("HD_RECORDS_DIR")
+    if isinstance(environment.runner, MasterRunner):
+        return
+    if not records_dir:
+        log.warning("HD_RECORDS_DIR is not set: no request records are written")
+        return
+    _writer = RecordWriter(os.path.join(records_dir, _process_name(environment.runner) + ".jsonl"))
+    gevent.spawn(_flush_loop, _writer)
+    events.test_stop.add_listener(_flush_writer)
+    events.quitting.add_listener(_flush_writer)
+    events.quit.add_listener(_close_writer)  # after the users are stopped: their last records too
+    atexit.register(_close_writer)
+
+
+@events.request.add_listener
+def _on_request(request_type, name, response_time, response=None, context=None, exception=None,
+                start_time=None, **_kwargs) -> None:
+    if _writer is None:
+        return
+    context = context or {}
+    status = getattr(response, "status_code", None) or None
+    error = None
+    if exception is not None:
+        error = str(exception) or type(exception).__name__
+        if len(error) > 300:
+            error = error[:300] + "..."
+    _writer.add({
+        "t": round(start_time if start_time is not None else time.time(), 6),
+        "ms": round(float(response_time or 0.0), 3),
+        "patient": context.get("patient"),
+        "persona": context.get("persona"),
+        "journey": context.get("journey"),
+        "name": f"{request_type} {name}",
+        "ok": exception is None,
+        "status": status,
+        "error": error,
+        "write_id": context.get("write_id"),
+    })
+
+
+# --- patients -------------------------------------------------------------------------------------
+
+_patient_counter = itertools.count()
+_range_warned = False
+_doctor_ids: list = []
+
+
+def next_patient_id(runner) -> str:
+    """The next patient of this process; distinct across users and (interleaved) across workers."""
+    global _range_warned
+    n = next(_patient_counter)
+    worker = runner.worker_index if isinstance(runner, WorkerRunner) else 0
+    workers = CONFIG["workers"]
+    if worker >= workers and not _range_warned:
+        log.warning("worker index %s >= configured workers %s: patient ids may repeat", worker, workers)
+        _range_warned = True
+    k = n * workers + worker
+    if k >= CONFIG["patient_count"]:
+        if not _range_warned:
+            log.warning("more users than patients (%s): patient ids repeat", CONFIG["patient_count"])
+            _range_warned = True
+        k %= CONFIG["patient_count"]
+    return f"P{CONFIG['patient_offset'] + 1 + k:05d}"
+
+
+def _error_text(resp) -> str:
+    try:
+        body = resp.json()
+        if isinstance(body, dict) and body.get("error"):
+            return str(body["error"])[:200]
+    except Exception:
+        pass
+    text = (resp.text or "")[:200] if getattr(resp, "content", None) else ""
+    return text.strip()
+
+
+class Patient(FastHttpUser):
+    """One patient; subclasses are the personas, each with one journey."""
+
+    abstract = True
+    persona = ""
+    network_timeout = CONFIG["request_timeout_s"]
+    connection_timeout = CONFIG["request_timeout_s"]
+    wait_time = between(*CONFIG["wait"]) if CONFIG["wait"][0] != CONFIG["wait"][1] else constant(CONFIG["wait"][0])
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        self.patient_id = next_patient_id(environment.runner)
+        self.token: str | None = None
+
+    def context(self) -> dict:
+        return {"patient": self.patient_id, "persona": self.persona}
+
+    def call(self, method: str, path: str, *, name: str | None = None, body: dict | None = None,
+             write: bool = False, expect: str | None = None, expect_list: bool = False):
+        """Make one request of the journey; return the decoded body, or None when the step failed.
+
+        ``ok`` for the patient is a 2xx with a well-formed body: JSON, an object (or a list when
+        ``expect_list``) holding ``expect`` when given. Writes get a fresh ``write_id``.
+        """
+        context = {"journey": self.persona, "write_id": None}
+        if write:
+            body = dict(body or {}, write_id=str(uuid.uuid4()))
+            context["write_id"] = body["write_id"]
+        headers = {"X-Patient-Id": self.patient_id}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        with self.client.request(method, path, name=name or path, json=body, headers=headers,
+                                 context=context, catch_response=True) as resp:
+            status = resp.status_code
+            if not status:
+                err = getattr(resp, "error", None)
+                resp.failure(f"{type(err).__name__}: {err}" if err is not None else "no response")
+                return None
+            if not 200 <= status < 300:
+                detail = _error_text(resp)
+                resp.failure(f"HTTP {status}" + (f": {detail}" if detail else ""))
+                return None
+            try:
+                data = resp.json()
+            except Exception:
+                resp.failure(f"HTTP {status}: body is not JSON")
+                return None
+            if expect_list:
+                if not isinstance(data, list):
+                    resp.failure(f"HTTP {status}: expected a JSON list")
+                    return None
+            elif not isinstance(data, dict) or (expect is not None and expect not in data):
+                resp.failure(f"HTTP {status}: body lacks {expect!r}" if expect else
+                             f"HTTP {status}: expected a JSON object")
+                return None
+            resp.success()
+            return data
+
+    # steps shared by the journeys
+
+    def login(self) -> bool:
+        data = self.call("POST", "/api/login", body={"patient_id": self.patient_id}, expect="token")
+        if data is None:
+            return False
+        self.token = str(data["token"])
+        return True
+
+    def doctors(self) -> list | None:
+        path = "/api/doctors"
+        if CONFIG["departments"]:
+            path += f"?department={random.choice(CONFIG['departments'])}"
+        data = self.call("GET", path, name="/api/doctors", expect_list=True)
+        if data is None:
+            return None
+        ids = [d.get("id", d.get("doctor_id")) if isinstance(d, dict) else d for d in data]
+        ids = [i for i in ids if i is not None]
+        if ids and not _doctor_ids:
+            _doctor_ids.extend(ids)
+        return ids
+
+    def a_doctor(self):
+        """A doctor to see: from the list this process has already read, else read it now."""
+        if _doctor_ids:
+            return random.choice(_doctor_ids)
+        ids = self.doctors()
+        return random.choice(ids) if ids else None
+
+    def consult(self) -> dict | None:
+        doctor = self.a_doctor()
+        if doctor is None:
+            return None
+        return self.call("POST", "/api/consultations", write=True, expect="id", body={
+            "patient_id": self.patient_id, "doctor_id": doctor,
+            "symptoms": random.choice(SYMPTOMS)})
+
+
+SYMPTOMS = ["cough for three days", "fever 38.5", "follow-up on blood pressure", "skin rash",
+            "headache and dizziness", "stomach ache after meals", "sore throat"]
+DRUGS = ["amoxicillin 500mg", "amlodipine 5mg", "metformin 500mg", "ibuprofen 200mg", "loratadine 10mg"]
+EXAMS = ["blood test", "chest x-ray", "abdominal ultrasound", "ECG", "CT head"]
+
+
+class FollowUpPatient(Patient):
+    persona = "followup"
+
+    @task
+    def journey(self) -> None:
+        if not self.login():
+            return
+        ids = self.doctors()
+        if not ids:
+            return
+        if self.call("POST", "/api/appointments", write=True, expect="id", body={
+                "patient_id": self.patient_id, "doctor_id": random.choice(ids), "kind": "followup"}) is None:
+            return
+        self.call("GET", "/api/notice", expect="notice")
+
+
+class ConsultationPatient(Patient):
+    persona = "consultation"
+
+    @task
+    def journey(self) -> None:
+        if not self.login():
+            return
+        consultation = self.consult()
+        if consultation is None:
+            return
+        self.call("GET", f"/api/consultations/{consultation['id']}", name="/api/consultations/{id}",
+                  expect="id")
+
+
+class PrescriptionPatient(Patient):
+    persona = "prescription"
+
+    @task
+    def journey(self) -> None:
+        if not self.login():
+            return
+        consultation = self.consult()
+        if consultation is None:
+            return
+        self.call("POST", "/api/prescriptions", write=True, body={
+            "patient_id": self.patient_id, "consultation_id": consultation["id"],
+            "drug": random.choice(DRUGS)})
+
+
+class ExamPatient(Patient):
+    persona = "exam"
+
+    @task
+    def journey(self) -> None:
+        if not self.login():
+            return
+        day = _dt.date.today() + _dt.timedelta(days=random.randint(1, 14))
+        slot = f"{day.isoformat()}T{random.choice(['08:30', '09:30', '10:30', '14:00', '15:30'])}:00"
+        self.call("POST", "/api/exam-bookings", write=True, body={
+            "patient_id": self.patient_id, "exam": random.choice(EXAMS), "slot": slot})
+
+
+class PaymentPatient(Patient):
+    persona = "payment"
+
+    @task
+    def journey(self) -> None:
+        if not self.login():
+            return
+        self.call("POST", "/api/payments", write=True, body={
+            "patient_id": self.patient_id, "amount": round(random.uniform(20, 600), 2),
+            "insurance": random.random() < CONFIG["insurance_share"]})
+
+
+PERSONA_CLASSES = {cls.persona: cls for cls in
+                   (FollowUpPatient, ConsultationPatient, PrescriptionPatient, ExamPatient, PaymentPatient)}
+assert tuple(PERSONA_CLASSES) == PERSONAS
+
+for _name, _cls in PERSONA_CLASSES.items():
+    _cls.weight = max(CONFIG["personas"][_name], 1)
+    # a persona without weight is left out of the run (Locust skips abstract user classes)
+    _cls.abstract = CONFIG["personas"][_name] == 0
+del _name, _cls  # Locust collects user classes from the module namespace: no aliases

@@ -1,0 +1,278 @@
+"""Start and stop the patient load: Locust as subprocesses, local or distributed (master + workers).
+
+The harness side never imports locust (it monkey-patches with gevent); it runs the ``locust`` CLI::
+
+    with PatientLoad("http://127.0.0.1:8080", run_dir / "records", users=50, spawn_rate=10,
+                     config={"personas": {"followup": 3, "payment": 1}}, workers=2,
+                     log_dir=run_dir / "logs") as load:
+        load.wait_started(timeout=30)
+        ...                                   # records flow into run_dir/records/*.jsonl
+    # on exit: SIGTERM (Locust flushes its records and quits), then SIGKILL of what is left
+
+The locustfile gets its configuration from the environment: ``HD_LOAD_CONFIG`` (JSON; see
+``locustfile.py``) and ``HD_RECORDS_DIR``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import HarnessError, InputError
+
+LOAD_DIR = Path(__file__).resolve().parent
+LOCUSTFILE = LOAD_DIR / "locustfile.py"
+SHAPESFILE = LOAD_DIR / "shapes.py"
+
+# kept in step with locustfile.py (which cannot import the harness)
+PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
+CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "request_timeout_s",
+               "departments", "insurance_share", "stages"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _records_size(records_dir: Path) -> dict[str, int]:
+    sizes = {}
+    try:
+        for entry in os.scandir(records_dir):
+            if entry.name.endswith(".jsonl"):
+                sizes[entry.name] = entry.stat().st_size
+    except OSError:
+        pass
+    return sizes
+
+
+def check_config(config: dict) -> None:
+    """The checks the locustfile makes too, done early so a bad drill fails before anything starts."""
+    if not isinstance(config, dict):
+        raise InputError("load config must be a mapping")
+    unknown = set(config) - CONFIG_KEYS
+    if unknown:
+        raise InputError(f"unknown load option(s) {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}",
+                         field="load")
+    personas = config.get("personas")
+    if personas is not None:
+        if not isinstance(personas, dict):
+            raise InputError("must map persona names to weights", field="load.personas")
+        unknown = set(personas) - set(PERSONAS)
+        if unknown:
+            raise InputError(f"unknown persona(s) {sorted(unknown)}; known: {list(PERSONAS)}",
+                             field="load.personas")
+        if not any(isinstance(w, int) and w > 0 for w in personas.values()):
+            raise InputError("no persona has a weight above 0", field="load.personas")
+
+
+class PatientLoad:
+    """The patient load of one run: one Locust process, or a master and ``workers`` workers.
+
+    Every process runs in its own session. :meth:`stop` is idempotent and runs on every exit of the
+    ``with`` block, also when start-up failed half way.
+
+    ``run_time`` bounds the run even if nobody stops it (Locust's ``--run-time``; seconds or a
+    Locust duration such as ``"1h"``).
+    """
+
+    def __init__(self, host_url: str, records_dir: str | os.PathLike, users: int, spawn_rate: float,
+                 config: dict | None = None, workers: int = 0, log_dir: str | os.PathLike | None = None,
+                 *, run_time: str | int = "1h", stop_timeout: float = 10.0,
+                 expect_workers_max_wait: int = 60):
+        config = dict(config or {})
+        check_config(config)
+        if users < 1:
+            raise InputError(f"users must be at least 1, not {users}", field="load.users")
+        if spawn_rate <= 0:
+            raise InputError(f"spawn_rate must be above 0, not {spawn_rate}", field="load.spawn_rate")
+        if workers < 0:
+            raise InputError(f"workers must be 0 (local) or more, not {workers}", field="load.workers")
+        count = config.get("patient_count", 5000)
+        if "stages" not in config and users > count:
+            raise InputError(f"{users} users but only {count} patients: each user is a distinct patient",
+                             field="load.users")
+        self.host_url = host_url.rstrip("/")
+        self.records_dir = Path(records_dir)
+        self.users = int(users)
+        self.spawn_rate = spawn_rate
+        self.config = config
+        self.workers = int(workers)
+        self.log_dir = Path(log_dir) if log_dir is not None else self.records_dir.parent / "logs"
+        self.run_time = run_time
+        self.stop_timeout = stop_timeout
+        self.expect_workers_max_wait = expect_workers_max_wait
+        self.master_port: int | None = None
+        self._procs: list[tuple[str, subprocess.Popen, Path]] = []
+        self._sizes_at_start: dict[str, int] = {}
+        self._stopped = False
+
+    # --- life cycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> "PatientLoad":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _env(self) -> dict[str, str]:
+        # Locust reads LOCUST_* variables as options: keep the run independent of the caller's shell
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+        env["HD_LOAD_CONFIG"] = json.dumps({**self.config, "workers": max(self.workers, 1)})
+        env["HD_RECORDS_DIR"] = str(self.records_dir.resolve())
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _locustfiles(self) -> str:
+        files = [str(LOCUSTFILE)]
+        if self.config.get("stages"):
+            files.append(str(SHAPESFILE))
+        return ",".join(files)
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = self.log_dir / f"{name}.log"
+        cmd = [sys.executable, "-m", "locust", "-f", self._locustfiles(), *args]
+        with open(log, "ab") as fh:
+            fh.write(("$ " + " ".join(cmd) + "\n").encode())
+            fh.flush()
+            # cwd = log dir: Locust looks for locust.conf / pyproject.toml in its working directory
+            proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=self.log_dir, env=self._env(), start_new_session=True)
+        self._procs.append((name, proc, log))
+        return proc
+
+    def start(self) -> "PatientLoad":
+        if self._procs:
+            raise HarnessError("patient load already started")
+        self.records_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._sizes_at_start = _records_size(self.records_dir)
+        self._stopped = False
+        common = ["--headless", "--only-summary", "-u", str(self.users), "-r", str(self.spawn_rate),
+                  "--host", self.host_url, "--run-time", str(self.run_time)]
+        if self.workers == 0:
+            self._spawn("locust", common)
+            return self
+        self.master_port = free_port()
+        self._spawn("locust-master", [*common, "--master", "--expect-workers", str(self.workers),
+                                      "--expect-workers-max-wait", str(self.expect_workers_max_wait),
+                                      "--master-bind-host", "127.0.0.1",
+                                      "--master-bind-port", str(self.master_port)])
+        for i in range(1, self.workers + 1):
+            self._spawn(f"locust-worker-{i}", ["--worker", "--master-host", "127.0.0.1",
+                                              "--master-port", str(self.master_port)])
+        return self
+
+    def pids(self) -> list[int]:
+        """Every process started (master first), alive or not."""
+        return [proc.pid for _, proc, _ in self._procs]
+
+    def exited(self) -> dict[str, int]:
+        """Processes that have exited so far: name -> exit code."""
+        return {name: proc.returncode for name, proc, _ in self._procs if proc.poll() is not None}
+
+    def log_paths(self) -> dict[str, Path]:
+        return {name: log for name, _, log in self._procs}
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(f"--- {name} ({log}):\n{_tail(log, lines)}" for name, _, log in self._procs)
+
+    def records_flowing(self) -> bool:
+        """Whether a complete record line has been written since :meth:`start`."""
+        for name, size in _records_size(self.records_dir).items():
+            if size > self._sizes_at_start.get(name, 0):
+                path = self.records_dir / name
+                try:
+                    with open(path, "rb") as fh:
+                        fh.seek(self._sizes_at_start.get(name, 0))
+                        if b"\n" in fh.read(size - self._sizes_at_start.get(name, 0)):
+                            return True
+                except OSError:
+                    continue
+        return False
+
+    def wait_started(self, timeout: float = 30.0) -> None:
+        """Return once request records flow; raise HarnessError (with the log tails) otherwise."""
+        if not self._procs:
+            raise HarnessError("patient load not started")
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.records_flowing():
+                return
+            dead = self.exited()
+            if dead:
+                raise HarnessError(f"Locust exited while starting ({dead}):\n{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                raise HarnessError(f"no request records in {self.records_dir} after {timeout:g}s:\n"
+                                   f"{self.log_tail()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float | None = None) -> dict[str, int]:
+        """SIGTERM (master first: it tells the workers to quit), wait, then SIGKILL each session.
+
+        Returns the exit codes by process name; -9 and the like for those that had to be killed.
+        Safe to call again and before :meth:`start`.
+        """
+        timeout = self.stop_timeout if timeout is None else timeout
+        if not self._stopped:
+            self._stopped = True
+            deadline = time.monotonic() + timeout
+            procs = [p for _, p, _ in self._procs]
+            if procs:
+                master, rest = procs[0], procs[1:]
+                self._signal(master, signal.SIGTERM)
+                # give a master the chance to quit its workers, then ask them directly
+                self._wait([master], min(deadline, time.monotonic() + timeout / 2))
+                if rest:
+                    self._wait(rest, min(deadline, time.monotonic() + 2.0))
+                    for p in rest:
+                        self._signal(p, signal.SIGTERM)
+                    self._wait(rest, deadline)
+            for p in procs:
+                # the whole session: whatever a Locust process may have started goes too
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        return {name: proc.returncode for name, proc, _ in self._procs}
+
+    @staticmethod
+    def _signal(proc: subprocess.Popen, sig: int) -> None:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    @staticmethod
+    def _wait(procs: list[subprocess.Popen], deadline: float) -> None:
+        for p in procs:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                p.wait(timeout=left)
+            except subprocess.TimeoutExpired:
+                return

@@ -41,7 +41,8 @@ def cmd_run(args) -> int:
         return 3
     for t in card.targets:
         mark = "met   " if t.met else "MISSED"
-        _say(f"  {mark} {t.id:<16} actual {_fmt(t.actual)} / target {_fmt(t.target)}"
+        fmt = (lambda v: "—" if v is None else f"L{v:g}") if t.unit == "level" else _fmt
+        _say(f"  {mark} {t.id:<16} actual {fmt(t.actual)} / target {fmt(t.target)}"
              + ("" if t.met or not t.reason else f"  ({t.reason})"))
     _say(f"report: {run.reports.get('html', run.run_dir)}")
     return card.exit_code

@@ -34,7 +34,7 @@ class LoadProfile(Strict):
     users: int = Field(20, ge=1, le=2000)
     spawn_rate: float = Field(10, gt=0)
     workers: int = Field(0, ge=0, le=16, description="Locust workers; 0 = one local process")
-    personas: dict[str, float] = Field(
+    personas: dict[str, int] = Field(
         default_factory=lambda: {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2,
                                  "payment": 1})
     think_time: tuple[float, float] = Field(
@@ -42,7 +42,7 @@ class LoadProfile(Strict):
 
     @field_validator("personas")
     @classmethod
-    def _known_personas(cls, v: dict[str, float]) -> dict[str, float]:
+    def _known_personas(cls, v: dict[str, int]) -> dict[str, int]:
         known = {"followup", "consultation", "prescription", "exam", "payment"}
         bad = sorted(set(v) - known)
         if bad:

@@ -21,7 +21,7 @@ from .clock import DrillClock
 from .errors import HarnessError
 from .journal import Journal
 from .load.records import iter_records
-from .load.runner import PatientLoad
+from .load.runner import PatientLoad, check_config
 from .monitor.monitor import Monitor
 from .runbook.actions import ActionContext
 from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
@@ -48,6 +48,9 @@ class DrillRun:
             raise ValueError("time scale must be positive")
         self.backend_name = backend
         self.backend = backends.get(backend)  # unknown backend: InputError, nothing started
+        lp = self.scenario.load
+        self.load_config = {"personas": lp.personas, "wait": list(lp.think_time)}
+        check_config(self.load_config)
         self.toxiproxy_url, self.live = toxiproxy_url, live
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_id = f"{self.drill.name}-{stamp}"
@@ -71,7 +74,7 @@ class DrillRun:
         shutil.copyfile(self.loaded.drill_path, self.run_dir / "drill.yaml")
         shutil.copyfile(self.loaded.scenario_path, self.run_dir / "scenario.yaml")
         self.journal = Journal(self.run_dir / "journal.jsonl", self.clock)
-        self.journal.record("run.started", run_id=self.run_id, drill=self.drill.name,
+        self.journal.record("run.started", run_id=self.run_id, drill_name=self.drill.name,
                             scenario=self.scenario.name, failure_class=self.scenario.failure_class,
                             time_scale=self.time_scale, backend=self.backend_name,
                             live=self.live, drill_file=str(self.loaded.drill_path),
@@ -113,7 +116,7 @@ class DrillRun:
         self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
                                self.run_dir, self.scenario.steady_state, self.time_scale,
                                on_tick=self._tick)
-        ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill)
+        ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale)
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator)
         self.journal.subscribe(self.engine.on_event)
@@ -122,7 +125,7 @@ class DrillRun:
         lp = self.scenario.load
         self.load = PatientLoad(self.stack.vip_url, self.run_dir / "records", users=lp.users,
                                 spawn_rate=lp.spawn_rate, workers=lp.workers,
-                                config={"personas": lp.personas, "wait": list(lp.think_time)},
+                                config=self.load_config,
                                 log_dir=self.run_dir / "logs")
         self.load.start()
         self.load.wait_started(timeout=30)

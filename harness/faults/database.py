@@ -29,7 +29,7 @@ class DbCrash(Fault):
     def revert(self, stack):
         # Bringing a crashed primary back beside a promoted standby would make two primaries, so
         # the node is only restarted when nothing took over; otherwise it stays down for rebuild.
-        if stack.db_role(self.target) == "crashed" and stack.current_primary() == self.target:
+        if stack.db_role(self.target) == "crashed" and stack.current_primary() is None:
             stack.restart_db(self.target)
             return {"restarted": self.target}
         return {"left_down": self.target, "reason": "a standby took over; rebuild it as a standby"}

@@ -6,6 +6,7 @@ the thing did not work (a failed promotion, an unreachable backup interface).
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from ..stack.base import Stack
 
 
+MIN_PATIENTS_TO_CLASSIFY = 10
+
+
 class ActionFailed(Exception):
     pass
 
@@ -31,6 +35,7 @@ class ActionContext:
     journal: "Journal"
     monitor: "Monitor"
     drill: "Drill"
+    time_scale: float
     state: dict[str, Any] = field(default_factory=dict)  # e.g. the declared level
 
 
@@ -98,7 +103,13 @@ def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
 
 @action("declare_level", describe="classify the response level from the share of affected patients")
 def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
+    # the share needs patients to judge by: wait (boundedly) until enough have been seen since the
+    # incident began, as an operator would look at the board for half a minute before classifying
+    deadline = time.monotonic() + max(1.0, 30.0 / ctx.time_scale)
     seen = ctx.monitor.affected()
+    while seen["active"] < MIN_PATIENTS_TO_CLASSIFY and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = ctx.monitor.affected()
     share = seen["share"]
     lv = ctx.drill.levels
     level = 1 if share > lv.level1_above else 2 if share > lv.level2_above else 3

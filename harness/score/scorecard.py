@@ -288,7 +288,7 @@ def describe(e: dict) -> str:
     t = g("type")
     detail = f": {_short(g('detail'))}" if g("detail") not in (None, "", {}) else ""
     if t == "run.started":
-        return (f"run {g('run_id')} started: drill {g('drill')}, scenario {g('scenario')}, "
+        return (f"run {g('run_id')} started: drill {g('drill_name')}, scenario {g('scenario')}, "
                 f"time scale ×{g('time_scale')}, backend {g('backend')}")
     if t == "stack.up":
         n = len(g("services") or {})

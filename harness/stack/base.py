@@ -97,7 +97,7 @@ class Stack(ABC):
             self.db_roles[old] = "stopped"
         self.db_roles[node] = "primary"
         # a promoted standby inherits no sync standby: waiting for one would stall every write
-        with psycopg.connect(self.db_dsn(node, "postgres", "postgres"), autocommit=True) as conn:
+        with psycopg.connect(self.db_dsn(node, "postgres"), autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
             conn.execute("SELECT pg_reload_conf()")
         self.links.repoint("db", self.addresses[node])

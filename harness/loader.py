@@ -29,6 +29,13 @@ def _line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None
     return out
 
 
+def _merge(base: Any, over: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced whole."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+    return over
+
+
 class Document:
     """A parsed YAML file that can say where any of its fields is."""
 
@@ -52,6 +59,21 @@ class Document:
             raise InputError("expected a mapping at the top level", file=str(path), line=1)
         self.lines = _line_map(node) if node is not None else {}
 
+    def extend(self) -> "Document":
+        """Apply `extends: BASE.yaml`: the base's fields, overridden key by key by this file's.
+
+        An error in a field this file does not set is reported against the base file.
+        """
+        base_name = self.data.pop("extends", None)
+        if base_name is None:
+            return self
+        base = Document(self.path.parent / str(base_name)).extend()
+        self.base = base
+        self.data = _merge(base.data, self.data)
+        return self
+
+    base: "Document | None" = None
+
     def line_of(self, loc: Loc) -> int | None:
         loc = tuple(loc)
         while loc and loc not in self.lines:
@@ -60,6 +82,9 @@ class Document:
 
     def error(self, message: str, loc: Loc) -> InputError:
         field = ".".join(str(p) for p in loc) or None
+        if self.base is not None and tuple(loc)[:1] and tuple(loc) not in self.lines \
+                and tuple(loc)[:1] not in self.lines:
+            return self.base.error(message, loc)
         return InputError(message, file=str(self.path), field=field, line=self.line_of(loc))
 
     def parse(self, model: type[M]) -> M:

@@ -9,12 +9,13 @@ load, the monitor and the stack, closes the journal and writes the report — wh
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import signal
 import threading
 import time
 from pathlib import Path
 from typing import Callable
+
+import yaml
 
 
 from .clock import DrillClock
@@ -71,8 +72,11 @@ class DrillRun:
     def __enter__(self) -> "DrillRun":
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "records").mkdir(exist_ok=True)
-        shutil.copyfile(self.loaded.drill_path, self.run_dir / "drill.yaml")
-        shutil.copyfile(self.loaded.scenario_path, self.run_dir / "scenario.yaml")
+        # the files as run (`extends` resolved), so the report can be rebuilt from this directory alone
+        for name, data in (("drill.yaml", self.loaded.drill_data),
+                           ("scenario.yaml", self.loaded.scenario_data)):
+            (self.run_dir / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
+                                             encoding="utf-8")
         self.journal = Journal(self.run_dir / "journal.jsonl", self.clock)
         self.journal.record("run.started", run_id=self.run_id, drill_name=self.drill.name,
                             scenario=self.scenario.name, failure_class=self.scenario.failure_class,

@@ -19,10 +19,12 @@ class LoadedDrill:
     drill_path: Path
     scenario_path: Path
     faults: list[faults.Fault]
+    drill_data: dict  # as run: `extends` resolved
+    scenario_data: dict
 
 
-def load_scenario(path: Path) -> tuple[Scenario, list[faults.Fault]]:
-    doc = Document(path)
+def load_scenario(path: Path) -> tuple[Scenario, list[faults.Fault], dict]:
+    doc = Document(path).extend()
     scenario = doc.parse(Scenario)
     built = []
     for i, spec in enumerate(scenario.faults):
@@ -31,11 +33,11 @@ def load_scenario(path: Path) -> tuple[Scenario, list[faults.Fault]]:
         except ValueError as e:
             field, _, why = str(e).partition(": ")
             raise doc.error(why, ("faults", i, *field.split("."))) from None
-    return scenario, built
+    return scenario, built, doc.data
 
 
 def load_drill(path: Path) -> LoadedDrill:
-    doc = Document(path)
+    doc = Document(path).extend()
     drill = doc.parse(Drill)
     for i, step in enumerate(drill.runbook):
         if step.action:
@@ -48,19 +50,19 @@ def load_drill(path: Path) -> LoadedDrill:
     if not scenario_path.exists():
         raise doc.error(f"scenario file {drill.scenario!r} not found (looked at {scenario_path})",
                         ("scenario",))
-    scenario, built = load_scenario(scenario_path)
-    return LoadedDrill(drill, scenario, Path(path), scenario_path, built)
+    scenario, built, scenario_data = load_scenario(scenario_path)
+    return LoadedDrill(drill, scenario, Path(path), scenario_path, built, doc.data, scenario_data)
 
 
 def validate_file(path: Path) -> str:
     """Validate a drill or scenario file (told apart by its keys); a one-line description."""
-    doc = Document(path)
+    doc = Document(path).extend()
     if "runbook" in doc.data or "targets" in doc.data:
         loaded = load_drill(path)
         return (f"drill {loaded.drill.name}: {len(loaded.drill.runbook)} steps, "
                 f"{len(loaded.drill.targets)} targets, scenario {loaded.scenario.name}")
     if "faults" in doc.data:
-        scenario, built = load_scenario(path)
+        scenario, built, _ = load_scenario(path)
         return f"scenario {scenario.name} ({scenario.failure_class}): {len(built)} fault(s)"
     raise InputError("neither a drill (runbook, targets) nor a scenario (faults)", file=str(path),
                      line=1)

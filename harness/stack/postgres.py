@@ -172,7 +172,10 @@ class PgBinaries:
             return True
         groups = {self.gid} | {g.gr_gid for g in _groups_of(self.user)}
         for d in Path(path).resolve().parents:
-            st = d.stat()
+            try:
+                st = d.stat()
+            except FileNotFoundError:
+                continue  # to be created by us (0755) on the way down
             if st.st_uid == self.uid:
                 bit = stat.S_IXUSR
             elif st.st_gid in groups:
@@ -304,7 +307,11 @@ class PgNode:
     @classmethod
     def init_primary(cls, datadir: Path, port: int, *, sync_standby_names: Sequence[str] | None = None,
                      name: str | None = None, bins: PgBinaries | None = None) -> PgNode:
-        """initdb a new cluster configured as a replication primary (not started)."""
+        """initdb a new cluster configured as a replication primary (not started).
+
+        With `sync_standby_names`, commits wait from the start until a named standby streams, so
+        only writes made after create_standby() return; use set_sync() to switch modes later.
+        """
         node = cls(datadir, port, name=name, bins=bins)
         node._prepare_dirs()
         node.bins.run("initdb", "-D", node.datadir, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
@@ -630,6 +637,7 @@ def base_backup(node: PgNode, dest: Path, *, incremental_from: Backup | Path | N
         raise HarnessError(f"backup destination {dest} is not empty")
     if not node.bins.can_reach(dest):
         raise HarnessError(f"{dest.parent} is not traversable by {node.bins.user!r}")
+    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     node.bins.own(dest, 0o700)
     args: list[str | os.PathLike[str]] = ["-h", HOST, "-p", str(node.port), "-U", SUPERUSER, "-D", dest,
                                           "-X", "stream", "-c", "fast", "--no-sync"]

@@ -1,0 +1,131 @@
+"""The db-crash drill end to end through the CLI, at time scale 60."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.journal import read_journal
+from tests.helpers import assert_nothing_left
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def addresses(run_dir: Path) -> list[str]:
+    up = read_journal(run_dir / "journal.jsonl").first("stack.up") or {}
+    return [*up.get("services", {}).values(), *up.get("links", {}).values()]
+
+
+def test_default_drill_meets_its_targets_and_reports(tmp_path):
+    out = tmp_path / "run"
+    p = run_cli("run", "drills/db-crash-failover.yaml", "--out", str(out))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "report:" in p.stdout and "T+" in p.stdout  # progress and the report's path
+    for name in ("journal.jsonl", "score.json", "report.html", "report.md", "junit.xml"):
+        assert (out / name).stat().st_size > 0, name
+    assert list((out / "records").glob("*.jsonl"))
+
+    card = json.loads((out / "score.json").read_text())
+    assert card["verdict"] == "pass"
+    by_id = {t["id"]: t for t in card["targets"]}
+    # every target measured, within its bound, and not trivially zero
+    assert 0 < by_id["detect"]["actual"] <= 60
+    assert 0 < by_id["dr-takeover"]["actual"] <= 180
+    assert by_id["dr-takeover"]["actual"] >= by_id["detect"]["actual"]
+    assert by_id["detect"]["actual"] < by_id["core-recovered"]["actual"] <= 1800
+    assert by_id["level"]["actual"] == 1
+
+    journal = read_journal(out / "journal.jsonl")
+    types = [e["type"] for e in journal.events]
+    for t in ("stack.up", "steady_state", "fault.injected", "alert.raised", "check.finished",
+              "level.declared", "step.finished", "notification.sent", "recovery", "rpo.measured",
+              "fault.reverted", "run.finished"):
+        assert t in types, t
+    # async replication with a 30 s lag loses the writes in flight: counted, not assumed
+    rpo = journal.first("rpo.measured")
+    assert rpo["acked_writes"] > 100
+    assert rpo["lost_writes"] > 0 and 0 < rpo["lost_seconds"] <= 3600
+    assert journal.first("level.declared")["share"] > 0.5
+    # the crash changed what patients got, and they came back
+    records = [json.loads(l) for f in (out / "records").glob("*.jsonl") for l in f.read_text().splitlines() if l]
+    crash = journal.first("fault.injected")["wall"]
+    back = journal.first("recovery")["at_wall"]
+    during = [r for r in records if crash + 0.2 < r["t"] < back - 0.2]
+    after = [r for r in records if r["t"] > back + 0.5]
+    assert during and sum(not r["ok"] for r in during) / len(during) > 0.5
+    assert after and sum(r["ok"] for r in after) / len(after) > 0.95
+
+    junit = (out / "junit.xml").read_text()
+    assert junit.count("<testcase") == len(card["targets"]) and "<failure" not in junit
+    assert_nothing_left(out, addresses(out))
+
+
+def test_sync_replication_loses_nothing(tmp_path):
+    out = tmp_path / "run"
+    p = run_cli("run", "drills/db-crash-failover-sync.yaml", "--out", str(out), "--quiet")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    rpo = read_journal(out / "journal.jsonl").first("rpo.measured")
+    assert rpo["mode"] == "sync" and rpo["acked_writes"] > 100 and rpo["lost_writes"] == 0
+    assert_nothing_left(out, addresses(out))
+
+
+def test_missed_target_exits_1_and_junit_says_which(tmp_path, drill_copy):
+    text = drill_copy.read_text(encoding="utf-8")
+    drill_copy.write_text(text.replace("step: promote-same-city, within: 3m",
+                                       "step: promote-same-city, within: 1s"), encoding="utf-8")
+    out = tmp_path / "run"
+    p = run_cli("run", str(drill_copy), "--out", str(out), "--quiet")
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    assert "MISSED dr-takeover" in p.stdout
+    junit = (out / "junit.xml").read_text()
+    assert junit.count("<failure") == 1 and "dr-takeover" in junit
+    assert_nothing_left(out, addresses(out))
+
+
+def test_failing_runbook_step_still_cleans_up(tmp_path, drill_copy):
+    # the runbook promotes the remote standby, which this stack does not run: the step fails at
+    # run time, the takeover target is missed, and everything is still torn down
+    text = drill_copy.read_text(encoding="utf-8")
+    text = text.replace("remote_dr: true", "remote_dr: false").replace(
+        "with: {standby: pg-samecity}", "with: {standby: pg-remote}")
+    drill_copy.write_text(text, encoding="utf-8")
+    out = tmp_path / "run"
+    p = run_cli("run", str(drill_copy), "--out", str(out), "--quiet", "--time-scale", "120")
+    assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
+    failed = [e for e in read_journal(out / "journal.jsonl").of_type("step.finished") if not e["ok"]]
+    assert failed and failed[0]["step"] == "promote-same-city" and "pg-remote" in failed[0]["detail"]["error"]
+    assert_nothing_left(out, addresses(out))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_mid_drill_leaves_nothing_behind(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "drills/db-crash-failover.yaml",
+                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    journal = out / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while not (journal.exists() and "fault.injected" in journal.read_text()):
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "the fault was never injected"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 3, output
+    events = read_journal(journal)
+    finished = events.first("run.finished")
+    assert finished["status"] == "aborted" and "interrupted" in finished["reason"]
+    assert events.first("fault.reverted") is not None
+    assert json.loads((out / "score.json").read_text())["verdict"] == "aborted"
+    assert_nothing_left(out, addresses(out))

@@ -1,0 +1,62 @@
+"""Shared checks for tests that run real processes: nothing may outlive its run."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import psutil
+
+
+def recorded_pids(run_dir: Path) -> dict[str, int]:
+    try:
+        return json.loads((Path(run_dir) / "pids.json").read_text())
+    except OSError:
+        return {}
+
+
+def alive(pids) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def postgres_under(path: Path) -> list[int]:
+    """PostgreSQL processes whose data directory (their cwd) lies under `path`."""
+    roots = {str(Path(path).resolve())}
+    link = Path(path) / "pg"
+    if link.is_symlink():
+        roots.add(str(link.resolve()))
+    found = []
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] != "postgres":
+            continue
+        try:
+            cwd = p.cwd()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if any(cwd == r or cwd.startswith(r + os.sep) for r in roots):
+            found.append(p.pid)
+    return found
+
+
+def port_open(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, int(port))) == 0
+
+
+def assert_nothing_left(run_dir: Path, addresses: list[str] = ()) -> None:
+    left = alive(recorded_pids(run_dir).values())
+    assert not left, f"processes left running: {left}"
+    assert not postgres_under(run_dir), "postgres left running"
+    still = [a for a in addresses if port_open(a)]
+    assert not still, f"ports still listening: {still}"

@@ -1,0 +1,69 @@
+"""Bring-up time of the mock hospital and wall time of the whole default drill (medians).
+
+    python bench/bench_drill.py [--runs N] [--drill-runs N] [--backend local] [--time-scale 60]
+
+Goals (local backend, this 2-core machine): bring-up under 5 s, the drill at time scale 60 under 90 s.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.models import StackConfig  # noqa: E402
+from harness.stack import backends  # noqa: E402
+
+
+def bring_up_times(backend: str, runs: int) -> tuple[list[float], list[float]]:
+    ups, downs = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-stack-") as d:
+            t0 = time.perf_counter()
+            stack = backends.get(backend).up(Path(d), StackConfig(), 60)
+            ups.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            stack.down()
+            downs.append(time.perf_counter() - t0)
+    return ups, downs
+
+
+def drill_times(backend: str, runs: int, scale: float, drill: str) -> list[tuple[float, int]]:
+    out = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="bench-drill-") as d:
+            t0 = time.perf_counter()
+            p = subprocess.run([sys.executable, "-m", "harness.cli", "run", drill, "--out", f"{d}/run",
+                                "--quiet", "--time-scale", str(scale), "--backend", backend],
+                               cwd=ROOT, capture_output=True, text=True)
+            out.append((time.perf_counter() - t0, p.returncode))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5, help="bring-up samples")
+    ap.add_argument("--drill-runs", type=int, default=3)
+    ap.add_argument("--backend", default="local")
+    ap.add_argument("--time-scale", type=float, default=60)
+    ap.add_argument("--drill", default="drills/db-crash-failover.yaml")
+    a = ap.parse_args()
+    ups, downs = bring_up_times(a.backend, a.runs)
+    print(f"backend {a.backend}: bring-up median {statistics.median(ups):.2f} s "
+          f"(min {min(ups):.2f}, max {max(ups):.2f}, n={len(ups)}; goal < 5 s); "
+          f"teardown median {statistics.median(downs):.2f} s")
+    drills = drill_times(a.backend, a.drill_runs, a.time_scale, a.drill)
+    walls = [w for w, _ in drills]
+    print(f"drill {a.drill} at time scale {a.time_scale:g}: wall median {statistics.median(walls):.1f} s "
+          f"(min {min(walls):.1f}, max {max(walls):.1f}, n={len(walls)}; goal < 90 s); "
+          f"exit codes {[rc for _, rc in drills]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -119,7 +119,7 @@ class DrillRun:
 
         self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
                                self.run_dir, self.scenario.steady_state, self.time_scale,
-                               on_tick=self._tick)
+                               on_tick=self._tick, stack=self.stack)
         ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale)
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator)

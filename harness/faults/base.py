@@ -76,4 +76,4 @@ def build(spec: FaultSpec) -> Fault:
 
 def _load_builtin() -> None:
     # importing the modules registers their faults
-    from . import database, network, services  # noqa: F401
+    from . import data, database, network, services  # noqa: F401

@@ -18,23 +18,64 @@ from ..models import SteadyState
 from .probe import ProbeResult, SyntheticPatient
 
 
+@dataclass
+class Observation:
+    """What one evaluation of the alert rules sees."""
+    now: float
+    stats: dict  # the recent window: requests, failed, error_rate, p95_ms, third_party_failed
+    probe: ProbeResult | None  # the synthetic patient's latest walk
+    monitor: "Monitor"  # for rules that read samples (e.g. link utilisation)
+
+
 @dataclass(frozen=True)
 class Rule:
     """An alert: raised after `raise_after` bad evaluations in a row, cleared after `clear_after` good."""
     name: str
     severity: str
     describe: str
+    check: Callable[[Observation], bool]
     raise_after: int = 2
     clear_after: int = 3
 
 
-RULES = {r.name: r for r in (
-    Rule("synthetic_journey_failed", "critical", "test-account patient journey fails"),
-    Rule("db_unreachable", "critical", "the app reports its database unreachable"),
-    Rule("app_unreachable", "critical", "the patient entry point does not answer"),
-    Rule("patient_error_rate", "critical", "patients' error rate far above steady state"),
-    Rule("third_party_errors", "warning", "payments failing on third-party interfaces"),
-)}
+RULES: dict[str, Rule] = {}
+Sampler = Callable[["Monitor", float], None]
+SAMPLERS: list[Sampler] = []  # run each tick before the rules, e.g. to read link byte counters
+
+
+def rule(name: str, severity: str, describe: str, *, raise_after: int = 2, clear_after: int = 3):
+    """Register an alert rule: the decorated function says whether the condition is bad now."""
+    def deco(check: Callable[[Observation], bool]):
+        RULES[name] = Rule(name, severity, describe, check, raise_after, clear_after)
+        return check
+    return deco
+
+
+@rule("synthetic_journey_failed", "critical", "test-account patient journey fails")
+def _journey_failed(o: Observation) -> bool:
+    return bool(o.probe and not o.probe.ok)
+
+
+@rule("db_unreachable", "critical", "the app reports its database unreachable")
+def _db_unreachable(o: Observation) -> bool:
+    return bool(o.probe and o.probe.db not in (None, "ok"))
+
+
+@rule("app_unreachable", "critical", "the patient entry point does not answer")
+def _app_unreachable(o: Observation) -> bool:
+    return bool(o.probe and not o.probe.ok and o.probe.failed_step == "health"
+                and o.probe.status is None)
+
+
+@rule("patient_error_rate", "critical", "patients' error rate far above steady state")
+def _patient_errors(o: Observation) -> bool:
+    threshold = max(0.25, 5 * o.monitor.steady.max_error_rate)
+    return o.stats["requests"] >= 10 and o.stats["error_rate"] > threshold
+
+
+@rule("third_party_errors", "warning", "payments failing on third-party interfaces")
+def _third_party(o: Observation) -> bool:
+    return o.stats["third_party_failed"] >= 3
 
 
 class Window:
@@ -66,9 +107,11 @@ class Window:
 class Monitor(threading.Thread):
     def __init__(self, journal: Journal, records_dir: Path, vip_url: str, run_dir: Path,
                  steady: SteadyState, time_scale: float,
-                 on_tick: Callable[["Monitor"], None] | None = None):
+                 on_tick: Callable[["Monitor"], None] | None = None, stack=None):
         super().__init__(name="monitor", daemon=True)
         self.journal, self.steady, self.scale = journal, steady, time_scale
+        self.stack = stack  # samplers read link counters through it
+        self.samples: dict[str, deque] = {}  # sampler name -> recent samples
         # sample fast enough that a 1-minute drill target is resolvable at any scale
         self.interval = min(2.0, max(0.1, 5.0 / time_scale))
         self.window = Window(span=min(30.0, max(2.0, steady.window / time_scale)))
@@ -125,19 +168,16 @@ class Monitor(threading.Thread):
         with self._lock:
             self.window.trim(now)
             stats = self.window.stats()
+        for sample in SAMPLERS:
+            try:
+                sample(self, now)
+            except Exception:  # a sampler that cannot read this tick must not stop the board
+                pass
         probes = self.probe.latest(1)
         last = probes[0] if probes else None
-        threshold = max(0.25, 5 * self.steady.max_error_rate)
-        bad = {
-            "synthetic_journey_failed": bool(last and not last.ok),
-            "db_unreachable": bool(last and last.db not in (None, "ok")),
-            "app_unreachable": bool(last and not last.ok and last.failed_step == "health"
-                                    and last.status is None),
-            "patient_error_rate": stats["requests"] >= 10 and stats["error_rate"] > threshold,
-            "third_party_errors": stats["third_party_failed"] >= 3,
-        }
-        for name, is_bad in bad.items():
-            self._evaluate(RULES[name], is_bad, stats, last)
+        obs = Observation(now, stats, last, self)
+        for r in list(RULES.values()):
+            self._evaluate(r, bool(r.check(obs)), stats, last)
         if self.incident_start is not None:
             self._check_recovery(now, last)
         if self.on_tick:
@@ -216,3 +256,6 @@ class Monitor(threading.Thread):
             stats = self.window.stats()
             totals = dict(self.totals)
         return {**totals, "window_error_rate": stats["error_rate"], "alerts": sorted(self.active)}
+
+
+from . import network_rules  # noqa: E402,F401  (registers its rules and samplers)

@@ -197,3 +197,7 @@ def switch_route(ctx: ActionContext, p: RouteParams) -> dict[str, Any]:
     if not all(v == 200 for v in answered.values()):
         raise ActionFailed(f"route switch not taken everywhere: {answered}")
     return {"routes": body, "apps": answered}
+
+
+# actions of the plan's other failure classes register themselves on import
+from . import data_actions, network_actions, service_actions  # noqa: E402,F401

@@ -1,0 +1,2 @@
+"""Database data faults (accidental deletion)."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Runbook actions: data_actions."""
+from __future__ import annotations

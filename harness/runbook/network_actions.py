@@ -1,0 +1,2 @@
+"""Runbook actions: network_actions."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Runbook actions: service_actions."""
+from __future__ import annotations

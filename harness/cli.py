@@ -60,6 +60,31 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_list(args) -> int:
+    from .clock import format_duration
+    from .validate import load_drill, load_scenario
+    root = Path(args.dir)
+    _say("scenarios:")
+    for path in sorted((root / "scenarios").glob("*.yaml")):
+        try:
+            sc, faults, _ = load_scenario(path)
+            kinds = ", ".join(f"{f.type_name}@{format_duration(f.spec.at)}" for f in faults)
+            _say(f"  {path.stem:<28} {sc.failure_class:<18} {sc.title or sc.name}  [{kinds}]")
+        except InputError as e:
+            _say(f"  {path.stem:<28} INVALID: {e}")
+    _say("drills:")
+    for path in sorted((root / "drills").glob("*.yaml")):
+        try:
+            d = load_drill(path)
+            targets = ", ".join(f"{t.id} {format_duration(t.within)}" if t.within is not None else t.id
+                                for t in d.drill.targets)
+            _say(f"  {path.stem:<28} {d.scenario.failure_class:<18} {d.drill.title or d.drill.name}")
+            _say(f"  {'':<28} scenario {d.scenario.name}, ×{d.drill.time_scale:g}; targets: {targets}")
+        except InputError as e:
+            _say(f"  {path.stem:<28} INVALID: {e}")
+    return 0
+
+
 def cmd_up(args) -> int:
     from .models import StackConfig
     from .stack import backends
@@ -165,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check scenario / drill files without running")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)
+
+    ls = sub.add_parser("list", help="every scenario and drill, with failure class and targets")
+    ls.add_argument("--dir", default=".", help="project folder holding scenarios/ and drills/")
+    ls.set_defaults(func=cmd_list)
 
     for name, fn, help_ in (("up", cmd_up, "bring the mock hospital up and leave it running"),
                             ("status", cmd_status, "show the running mock hospital"),

@@ -28,6 +28,7 @@ from .runbook.actions import ActionContext
 from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
 from .stack import backends
 from .stack.base import Stack
+from .stack.process import record_pids
 from .validate import load_drill
 
 
@@ -132,6 +133,8 @@ class DrillRun:
                                 config=self.load_config,
                                 log_dir=self.run_dir / "logs")
         self.load.start()
+        # recorded so that `hospital-drill down RUN_DIR` finds the load too if this process is killed
+        record_pids(self.run_dir, {f"locust-{i}": pid for i, pid in enumerate(self.load.pids())})
         self.load.wait_started(timeout=30)
         self.journal.record("load.started", users=lp.users, workers=lp.workers)
         self.monitor.start()

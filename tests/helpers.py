@@ -47,6 +47,22 @@ def postgres_under(path: Path) -> list[int]:
     return found
 
 
+def load_under(path: Path) -> list[int]:
+    """Locust processes writing request records under `path`."""
+    root = str(Path(path).resolve())
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if "locust" not in " ".join(p.info["cmdline"] or []):
+            continue
+        try:
+            rec = p.environ().get("HD_RECORDS_DIR", "")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if rec and str(Path(rec).resolve()).startswith(root):
+            found.append(p.pid)
+    return found
+
+
 def port_open(address: str) -> bool:
     host, port = address.rsplit(":", 1)
     with socket.socket() as s:
@@ -58,5 +74,6 @@ def assert_nothing_left(run_dir: Path, addresses: list[str] = ()) -> None:
     left = alive(recorded_pids(run_dir).values())
     assert not left, f"processes left running: {left}"
     assert not postgres_under(run_dir), "postgres left running"
+    assert not load_under(run_dir), "patient load (locust) left running"
     still = [a for a in addresses if port_open(a)]
     assert not still, f"ports still listening: {still}"

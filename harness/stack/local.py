@@ -282,8 +282,9 @@ def _wait_entry(stack: LocalStack, timeout: float = 20.0) -> None:
 def tear_down_dir(run_dir: Path) -> list[str]:
     """`hospital-drill down`: stop whatever a stack or run directory left running, remove its data."""
     run_dir = Path(run_dir)
-    stopped = kill_recorded(run_dir)
-    stopped += [f"postgres pid {p}" for p in pg.kill_leftovers(run_dir)]
+    # databases first, with a fast shutdown, so they do not wait on clients being killed
+    stopped = [f"postgres pid {p}" for p in pg.kill_leftovers(run_dir)]
+    stopped += kill_recorded(run_dir)
     pg_link = run_dir / "pg"
     if pg_link.is_symlink():
         shutil.rmtree(pg_link.resolve(), ignore_errors=True)

@@ -45,12 +45,7 @@ class Supervisor:
         self.pid_file = self.run_dir / "pids.json"
 
     def _save(self) -> None:
-        pids = {name: m.pid for name, m in self.procs.items()}
-        existing = read_pids(self.run_dir)
-        existing.update(pids)
-        tmp = self.pid_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(existing))
-        tmp.replace(self.pid_file)
+        record_pids(self.run_dir, {name: m.pid for name, m in self.procs.items()})
 
     def adopt(self, name: str, proc: subprocess.Popen, log: Path) -> Managed:
         """Track a process started elsewhere (PostgreSQL is started by its own module)."""
@@ -116,6 +111,15 @@ def terminate_group(pid: int, timeout: float = 5.0) -> None:
             return
 
 
+def record_pids(run_dir: Path, pids: dict[str, int]) -> None:
+    """Add processes started outside a Supervisor (the patient load) to the run's pids.json."""
+    path = Path(run_dir) / "pids.json"
+    merged = {**read_pids(run_dir), **pids}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(merged))
+    tmp.replace(path)
+
+
 def read_pids(run_dir: Path) -> dict[str, int]:
     try:
         return json.loads((Path(run_dir) / "pids.json").read_text())
@@ -123,16 +127,30 @@ def read_pids(run_dir: Path) -> dict[str, int]:
         return {}
 
 
-def kill_recorded(run_dir: Path) -> list[str]:
-    """Stop every process a run directory recorded that is still alive; return their names."""
+def kill_recorded(run_dir: Path, timeout: float = 5.0) -> list[str]:
+    """Stop every process a run directory recorded that is still alive; return their names.
+
+    All are signalled at once and waited for together, so a dozen services take one timeout, not
+    a dozen."""
+    family: list[psutil.Process] = []
     stopped = []
     for name, pid in read_pids(run_dir).items():
         try:
-            cmd = " ".join(psutil.Process(pid).cmdline())
+            proc = psutil.Process(pid)
+            cmd = " ".join(proc.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         # a recorded pid may have been reused since: only stop what is still ours
         if any(mark in cmd for mark in ("harness", "locust", "postgres")):
-            terminate_group(pid, timeout=3)
+            family += [proc, *proc.children(recursive=True)]
             stopped.append(name)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in family:
+            try:
+                p.send_signal(sig)
+            except psutil.NoSuchProcess:
+                pass
+        _, family = psutil.wait_procs(family, timeout=timeout if sig == signal.SIGTERM else 2)
+        if not family:
+            break
     return stopped

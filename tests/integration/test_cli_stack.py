@@ -1,0 +1,68 @@
+"""`hospital-drill up | status | down`, `list`, and cleaning up after a run that was killed outright."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import alive, assert_nothing_left, postgres_under, recorded_pids
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_up_status_down(tmp_path):
+    d = tmp_path / "stack"
+    p = cli("up", "--dir", str(d))
+    assert p.returncode == 0, p.stderr
+    state = json.loads((d / "state.json").read_text())
+    assert "patients enter at" in p.stdout
+    try:
+        s = cli("status", "--dir", str(d))
+        assert s.returncode == 0 and "HTTP 200" in s.stdout, s.stdout
+        again = cli("up", "--dir", str(d))
+        assert again.returncode == 2 and "already recorded" in again.stderr
+    finally:
+        down = cli("down", "--dir", str(d))
+    assert down.returncode == 0
+    assert_nothing_left(d, [*state["services"].values(), *state["links"].values()])
+    assert cli("status", "--dir", str(d)).returncode == 1
+
+
+def test_down_cleans_up_after_a_killed_run(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "drills/db-crash-failover.yaml",
+                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while not ((out / "journal.jsonl").exists() and "load.started" in (out / "journal.jsonl").read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)  # no cleanup can run: the case `down` exists for
+    proc.wait()
+    assert alive(recorded_pids(out).values()), "expected leftovers to clean"
+    down = cli("down", str(out))
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert_nothing_left(out)
+    # the journal of the killed run still yields a report that says the run did not finish
+    rep = cli("report", str(out))
+    assert rep.returncode == 0, rep.stderr
+    assert json.loads((out / "score.json").read_text())["verdict"] == "aborted"
+
+
+def test_list_shows_scenarios_and_drills():
+    p = cli("list")
+    assert p.returncode == 0
+    assert "db-crash" in p.stdout and "database" in p.stdout and "dr-takeover 3m" in p.stdout
+    assert "INVALID" not in p.stdout

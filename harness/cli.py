@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import HarnessError, InputError
@@ -17,8 +18,12 @@ TOXIPROXY_ENV = "HOSPITAL_DRILL_TOXIPROXY_URL"
 DEFAULT_STACK_DIR = Path(".hospital-drill") / "stack"
 
 
+_print_lock = threading.Lock()
+
+
 def _say(line: str) -> None:
-    print(line, flush=True)
+    with _print_lock:  # progress comes from several threads: keep lines whole
+        print(line, flush=True)
 
 
 def _raise_interrupt(signum, frame):

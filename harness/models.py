@@ -182,9 +182,30 @@ class Replication(Strict):
     lag: Duration = Field(0.0, description="extra delay on the replication link (drill time)")
 
 
+def _at_start(v: Any) -> float:
+    """'at start' (or 'start') is T+0; anything else is a duration."""
+    if isinstance(v, str) and v.strip().lower() in ("start", "at start"):
+        return 0.0
+    return parse_duration(v)
+
+
+class BackupPlan(Strict):
+    """The hospital's backup schedule (全量/增量备份), in drill time: a full pg_basebackup at `full`
+    (T+0 by default: the daily 01:00 full) and every `full_every` after it, an incremental one
+    (`pg_basebackup --incremental` on the previous backup) every `incremental_every` in between."""
+    full: Annotated[float, BeforeValidator(_at_start)] = Field(
+        0.0, description="drill time of the first full backup: 'at start' (T+0) or a duration")
+    full_every: Duration = Field(86400.0, gt=0, description="a new full backup this often (daily)")
+    incremental_every: Duration | None = Field(3600.0, gt=0, description="null: full backups only")
+    offline_copy: bool = Field(True, description="also copy each backup to the 'offline' (tape) store")
+    clock_start: str | None = Field(
+        "01:00", pattern=r"^\d{2}:\d{2}$", description="the hospital's clock at T+0, for backup labels")
+
+
 class StackConfig(Strict):
     """The hospital's configuration of the mock stack (what a drill can find wrong)."""
     replication: Replication = Field(default_factory=Replication)
+    backups: BackupPlan | None = Field(None, description="take real backups on this schedule")
     remote_dr: bool = True
     insurance_backup_address: str | None = Field(
         None, description="host:port configured for the backup insurance interface; default: ours")

@@ -27,9 +27,15 @@ from .monitor.monitor import Monitor
 from .runbook.actions import ActionContext
 from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
 from .stack import backends
+from .stack.backups import BackupSchedule
 from .stack.base import Stack
 from .stack.process import record_pids
 from .validate import load_drill
+
+
+# faults that destroy patient data in place: the monitor reconciles acknowledged writes against the
+# database (monitor/data_rules.py) and RPO is measured after the restore
+DATA_LOSS_FAULTS = ("data_deletion",)
 
 
 class Interrupted(BaseException):
@@ -64,6 +70,7 @@ class DrillRun:
         self.load: PatientLoad | None = None
         self.monitor: Monitor | None = None
         self.engine: RunbookEngine | None = None
+        self.backups: BackupSchedule | None = None
         self.phase = "prepare"
         self.card = None
         self.reports: dict[str, Path] = {}
@@ -79,6 +86,7 @@ class DrillRun:
             (self.run_dir / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
                                              encoding="utf-8")
         self.journal = Journal(self.run_dir / "journal.jsonl", self.clock)
+        self.journal.subscribe(self._announce)
         self.journal.record("run.started", run_id=self.run_id, drill_name=self.drill.name,
                             scenario=self.scenario.name, failure_class=self.scenario.failure_class,
                             time_scale=self.time_scale, backend=self.backend_name,
@@ -121,6 +129,9 @@ class DrillRun:
         self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
                                self.run_dir, self.scenario.steady_state, self.time_scale,
                                on_tick=self._tick, stack=self.stack)
+        if any(f.type_name in DATA_LOSS_FAULTS for f in self.faults):
+            from .monitor.data_rules import watch
+            watch(self.monitor, self.run_dir / "records", self.run_dir)
         ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale)
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator)
@@ -140,6 +151,9 @@ class DrillRun:
         self.monitor.start()
         self.clock.start()
         self.journal.record("scenario.started")
+        if self.drill.stack.backups is not None:
+            self.backups = BackupSchedule(self.stack, self.journal, self.clock, self.drill.stack.backups)
+            self.backups.start()
 
         # steady state: judged over the last part of the warm-up
         self.clock.sleep_until(self.scenario.warmup)
@@ -154,9 +168,10 @@ class DrillRun:
         for fault in sorted(self.faults, key=lambda f: f.spec.at):
             self.clock.sleep_until(fault.spec.at)
             wall = time.time()
-            if self.monitor.incident_start is None:
-                self.monitor.begin_incident(wall)
             detail = fault.inject(self.stack)
+            if self.monitor.incident_start is None:
+                # patients are judged from when the fault has taken hold, not from when it began
+                self.monitor.begin_incident(time.time())
             self.journal.record("fault.injected", wall=wall, fault=fault.id,
                                 fault_type=fault.type_name, target=fault.target, detail=detail)
             if fault.spec.duration is not None:
@@ -199,6 +214,7 @@ class DrillRun:
     def _teardown(self) -> None:
         self.phase = "teardown"
         steps = [
+            ("backups", lambda: self.backups and self.backups.stop()),
             ("runbook", lambda: self.engine and self.engine.stop()),
             ("faults", lambda: [self._revert(f) for f in self.faults]),
             ("load", lambda: self.load and self.load.stop()),
@@ -214,24 +230,30 @@ class DrillRun:
         self.say("stack down; every fault reverted")
 
     def _measure_rpo(self) -> None:
-        """Lost data = writes acknowledged to patients that the serving primary does not have."""
+        """Lost data = writes acknowledged to patients that the serving primary does not have.
+
+        After a db_crash: what the failover lost. After a data_deletion: what the restore could not
+        bring back (acknowledged after the last backup it used, before the deletion) — counted over
+        every patient-written table, so collateral loss beyond the deleted table counts too."""
         crash = next((e for e in self.journal.events if e["type"] == "fault.injected"
-                      and e.get("fault_type") == "db_crash"), None)
+                      and e.get("fault_type") in ("db_crash", *DATA_LOSS_FAULTS)), None)
         if crash is None or self.stack is None:
             return
+        mode = ("backup_restore" if crash.get("fault_type") in DATA_LOSS_FAULTS
+                else self.drill.stack.replication.mode)
         from .stack.rpo import missing_write_ids
         acked = {r["write_id"]: r["t"] + r.get("ms", 0) / 1000
                  for r in iter_records(self.run_dir / "records") if r.get("ok") and r.get("write_id")}
         primary = self.stack.current_primary()
         if primary is None:
-            self.journal.record("rpo.measured", mode=self.drill.stack.replication.mode,
+            self.journal.record("rpo.measured", mode=mode,
                                 acked_writes=len(acked), lost_writes=None,
                                 error="no database primary serving at the end of the run")
             return
         lost = missing_write_ids(self.stack.db_dsn(primary), list(acked))
         lost_before = [acked[w] for w in lost]
         span = (crash["wall"] - min(lost_before)) * self.time_scale if lost_before else 0.0
-        self.journal.record("rpo.measured", mode=self.drill.stack.replication.mode,
+        self.journal.record("rpo.measured", mode=mode,
                             replication_lag=self.drill.stack.replication.lag,
                             acked_writes=len(acked), lost_writes=len(lost),
                             lost_sample=sorted(lost)[:20], lost_seconds=round(max(span, 0.0), 3),
@@ -249,6 +271,15 @@ class DrillRun:
             raise
 
     # --- progress -------------------------------------------------------------------------------
+    ANNOUNCED = ("steady_state", "fault.injected", "fault.reverted", "alert.raised", "check.finished",
+                 "level.declared", "step.started", "step.finished", "step.skipped", "notification.sent",
+                 "recovery", "rpo.measured", "run.horizon", "teardown.error", "fault.revert_failed")
+
+    def _announce(self, event: dict) -> None:
+        if event["type"] in self.ANNOUNCED:
+            from .score.scorecard import describe
+            self.say(f"T+{_clock(event.get('drill'))} {describe(event)}")
+
     _last_tick = 0.0
 
     def _tick(self, monitor: Monitor) -> None:

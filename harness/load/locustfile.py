@@ -8,7 +8,7 @@ persona        journey (each step must succeed before the next one runs)
 followup       login -> doctors -> follow-up appointment (复诊) -> read the notice banner
 consultation   login -> submit a consultation (问诊) -> read the doctor's reply
 prescription   login -> consultation -> prescription (开药)
-exam           login -> exam booking (检查预约)
+exam           login -> load the app script (its version) -> exam booking (检查预约)
 payment        login -> payment with insurance (医保 + 支付)
 =============  ==============================================================================
 
@@ -28,7 +28,9 @@ Configuration comes from the environment, read once at import:
          "request_timeout_s": 3,      # connect and read timeout of every request
          "departments": [],           # values for ?department= of the doctors list ([] = none)
          "insurance_share": 1.0,      # share of payments that claim insurance
-         "stages": [[60, 10, 5]]}     # used by shapes.py only
+         "stages": [[60, 10, 5]],     # used by shapes.py only
+         "attack": {"clients": ["P04999"], "path": "/api/exam-reports", "wait": [0, 0]}}
+                                      # a flood: only Attacker bots run (persona "attacker")
 
     A persona missing from ``personas`` is not run; an unknown persona or key fails at import.
 ``HD_RECORDS_DIR``
@@ -50,6 +52,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import uuid
 
@@ -62,7 +65,7 @@ log = logging.getLogger("hospital.load")
 PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
 DEFAULT_WEIGHTS = {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1}
 CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "workers", "request_timeout_s",
-               "departments", "insurance_share", "stages"}
+               "departments", "insurance_share", "stages", "attack"}
 FLUSH_INTERVAL_S = 0.25
 MAX_BUFFERED = 2000
 
@@ -127,7 +130,26 @@ def load_config(raw: str | None) -> dict:
         "departments": departments,
         "insurance_share": float(share),
         "stages": cfg.get("stages"),
+        "attack": _attack_config(cfg.get("attack")),
     }
+
+
+def _attack_config(attack) -> dict | None:
+    """``attack``: {"clients": [keys], "path": "/api/...", "wait": [min, max]} or absent."""
+    if attack is None:
+        return None
+    if not isinstance(attack, dict) or set(attack) - {"clients", "path", "wait"}:
+        raise LoadConfigError("HD_LOAD_CONFIG.attack must be {clients, path, wait}")
+    clients, path = attack.get("clients"), attack.get("path", "/api/exam-reports")
+    wait = attack.get("wait", [0, 0])
+    if not clients or not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
+        raise LoadConfigError("HD_LOAD_CONFIG.attack.clients must be a non-empty list of client keys")
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise LoadConfigError("HD_LOAD_CONFIG.attack.path must be a path such as /api/exam-reports")
+    if (not isinstance(wait, list) or len(wait) != 2 or not all(isinstance(w, (int, float)) for w in wait)
+            or not 0 <= wait[0] <= wait[1]):
+        raise LoadConfigError("HD_LOAD_CONFIG.attack.wait must be [min, max] seconds")
+    return {"clients": clients, "path": path, "wait": [float(wait[0]), float(wait[1])]}
 
 
 CONFIG = load_config(os.environ.get("HD_LOAD_CONFIG"))
@@ -292,6 +314,7 @@ class Patient(FastHttpUser):
         super().__init__(environment)
         self.patient_id = next_patient_id(environment.runner)
         self.token: str | None = None
+        self.client_version: int | None = None  # of the app script this patient's page loaded
 
     def context(self) -> dict:
         return {"patient": self.patient_id, "persona": self.persona}
@@ -310,6 +333,8 @@ class Patient(FastHttpUser):
         headers = {"X-Patient-Id": self.patient_id}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if self.client_version is not None:
+            headers["X-Client-Version"] = str(self.client_version)
         with self.client.request(method, path, name=name or path, json=body, headers=headers,
                                  context=context, catch_response=True) as resp:
             status = resp.status_code
@@ -429,9 +454,23 @@ class PrescriptionPatient(Patient):
 class ExamPatient(Patient):
     persona = "exam"
 
+    def load_app_script(self) -> bool:
+        """The booking page loads the app script (from the cache); its version goes with the booking."""
+        with self.client.request("GET", "/static/app.js", name="/static/app.js",
+                                 headers={"X-Patient-Id": self.patient_id},
+                                 context={"journey": self.persona, "write_id": None},
+                                 catch_response=True) as resp:
+            found = _APP_VERSION.search(resp.text or "") if 200 <= (resp.status_code or 0) < 300 else None
+            if found is None:
+                resp.failure(f"HTTP {resp.status_code}: no app script version")
+                return False
+            self.client_version = int(found.group(1))
+            resp.success()
+            return True
+
     @task
     def journey(self) -> None:
-        if not self.login():
+        if not self.login() or not self.load_app_script():
             return
         day = _dt.date.today() + _dt.timedelta(days=random.randint(1, 14))
         slot = f"{day.isoformat()}T{random.choice(['08:30', '09:30', '10:30', '14:00', '15:30'])}:00"
@@ -451,6 +490,43 @@ class PaymentPatient(Patient):
             "insurance": random.random() < CONFIG["insurance_share"]})
 
 
+_APP_VERSION = re.compile(r"version:\s*(\d+)")
+_attacker_counter = itertools.count()
+
+
+class Attacker(FastHttpUser):
+    """A bot of a flood (malicious traffic), not a patient: hammers one endpoint under a few stolen
+    client keys, without logging in. Runs only when HD_LOAD_CONFIG has ``attack`` (and then nothing
+    else does); its records carry persona ``attacker`` and are never counted as patients."""
+
+    abstract = CONFIG["attack"] is None
+    persona = "attacker"
+    network_timeout = CONFIG["request_timeout_s"]
+    connection_timeout = CONFIG["request_timeout_s"]
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        attack = CONFIG["attack"] or {"clients": ["bot"], "path": "/", "wait": [0, 0]}
+        self.key = attack["clients"][next(_attacker_counter) % len(attack["clients"])]
+        self.path, self.wait = attack["path"], attack["wait"]
+
+    def wait_time(self) -> float:
+        return random.uniform(*self.wait)
+
+    def context(self) -> dict:
+        return {"patient": self.key, "persona": self.persona}
+
+    @task
+    def flood(self) -> None:
+        with self.client.request("GET", self.path, name=self.path, headers={"X-Patient-Id": self.key},
+                                 context={"journey": "attack", "write_id": None},
+                                 catch_response=True) as resp:
+            if 200 <= (resp.status_code or 0) < 300:
+                resp.success()
+            else:
+                resp.failure(f"HTTP {resp.status_code}")
+
+
 PERSONA_CLASSES = {cls.persona: cls for cls in
                    (FollowUpPatient, ConsultationPatient, PrescriptionPatient, ExamPatient, PaymentPatient)}
 assert tuple(PERSONA_CLASSES) == PERSONAS
@@ -458,5 +534,6 @@ assert tuple(PERSONA_CLASSES) == PERSONAS
 for _name, _cls in PERSONA_CLASSES.items():
     _cls.weight = max(CONFIG["personas"][_name], 1)
     # a persona without weight is left out of the run (Locust skips abstract user classes)
-    _cls.abstract = CONFIG["personas"][_name] == 0
+    # a flood process runs bots only
+    _cls.abstract = CONFIG["personas"][_name] == 0 or CONFIG["attack"] is not None
 del _name, _cls  # Locust collects user classes from the module namespace: no aliases

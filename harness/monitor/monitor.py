@@ -36,6 +36,7 @@ class Rule:
     check: Callable[[Observation], bool]
     raise_after: int = 2
     clear_after: int = 3
+    blocks_recovery: bool = False  # while raised, patients are not back (e.g. their data is missing)
 
 
 RULES: dict[str, Rule] = {}
@@ -43,10 +44,12 @@ Sampler = Callable[["Monitor", float], None]
 SAMPLERS: list[Sampler] = []  # run each tick before the rules, e.g. to read link byte counters
 
 
-def rule(name: str, severity: str, describe: str, *, raise_after: int = 2, clear_after: int = 3):
+def rule(name: str, severity: str, describe: str, *, raise_after: int = 2, clear_after: int = 3,
+         blocks_recovery: bool = False):
     """Register an alert rule: the decorated function says whether the condition is bad now."""
     def deco(check: Callable[[Observation], bool]):
-        RULES[name] = Rule(name, severity, describe, check, raise_after, clear_after)
+        RULES[name] = Rule(name, severity, describe, check, raise_after, clear_after,
+                           blocks_recovery)
         return check
     return deco
 
@@ -132,6 +135,7 @@ class Monitor(threading.Thread):
         self._candidate: float | None = None
         self.incident_patients: set[str] = set()
         self.incident_failed: set[str] = set()
+        self.ledger = None  # data_rules.ConsultationLedger when the run reconciles patient data
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +149,8 @@ class Monitor(threading.Thread):
             self.join(timeout=5)
         if self.probe.is_alive():
             self.probe.join(timeout=5)
+        if self.ledger is not None:
+            self.ledger.close()
 
     def run(self) -> None:
         while not self._stop_evt.wait(self.interval):
@@ -153,6 +159,8 @@ class Monitor(threading.Thread):
     # --- evaluation -----------------------------------------------------------------------------
     def ingest(self) -> None:
         for rec in self.tail.poll():
+            if rec.get("persona") == "attacker":
+                continue  # bots of a flood are not patients
             with self._lock:
                 self.window.add(rec)
                 self.totals["requests"] += 1
@@ -207,6 +215,9 @@ class Monitor(threading.Thread):
             return
         if last is None:
             return
+        if any(RULES[a].blocks_recovery for a in self.active if a in RULES):
+            self._candidate = None  # e.g. patients' records still missing: not back yet
+            return
         if not last.ok:
             self._candidate = None
             return
@@ -258,4 +269,4 @@ class Monitor(threading.Thread):
         return {**totals, "window_error_rate": stats["error_rate"], "alerts": sorted(self.active)}
 
 
-from . import network_rules  # noqa: E402,F401  (registers its rules and samplers)
+from . import data_rules, network_rules, service_rules  # noqa: E402,F401  (register their rules and samplers)

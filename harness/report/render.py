@@ -1,22 +1,40 @@
-"""The after-action report (演练总结): score card → score.json, report.html, report.md, junit.xml.
+"""The after-action report / improvement plan (演练总结与改进计划), modelled on the exercise AAR/IP
+of emergency management (HSEEP): overview, executive summary, timeline, analysis per objective,
+patient impact, findings and improvement plan, appendix.
+
+score card → score.json, report.html, report.md, junit.xml, summary.txt and charts/*.svg.
 
 Templates are jinja2 with autoescape on for HTML; every value from a drill file or the journal is
-user text. The HTML is self-contained (inline CSS, no external assets) so it can be mailed or archived.
+user text. The HTML is one self-contained file: inline CSS and inline SVG charts generated here, no
+scripts, fonts or images fetched, readable on a phone and printable. Chinese by default, or English.
 """
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from ..clock import format_duration
-from ..score.scorecard import ScoreCard, TargetResult
+from ..score.card import ScoreCard, TargetResult
+from ..score.findings import DUE_DAYS
+from ..score.scorecard import RATING_RULE, RATING_P, RATING_S
+from ..score.texts import group_name
+from . import charts as C
+from .i18n import (CAPABILITY, FAILURE_CLASS, KIND, LANGS, MEASURE, RATING, SEVERITY, STATUS, VERDICT,
+                   pick, translator)
 
 TEMPLATES = Path(__file__).parent / "templates"
 VERDICT_TITLES = {"pass": "通过 PASS", "fail": "未通过 FAIL", "aborted": "中止 ABORTED"}
 SEVERITY_TITLES = {"high": "高 high", "medium": "中 medium", "low": "低 low"}
+GROUP_COLORS = {"technical": "#1565c0", "clinical_support": "#2e7d32",
+                "patient_communication": "#00838f"}
+RATING_RULE_ZH = (f"P：达成且余量不少于指标的 {RATING_P:.0%}（指标为 0 时恰好达成；定级指标达成）；"
+                  f"S：达成，余量 {RATING_S:.0%}–{RATING_P:.0%}；M：达成，余量少于 {RATING_S:.0%}；"
+                  f"U：未达成或未能测得。")
 
 
 def _clock(wall: float | None, with_date: bool = False) -> str:
@@ -43,20 +61,12 @@ def _at(seconds: float | None, mark: str = "F") -> str:
     return mark + ("−" if seconds < 0 else "+") + format_duration(abs(seconds))
 
 
-def _environment(card: ScoreCard) -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                      autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
-                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    scale = card.overview.time_scale
-    env.filters.update(
-        dur=format_duration,
-        real=lambda s: "—" if s is None else format_duration(s / scale),  # drill s → wall s
-        # the card counts from T+0 when no fault was injected
-        at=lambda s: _at(s, "F" if card.overview.fault_wall is not None else "T"), clock=_clock, pct=_pct, md=_md, num=lambda x: f"{x:g}",
-        mark=lambda ok: "—" if ok is None else ("✓" if ok else "✗"))
-    env.globals.update(VERDICT_TITLES=VERDICT_TITLES, SEVERITY_TITLES=SEVERITY_TITLES,
-                       summary=summary_line(card))
-    return env
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
 
 
 def _target_text(r: TargetResult) -> str:
@@ -71,6 +81,196 @@ def summary_line(card: ScoreCard) -> str:
     """One line for CI logs: 'db-crash-failover: FAIL 72/100 — detect 12s/1m ✓, dr-takeover 4m10s/3m ✗'."""
     parts = ", ".join(_target_text(r) for r in card.targets)
     return f"{card.overview.drill}: {card.verdict.upper()} {card.score}/100 — {parts}"
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+def _tplus(card: ScoreCard, wall: float | None) -> float | None:
+    origin = card.series.origin_wall or card.overview.t0_wall
+    if wall is None or origin is None:
+        return None
+    return (wall - origin) * card.overview.time_scale
+
+
+def chart_markers(card: ScoreCard, lang: str) -> list[C.Marker]:
+    """The events the charts mark, numbered in time order: fault, alerts, level, steps finished,
+    faults reverted, recovery."""
+    zh = lang == "zh"
+    out: list[C.Marker] = []
+    for e in card.timeline:
+        x = _tplus(card, e.wall)
+        if x is None:
+            continue
+        s = e.subject or ""
+        if e.type == "fault.injected":
+            out.append(C.Marker(x, "fault", f"故障 {s} 注入" if zh else f"fault {s} injected"))
+        elif e.type == "alert.raised":
+            out.append(C.Marker(x, "alert", f"告警 {s}" if zh else f"alert {s}"))
+        elif e.type == "level.declared":
+            out.append(C.Marker(x, "level", (e.text_zh if zh else e.text).split("（")[0].split(" (")[0]))
+        elif e.type == "step.finished":
+            if e.ok:
+                out.append(C.Marker(x, "step", f"步骤 {s} 完成" if zh else f"step {s} done"))
+            else:
+                text = e.text_zh if zh and e.text_zh else e.text
+                out.append(C.Marker(x, "step_failed", text if len(text) <= 160 else text[:159] + "…"))
+        elif e.type == "fault.reverted":
+            out.append(C.Marker(x, "revert", f"故障 {s} 撤销" if zh else f"fault {s} reverted"))
+    rec = _tplus(card, card.overview.recovery_wall)
+    if rec is not None:
+        out.append(C.Marker(rec, "recovery", "恢复：患者服务恢复正常（探测与错误率均恢复）" if zh else
+                            "recovery: test journey and patients' error rate good again"))
+    out.sort(key=lambda m: m.x)
+    for i, m in enumerate(out, 1):
+        m.number = i
+    return out
+
+
+def build_charts(card: ScoreCard, lang: str = "zh") -> dict[str, C.Chart]:
+    """Every chart the report shows, by name (only those with data)."""
+    t = translator(lang)
+    pts = card.series.points
+    markers = chart_markers(card, lang)
+    fault = _tplus(card, card.overview.fault_wall)
+    rec = _tplus(card, card.overview.recovery_wall)
+    end = max([p.t + card.series.bucket for p in pts] + [m.x for m in markers] + [0.0])
+    x_range = (min([0.0] + [p.t for p in pts]), end)
+    bands = [C.Band(fault, rec if rec is not None else end, label=t("incident"))] if fault is not None else []
+    desc = t("chart_desc", bucket=format_duration(card.series.bucket))
+    xt = t("x_title")
+    out: dict[str, C.Chart] = {}
+    if pts:
+        out["success"] = C.line_chart(
+            [C.Line(t("success"), [(p.t, None if p.success_rate is None else p.success_rate * 100)
+                                   for p in pts], color="#2e7d32")],
+            title=t("c_success"), desc=desc, y_title="%", x_title=xt, x_range=x_range, y_range=(0, 100),
+            y_format=lambda v: f"{v:g}%", markers=markers, bands=bands)
+        out["latency"] = C.line_chart(
+            [C.Line("p50", [(p.t, p.p50_ms) for p in pts], color="#1565c0"),
+             C.Line("p95", [(p.t, p.p95_ms) for p in pts], color="#ef6c00")],
+            title=t("c_latency"), desc=desc, y_title="ms", x_title=xt, x_range=x_range, log=True,
+            y_format=lambda v: f"{v:g}", markers=markers, bands=bands)
+        out["rps"] = C.line_chart(
+            [C.Line(t("total_rps"), [(p.t, p.rps) for p in pts], color="#1565c0"),
+             C.Line(t("failed_rps"), [(p.t, round(p.failed / card.series.bucket_real, 3)
+                                       if card.series.bucket_real else None) for p in pts],
+                    color="#c62828")],
+            title=t("c_rps"), desc=desc, y_title="req/s", x_title=xt, x_range=x_range,
+            markers=markers, bands=bands)
+    gantt = _gantt(card, lang, markers)
+    if gantt is not None:
+        out["response"] = gantt
+    if card.links:
+        palette = C.PALETTE
+        out["links"] = C.line_chart(
+            [C.Line(ln.link, [(p.t, None if p.utilisation is None else p.utilisation * 100)
+                              for p in ln.points], color=palette[i % len(palette)])
+             for i, ln in enumerate(card.links)],
+            title=t("c_links"), desc=desc, y_title="%", x_title=xt, x_range=x_range, y_range=(0, 100),
+            y_format=lambda v: f"{v:g}%", markers=markers, bands=bands,
+            thresholds=[C.Threshold(95, t("threshold95"))])
+    if card.rpo is not None or card.overview.failure_class == "database":
+        lost_bands = list(bands)
+        rpo = card.rpo
+        crash = _tplus(card, rpo.crash_wall) if rpo else None
+        if rpo and crash is not None and rpo.lost_seconds:
+            lost_bands.append(C.Band(crash - rpo.lost_seconds, crash, color="#6d4c41", opacity=0.3,
+                                     label=t("lost_window")))
+        if any(p.acked_writes for p in pts):
+            out["writes"] = C.bar_chart(
+                [(p.t, p.acked_writes) for p in pts], card.series.bucket, title=t("c_writes"),
+                desc=desc, y_title=t("acked"), x_title=xt, x_range=x_range, markers=markers,
+                bands=lost_bands, legend=t("acked"), color="#5c6bc0")
+    if card.replication:
+        lines = []
+        for i, r in enumerate(card.replication):
+            lines.append(C.Line(r.standby, [(p.t, p.lag_seconds) for p in r.points],
+                                color=C.PALETTE[i % len(C.PALETTE)]))
+        if any(p.lag_seconds is not None for r in card.replication for p in r.points):
+            out["lag"] = C.line_chart(lines, title=t("c_lag"), desc=desc, y_title="s", x_title=xt,
+                                      x_range=x_range, markers=markers, bands=bands)
+    return out
+
+
+def _gantt(card: ScoreCard, lang: str, markers: list[C.Marker]) -> C.Chart | None:
+    t = translator(lang)
+    zh = lang == "zh"
+    rows: list[C.GanttRow] = []
+    fault = _tplus(card, card.overview.fault_wall)
+    rec = _tplus(card, card.overview.recovery_wall)
+    if fault is not None:
+        rows.append(C.GanttRow(t("incident"), fault, rec, color="#8d6e63", ok=None,
+                               note=f"{format_duration(fault)} → {format_duration(rec)}"))
+    for a in card.alerts:
+        rows.append(C.GanttRow(f"{'告警' if zh else 'alert'} {a.alert}", _tplus(card, a.raised_wall),
+                               _tplus(card, a.cleared_wall), color="#ef6c00", ok=None,
+                               note=a.detail or ""))
+    for s in card.steps:
+        if s.started_wall is None and s.finished_wall is None:
+            continue
+        start = _tplus(card, s.started_wall)
+        rows.append(C.GanttRow(
+            s.id, start, _tplus(card, s.finished_wall), color=GROUP_COLORS.get(s.group or "", "#546e7a"),
+            ok=s.ok, deadline=None if s.deadline is None or start is None else start + s.deadline,
+            note=f"{group_name(s.group, lang)} · {pick(STATUS, s.status, lang)}"
+                 + (f" · {s.error}" if s.error else "")))
+    if len(rows) <= (1 if fault is not None else 0):
+        return None
+    xs = [v for r in rows for v in (r.start, r.end) if v is not None]
+    lo, hi = min(xs), max(xs)
+    pad = max((hi - lo) * 0.04, card.series.bucket or 1.0)
+    near = [m for m in markers if lo - pad <= m.x <= hi + pad]
+    return C.gantt_chart(rows, title=t("c_gantt"), desc=t("chart_desc", bucket="—"),
+                         x_title=t("x_title"), x_range=(lo - pad, hi + pad), markers=near)
+
+
+# --- the files -----------------------------------------------------------------------------------
+
+def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+                      autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    scale = card.overview.time_scale
+    t = translator(lang)
+    zh = lang == "zh"
+
+    def loc(obj: object, name: str) -> str:
+        """A bilingual field of the card: `name_zh` in Chinese when it has one."""
+        if zh:
+            v = getattr(obj, f"{name}_zh", "")
+            if v:
+                return v
+        return getattr(obj, name)
+
+    env.filters.update(
+        dur=format_duration,
+        real=lambda s: "—" if s is None else format_duration(s / scale),  # drill s → wall s
+        # the card counts from T+0 when no fault was injected
+        at=lambda s: _at(s, "F" if card.overview.fault_wall is not None else "T"),
+        tplus=lambda s: "—" if s is None else _at(s, "T"),
+        clock=_clock, pct=_pct, md=_md, num=lambda x: f"{x:g}", size=_size,
+        mark=lambda ok: "—" if ok is None else ("✓" if ok else "✗"),
+        group=lambda g: group_name(g, lang), loc=loc,
+        verdict=lambda v: pick(VERDICT, v, lang), severity=lambda v: pick(SEVERITY, v, lang),
+        capability=lambda v: pick(CAPABILITY, v, lang), rating=lambda v: pick(RATING, v, lang),
+        status=lambda v: pick(STATUS, v, lang), kind=lambda v: pick(KIND, v, lang),
+        measure=lambda v: pick(MEASURE, v, lang),
+        fclass=lambda v: "—" if not v else (f"{FAILURE_CLASS.get(v, v)} ({v})" if zh else v),
+        level=lambda v: "—" if v is None else (f"{['一', '二', '三'][int(v) - 1]}级" if zh and v in (1, 2, 3)
+                                               else f"L{int(v)}"),
+        js=lambda v: json.dumps(v, ensure_ascii=False, indent=2, default=str),
+    )
+    ov = card.overview
+    key = [f for f in card.findings if f.kind != "evidence"][:3] or card.findings[:3]
+    env.globals.update(
+        t=t, lang=lang, zh=zh, summary=summary_line(card), charts=charts,
+        svg=lambda name: Markup(charts[name].svg) if name in charts else "",  # generated and escaped here
+        markers=chart_markers(card, lang), key_findings=key,
+        rating_rule=RATING_RULE_ZH if zh else RATING_RULE, due_days=DUE_DAYS,
+        met_count=sum(1 for r in card.targets if r.met), tplus_of=lambda w: _tplus(card, w),
+        VERDICT_TITLES=VERDICT_TITLES, SEVERITY_TITLES=SEVERITY_TITLES,
+        incomplete=bool(card.problems) or ov.status != "completed")
+    return env
 
 
 def junit_xml(card: ScoreCard) -> ET.ElementTree:
@@ -90,7 +290,8 @@ def junit_xml(card: ScoreCard) -> ET.ElementTree:
     for r in card.targets:
         case = ET.SubElement(suite, "testcase", classname=f"{ov.drill}.{r.measure}", name=r.id,
                              time="0")
-        line = _target_text(r) + (" (critical)" if r.critical else "") + (f" — {r.title}" if r.title else "")
+        line = (_target_text(r) + (" (critical)" if r.critical else "") + f" rating {r.rating}"
+                + (f" — {r.title}" if r.title else ""))
         if not r.met:
             kind = "unmeasured" if r.actual is None else "missed"
             fail = ET.SubElement(case, "failure", message=r.reason or kind, type=kind)
@@ -102,15 +303,26 @@ def junit_xml(card: ScoreCard) -> ET.ElementTree:
     return ET.ElementTree(suite)
 
 
-def write_reports(run_dir: Path | str, card: ScoreCard) -> dict[str, Path]:
-    """Write score.json, report.html, report.md and junit.xml into run_dir; return their paths."""
+def write_reports(run_dir: Path | str, card: ScoreCard, lang: str = "zh") -> dict[str, Path]:
+    """Write score.json, report.html, report.md, junit.xml, summary.txt and charts/*.svg into
+    run_dir; return their paths (charts under 'charts')."""
+    if lang not in LANGS:
+        raise ValueError(f"unknown report language {lang!r} (known: {', '.join(LANGS)})")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = _environment(card)
+    charts = build_charts(card, lang)
+    env = _environment(card, lang, charts)
     out = {"json": run_dir / "score.json", "html": run_dir / "report.html",
-           "md": run_dir / "report.md", "junit": run_dir / "junit.xml"}
+           "md": run_dir / "report.md", "junit": run_dir / "junit.xml",
+           "summary": run_dir / "summary.txt", "charts": run_dir / "charts"}
     out["json"].write_text(card.model_dump_json(indent=2), encoding="utf-8")
+    out["charts"].mkdir(exist_ok=True)
+    for old in out["charts"].glob("*.svg"):
+        old.unlink()
+    for name, chart in charts.items():
+        (out["charts"] / f"{name}.svg").write_text(chart.standalone(), encoding="utf-8")
     out["html"].write_text(env.get_template("report.html.j2").render(card=card), encoding="utf-8")
     out["md"].write_text(env.get_template("report.md.j2").render(card=card), encoding="utf-8")
     junit_xml(card).write(out["junit"], encoding="utf-8", xml_declaration=True)
+    out["summary"].write_text(summary_line(card) + "\n", encoding="utf-8")
     return out

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ..stack.base import Stack
 
 
-MIN_PATIENTS_TO_CLASSIFY = 10
+MIN_PATIENTS_TO_CLASSIFY = 15
 
 
 class ActionFailed(Exception):
@@ -105,7 +105,7 @@ def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
 def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
     # the share needs patients to judge by: wait (boundedly) until enough have been seen since the
     # incident began, as an operator would look at the board for half a minute before classifying
-    deadline = time.monotonic() + max(1.0, 30.0 / ctx.time_scale)
+    deadline = time.monotonic() + max(1.0, 60.0 / ctx.time_scale)
     seen = ctx.monitor.affected()
     while seen["active"] < MIN_PATIENTS_TO_CLASSIFY and time.monotonic() < deadline:
         time.sleep(0.1)

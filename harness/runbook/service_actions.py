@@ -1,2 +1,271 @@
-"""Runbook actions: service_actions."""
+"""Runbook actions of the service failure classes: server down, malicious traffic, a false alarm,
+main-DC power loss — and the three-step check that tells a system failure from a false alarm.
+
+- `switch_app`: point the patient entry point (the VIP) at another app instance once it is healthy.
+- `switch_egress`: switch every running app instance to an egress line (a dead one is skipped).
+- `block_clients`: read the traffic boards, block the abusive clients on every running instance.
+- `refresh_cache`: refresh the front end's cache (patients get the current app script).
+- `verify_replica`: write a marker row on the serving primary, wait for it on a DR replica.
+"""
 from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from typing import Any, Literal
+
+import psycopg
+import requests
+from pydantic import Field
+
+from ..models import Duration
+from ..monitor.service_rules import TRAFFIC_WINDOW_S, abusive_clients, merge_boards, window_records
+from .actions import ActionContext, ActionFailed, Params, action
+
+HTTP_TIMEOUT = 2.0
+CLIENT_SIDE = frozenset(range(400, 500)) - {408, 429}  # the request's own fault, not the system's
+CLIENT_SIDE_SHARE = 0.8
+
+
+def _real(ctx: ActionContext, drill_seconds: float, floor: float = 1.0) -> float:
+    return max(floor, drill_seconds / ctx.time_scale)
+
+
+# --- the three-step check ------------------------------------------------------------------------
+
+def check_verdict(alerts: dict[str, str | None], failed_statuses: list[int | None],
+                  probe_ok: bool) -> tuple[str, str]:
+    """The plan's three-step check as a rule: (verdict, why).
+
+    A system failure when the test account's journey fails, or a critical alert is active, or a
+    warning is active and the errors behind it are the system's (5xx, no answer, timeouts, rate
+    limits). Not a system failure when no alert is active, or when only warnings are active and at
+    least CLIENT_SIDE_SHARE of the patients' failed requests are rejected as the clients' own fault
+    (4xx: a stale page, a malformed request) while the test account's journey works: a false alarm
+    (假故障), handled by the technical group alone.
+    """
+    if not probe_ok:
+        return "system_failure", "the test account's journey fails"
+    critical = sorted(a for a, sev in alerts.items() if sev == "critical")
+    if critical:
+        return "system_failure", f"critical alert(s) on the board: {', '.join(critical)}"
+    if not alerts:
+        return "not_system_failure", "no alert on the board and the test account's journey works"
+    client = sum(1 for s in failed_statuses if isinstance(s, int) and s in CLIENT_SIDE)
+    if failed_statuses and client / len(failed_statuses) >= CLIENT_SIDE_SHARE:
+        return "not_system_failure", (f"warning only ({', '.join(sorted(alerts))}); {client} of "
+                                      f"{len(failed_statuses)} errors are rejected client requests "
+                                      f"(4xx) and the test account's journey works")
+    return "system_failure", (f"warning(s) {', '.join(sorted(alerts))} with server-side errors "
+                              f"({len(failed_statuses) - client} of {len(failed_statuses)})")
+
+
+@action("three_step_check",
+        describe="alert type on the board, error logs, test-account journey → system failure or not")
+def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
+    # Registered under the same name as actions.three_step_check and imported after it, so this
+    # one is what runbooks run: the same three items and journal event, plus the error logs'
+    # judgement (client-side 4xx vs the system's errors) for warning-only boards.
+    alerts = {name: (ev or {}).get("severity") for name, ev in dict(ctx.monitor.active).items()}
+    failed = [r for r in window_records(ctx.monitor) if not r.get("ok")]
+    errors = Counter(f"{r.get('name')}: {str(r.get('error') or r.get('status'))[:80]}" for r in failed)
+    probe = ctx.monitor.probe.walk_now()
+    verdict, why = check_verdict(alerts, [r.get("status") for r in failed], probe.ok)
+    items = {
+        "alert_type": [f"{a} ({sev})" for a, sev in sorted(alerts.items())] or ["none"],
+        "error_logs": [f"{n}× {msg}" for msg, n in errors.most_common(3)] or ["none"],
+        "test_account": "ok" if probe.ok else f"failed at {probe.failed_step}: {probe.error}",
+    }
+    ctx.state["verdict"] = verdict
+    ctx.journal.record("check.finished", items=items, verdict=verdict, reason=why)
+    return {"verdict": verdict, "reason": why}
+
+
+# --- server down: the backup server takes the entry point ----------------------------------------
+
+class SwitchAppParams(Params):
+    to: str = "app-backup"
+    link: str = "app-vip"
+    wait: Duration = Field(120.0, description="how long the instance may take to be healthy (drill)")
+
+
+def _health(http: requests.Session, url: str) -> tuple[int | None, dict]:
+    try:
+        r = http.get(f"{url}/health", timeout=HTTP_TIMEOUT)
+        body = r.json() if r.headers.get("Content-Type", "").startswith("application/json") else {}
+        return r.status_code, body if isinstance(body, dict) else {}
+    except (requests.RequestException, ValueError) as e:
+        return None, {"error": e.__class__.__name__}
+
+
+@action("switch_app", SwitchAppParams,
+        "point the patient entry point (VIP) at another app instance once it is healthy",
+        refs=(("to", ("app",), False), ("link", (), True)))
+def switch_app(ctx: ActionContext, p: SwitchAppParams) -> dict[str, Any]:
+    stack = ctx.stack
+    if p.to in stack.killed_services:
+        raise ActionFailed(f"{p.to} is down itself")
+    deadline = time.monotonic() + _real(ctx, p.wait)
+    with requests.Session() as http:
+        while True:  # a backup whose database is not back yet answers 503: wait for it, boundedly
+            status, body = _health(http, stack.url(p.to))
+            if status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"{p.to} not healthy: HTTP {status} {body}")
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        stack.links.repoint(p.link, stack.addresses[p.to])
+        entry = f"http://{stack.link_listen[p.link]}"
+        while True:  # what patients reach through the link now
+            status, body = _health(http, entry)
+            if status == 200 and body.get("instance") == p.to:
+                break
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"{p.link} repointed, but patients reach HTTP {status} {body}")
+            time.sleep(0.05)
+    return {"link": p.link, "to": p.to, "address": stack.addresses[p.to], "serving": body.get("instance"),
+            "confirm_seconds": round(time.monotonic() - t0, 3)}
+
+
+class LineParams(Params):
+    line: Literal["primary", "backup"] = "backup"
+
+
+@action("switch_egress", LineParams,
+        "switch every running app instance to an egress line (instances that are down are skipped)")
+def switch_egress(ctx: ActionContext, p: LineParams) -> dict[str, Any]:
+    live = ctx.stack.live_app_nodes()
+    down = sorted(set(ctx.stack.app_nodes()) - set(live))
+    answered = ctx.stack.post_apps("/admin/route", {"egress": p.line}, apps=live)
+    if not live or not all(v == 200 for v in answered.values()):
+        raise ActionFailed(f"egress line switch not taken by every running app: {answered}, down: {down}")
+    return {"egress": p.line, "apps": answered, "skipped_down": down}
+
+
+# --- malicious traffic ---------------------------------------------------------------------------
+
+class BlockParams(Params):
+    clients: list[str] | None = Field(None, description="block these; default: what the board flags")
+    wait: Duration = Field(120.0, description="how long to watch the board for abusers (drill)")
+
+
+def _boards(ctx: ActionContext, http: requests.Session) -> list[dict]:
+    boards = []
+    for app in ctx.stack.live_app_nodes():
+        try:
+            r = http.get(f"{ctx.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
+                         timeout=HTTP_TIMEOUT)
+            if r.status_code == 200:
+                boards.append(r.json())
+        except (requests.RequestException, ValueError):
+            continue
+    return boards
+
+
+@action("block_clients", BlockParams,
+        "block the clients the traffic board shows as abusive (or those named) on every app instance")
+def block_clients(ctx: ActionContext, p: BlockParams) -> dict[str, Any]:
+    deadline = time.monotonic() + _real(ctx, p.wait)
+    with requests.Session() as http:
+        while True:
+            board = merge_boards(_boards(ctx, http))
+            targets = list(p.clients or [c["client"] for c in abusive_clients(board)])
+            if targets:
+                break
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"the traffic board shows no abusive client (top: {board[:3]})")
+            time.sleep(0.2)
+    live = ctx.stack.live_app_nodes()
+    answered = ctx.stack.post_apps("/admin/block", {"clients": targets}, apps=live)
+    if not live or not all(v == 200 for v in answered.values()):
+        raise ActionFailed(f"block not taken by every running app: {answered}")
+    evidence = {c["client"]: {k: c.get(k) for k in ("rate", "top_endpoint", "top_share")}
+                for c in board if c.get("client") in targets}
+    return {"blocked": targets, "evidence": evidence, "apps": answered}
+
+
+# --- a false alarm: the front end's cache --------------------------------------------------------
+
+@action("refresh_cache", describe="refresh the front end's cache on every running app instance")
+def refresh_cache(ctx: ActionContext, _: Params) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with requests.Session() as http:
+        for app in ctx.stack.live_app_nodes():
+            try:
+                r = http.post(f"{ctx.stack.url(app)}/admin/cache/refresh", json={}, timeout=HTTP_TIMEOUT)
+                out[app] = r.json() if r.status_code == 200 else f"HTTP {r.status_code}"
+            except (requests.RequestException, ValueError) as e:
+                out[app] = f"unreachable: {e.__class__.__name__}"
+    if not out or not all(isinstance(v, dict) for v in out.values()):
+        raise ActionFailed(f"cache refresh not taken by every running app: {out}")
+    return {"apps": out}
+
+
+# --- the remote DR follows the new primary --------------------------------------------------------
+
+class VerifyParams(Params):
+    replica: str = "pg-remote"
+    timeout: Duration = Field(600.0, description="how long the row may take to arrive (drill)")
+
+
+MARKERS_DDL = ("CREATE TABLE IF NOT EXISTS drill_markers (marker text PRIMARY KEY, "
+               "written_on text NOT NULL, written_at timestamptz NOT NULL DEFAULT now())")
+
+
+@action("verify_replica", VerifyParams,
+        "write a marker row on the serving primary and wait until a DR replica has it",
+        refs=(("replica", ("postgres",), False),))
+def verify_replica(ctx: ActionContext, p: VerifyParams) -> dict[str, Any]:
+    stack = ctx.stack
+    primary = stack.current_primary()
+    if primary is None:
+        raise ActionFailed("no database primary is serving")
+    if stack.db_role(p.replica) != "standby":
+        raise ActionFailed(f"{p.replica} is not a running standby (it is {stack.db_role(p.replica)})")
+    marker = f"drill-{uuid.uuid4()}"
+    try:
+        with psycopg.connect(stack.db_dsn(primary), autocommit=True) as conn:
+            conn.execute(MARKERS_DDL)
+            written = conn.execute(
+                "INSERT INTO drill_markers (marker, written_on) VALUES (%s, %s) "
+                "RETURNING pg_current_wal_lsn()::text AS lsn, "
+                "(SELECT timeline_id FROM pg_control_checkpoint()) AS timeline", [marker, primary]).fetchone()
+    except psycopg.Error as e:
+        raise ActionFailed(f"write on {primary}: {str(e).strip().splitlines()[0]}") from None
+    written_wall = time.time()
+    deadline = time.monotonic() + _real(ctx, p.timeout)
+    last, conn = "not asked yet", None
+    try:
+        while True:
+            try:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(stack.db_dsn(p.replica), autocommit=True)
+                if conn.execute("SELECT 1 FROM drill_markers WHERE marker = %s", [marker]).fetchone():
+                    receiver = conn.execute(
+                        "SELECT status, received_tli, sender_host, sender_port FROM pg_stat_wal_receiver"
+                    ).fetchone()
+                    break
+                last = "the row has not arrived"
+            except psycopg.errors.UndefinedTable:
+                last = "no drill_markers table there yet"
+            except psycopg.Error as e:
+                last = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+                if conn is not None:
+                    conn.close()
+                conn = None
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"{p.replica} did not receive the marker written on {primary} "
+                                   f"within {p.timeout:g}s drill: {last}")
+            time.sleep(0.05)
+    finally:
+        if conn is not None:
+            conn.close()
+    seen_wall = time.time()
+    detail = {"primary": primary, "replica": p.replica, "marker": marker, "lsn": written[0],
+              "primary_timeline": written[1], "written_wall": written_wall, "seen_wall": seen_wall,
+              "lag_drill_s": round((seen_wall - written_wall) * ctx.time_scale, 3),
+              "receiver": dict(zip(("status", "received_tli", "sender_host", "sender_port"),
+                                   receiver)) if receiver else None}
+    ctx.journal.record("replica.verified", **detail)
+    return detail

@@ -1,215 +1,63 @@
-"""The score card: pure functions of the journal and the request records → per-target results, the
-response level, patient impact, RPO, findings, an overall score and a CI verdict.
+"""The score card: pure functions of the journal and the request records → per-target results and
+ratings, the response level, patient impact, time series for the charts, RPO, findings with their
+improvement plan, an overall score and a CI verdict.
 
 Only `score_run` touches files. Conventions:
 - drill time = real seconds × time_scale (the effective scale of the journal's `run.started`);
 - t_fault = the wall time of the first `fault.injected`; every measured time is counted from it;
-- patient measures (shares, error rates, waits) are real and do not depend on the scale.
+- T+ = drill seconds from the scenario start (`scenario.started`), the x axis of the charts;
+- patient measures (shares, error rates, request latencies) are real and do not depend on the scale.
 """
 from __future__ import annotations
 
-import json
+import datetime as dt
+import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from ..clock import format_duration
 from ..errors import InputError
 from ..journal import JournalRead, read_journal
-from ..load.records import iter_records
 from ..loader import Document
-from ..models import GROUP_TITLES, Drill, Levels, Member, Scenario, Target
+from ..models import GROUP_TITLES, Drill, Levels, Scenario, Target
+from .card import (AlertEntry, Appendix, DataFile, Finding, JourneyImpact, LagPoint, LevelResult,
+                   LinkPoint, LinkSeries, LongestOutage, LongestWait, NotificationEntry, Objective,
+                   Overview, PatientImpact, PhaseCounts, Rating, ReplicationSeries, RpoResult,
+                   ScoreCard, Series, SeriesPoint, StepResult, Strength, TargetResult, TeamInfo,
+                   TimelineEntry, Verdict)
+from .findings import Context, build_findings, build_strengths
+from .response import with_response_findings
+from .reading import RecordReader
+from .texts import describe, describe_zh, error_of, short
 
-Verdict = Literal["pass", "fail", "aborted"]
+__all__ = [
+    "AlertEntry", "Finding", "JourneyImpact", "LevelResult", "LongestWait", "NotificationEntry",
+    "Overview", "PatientImpact", "PhaseCounts", "RpoResult", "ScoreCard", "Series", "StepResult",
+    "Strength", "TargetResult", "TimelineEntry", "build_scorecard", "describe", "implied_level",
+    "overall_score", "rate", "score_run", "tally", "tally_records", "verdict_of", "RATING_RULE",
+]
+
 EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "aborted": 3}
 LEVEL_SHARE = 0.2  # share of the overall score for declaring the right response level
 LOST_SAMPLE = 10
 
+# ratings (HSEEP): P performed without challenges, S with some challenges, M with major
+# challenges, U unable to be performed; from the target's headroom = margin ÷ target
+RATING_P = 0.25
+RATING_S = 0.10
+RATING_RULE = (f"P: met with at least {RATING_P:.0%} of the target to spare (a zero target met "
+               f"exactly; a level target met); S: met with {RATING_S:.0%}–{RATING_P:.0%} to spare; "
+               f"M: met with less than {RATING_S:.0%} to spare; U: missed or not measured.")
 
-# --- the card ------------------------------------------------------------------------------------
-
-class TargetResult(BaseModel):
-    id: str
-    title: str = ""
-    measure: str
-    unit: Literal["s", "level"] = "s"
-    target: float | None = Field(description="drill s; for measure 'level': the implied level")
-    actual: float | None = Field(description="drill s from t_fault; for 'level': the declared level")
-    met: bool
-    margin: float | None = Field(None, description="target − actual, drill s; > 0 is headroom")
-    critical: bool = True
-    reason: str | None = None
-
-
-class LevelResult(BaseModel):
-    declared: int | None = None
-    declared_at: float | None = Field(None, description="drill s from t_fault")
-    declared_share: float | None = Field(None, description="the share the runbook saw when declaring")
-    implied: int | None = None
-    share: float | None = Field(None, description="affected ÷ active patients over the incident")
-    affected: int = 0
-    active: int = 0
-    level1_above: float = 0.5
-    level2_above: float = 0.2
-    ok: bool | None = None
-
-
-class PhaseCounts(BaseModel):
-    requests: int = 0
-    failed: int = 0
-
-    @property
-    def error_rate(self) -> float | None:
-        return self.failed / self.requests if self.requests else None
-
-
-class JourneyImpact(BaseModel):
-    journey: str
-    requests: int = 0  # during the incident
-    failed: int = 0
-    first_failure: float | None = Field(None, description="drill s from t_fault")
-    last_failure: float | None = None
-    downtime: float | None = Field(None, description="first to last failure, drill s")
-
-
-class LongestWait(BaseModel):
-    ms: float
-    patient: str | None = None
-    journey: str | None = None
-    name: str | None = None
-    at: float | None = Field(None, description="drill s from t_fault")
-
-
-class PatientImpact(BaseModel):
-    patients: int = 0  # distinct patients in all records
-    active: int = 0  # with a request during the incident
-    affected: int = 0  # with a failed request during the incident
-    affected_share: float | None = None
-    before: PhaseCounts = Field(default_factory=PhaseCounts)
-    during: PhaseCounts = Field(default_factory=PhaseCounts)
-    after: PhaseCounts = Field(default_factory=PhaseCounts)
-    journeys: list[JourneyImpact] = Field(default_factory=list)
-    recovered: bool = False
-    downtime: float | None = Field(None, description="recovery − t_fault, drill s")
-    longest_wait: LongestWait | None = None
-    error_rate_steady: float | None = None  # before t_fault
-    error_rate_after: float | None = None  # after recovery
-    first_wall: float | None = None
-    last_wall: float | None = None
-    malformed: int = 0  # records without a usable time
-
-    @property
-    def total(self) -> PhaseCounts:
-        return PhaseCounts(requests=self.before.requests + self.during.requests + self.after.requests,
-                           failed=self.before.failed + self.during.failed + self.after.failed)
-
-
-class RpoResult(BaseModel):
-    mode: str | None = None
-    acked_writes: int | None = None
-    lost_writes: int | None = None
-    lost_seconds: float | None = None
-    lost_sample: list[str] = Field(default_factory=list)
-    crash_wall: float | None = None
-
-
-class StepResult(BaseModel):
-    id: str
-    title: str = ""
-    group: str | None = None
-    kind: str | None = None
-    action: str | None = None
-    status: Literal["ok", "failed", "unfinished", "skipped", "not run"]
-    started: float | None = Field(None, description="drill s from t_fault")
-    finished: float | None = None
-    started_wall: float | None = None
-    finished_wall: float | None = None
-    ok: bool | None = None
-    duration: float | None = Field(None, description="drill s")
-    deadline: float | None = None
-    deadline_met: bool | None = None
-    detail: str | None = None
-
-
-class AlertEntry(BaseModel):
-    alert: str
-    severity: str | None = None
-    raised: float | None = None  # drill s from t_fault
-    raised_wall: float
-    cleared: float | None = None
-    cleared_wall: float | None = None
-    detail: str | None = None
-
-
-class NotificationEntry(BaseModel):
-    channel: str | None = None
-    audience: str | None = None
-    text: str | None = None
-    at: float | None = None
-    wall: float
-
-
-class TimelineEntry(BaseModel):
-    seq: int | None = None
-    type: str
-    wall: float | None = None
-    drill: float | None = Field(None, description="T+ drill s, as journalled")
-    since_fault: float | None = None
-    text: str
-
-
-class Finding(BaseModel):
-    severity: Literal["high", "medium", "low"]
-    text: str
-    evidence: str = ""
-
-
-class TeamInfo(BaseModel):
-    group: str
-    title: str
-    core: list[Member]
-    backup: list[Member]
-
-
-class Overview(BaseModel):
-    run_id: str | None = None
-    drill: str
-    drill_title: str = ""
-    scenario: str | None = None
-    scenario_title: str = ""
-    failure_class: str | None = None
-    description: str = ""
-    time_scale: float
-    backend: str | None = None
-    teams: list[TeamInfo] = Field(default_factory=list)
-    started_wall: float | None = None
-    t0_wall: float | None = None
-    fault_wall: float | None = None
-    recovery_wall: float | None = None
-    ended_wall: float | None = None
-    status: str = "unknown"  # completed / aborted / unknown (no run.finished)
-    abort_reason: str | None = None
-
-
-class ScoreCard(BaseModel):
-    version: int = 1
-    overview: Overview
-    verdict: Verdict
-    exit_code: int
-    score: int
-    breakdown: dict[str, Any]
-    targets: list[TargetResult]
-    level: LevelResult
-    impact: PatientImpact
-    rpo: RpoResult | None = None
-    findings: list[Finding]
-    steps: list[StepResult]
-    alerts: list[AlertEntry]
-    notifications: list[NotificationEntry]
-    timeline: list[TimelineEntry]
-    problems: list[str] = Field(default_factory=list)  # journal / records / file read problems
+# time series: ~TARGET_POINTS buckets of a round number of drill seconds; latency histograms
+TARGET_POINTS = 100
+MAX_POINTS = 400
+NICE_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 14400,
+                21600, 43200, 86400)
+HIST_RATIO = 1.1  # latency bins grow by 10 %: p50/p95 read from them are within ±5 %
+HIST_BINS = 160
+_HIST_K = 1.0 / math.log(HIST_RATIO)
 
 
 # --- small pure pieces ---------------------------------------------------------------------------
@@ -222,6 +70,23 @@ def implied_level(share: float, levels: Levels) -> int:
     if share > levels.level2_above:
         return 2
     return 3
+
+
+def rate(r: TargetResult) -> Rating:
+    """The objective's rating from its measured margin; the rule is RATING_RULE.
+
+    Edge cases: a target of 0 (e.g. RPO 0 s) met exactly is P (there is no share to spare);
+    a level target is P when met and U otherwise (it has no margin)."""
+    if not r.met or (r.unit != "level" and r.actual is None):
+        return "U"
+    if r.unit == "level" or not r.target:
+        return "P"
+    headroom = (r.margin or 0.0) / r.target
+    if headroom >= RATING_P:
+        return "P"
+    if headroom >= RATING_S:
+        return "S"
+    return "M"
 
 
 def overall_score(results: list[TargetResult], level_ok: bool | None,
@@ -273,115 +138,113 @@ def verdict_of(results: list[TargetResult], status: str) -> Verdict:
     return "pass" if all(r.met for r in results if r.critical) else "fail"
 
 
-def _short(value: Any, limit: int = 200) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
-    text = " ".join(str(value).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def bucket_for(span_drill: float | None) -> float:
+    """A round bucket width in drill seconds giving about TARGET_POINTS buckets over the span."""
+    if not span_drill or span_drill <= 0:
+        return float(NICE_BUCKETS[0])
+    want = span_drill / TARGET_POINTS
+    return float(next((b for b in NICE_BUCKETS if b >= want), NICE_BUCKETS[-1]))
 
 
-def describe(e: dict) -> str:
-    """One human line for a journal event."""
-    g = e.get
-    t = g("type")
-    detail = f": {_short(g('detail'))}" if g("detail") not in (None, "", {}) else ""
-    if t == "run.started":
-        return (f"run {g('run_id')} started: drill {g('drill_name')}, scenario {g('scenario')}, "
-                f"time scale ×{g('time_scale')}, backend {g('backend')}")
-    if t == "stack.up":
-        n = len(g("services") or {})
-        return f"stack up in {g('seconds')} real s ({n} services)"
-    if t == "load.started":
-        return f"patient load started: {g('users')} users, {g('workers')} workers"
-    if t == "scenario.started":
-        return "T+0: scenario started (load running, timeline begins)"
-    if t == "steady_state":
-        rate = g("error_rate")
-        facts = [f"error rate {rate:.2%}" if isinstance(rate, (int, float)) else None,
-                 f"{g('rps')} req/s" if g("rps") is not None else None,
-                 f"p95 {g('p95_ms')} ms" if g("p95_ms") is not None else None,
-                 f"{g('requests')} requests" if g("requests") is not None else None]
-        return f"steady state {'reached' if g('ok') else 'NOT reached'}: " + \
-            ", ".join(x for x in facts if x)
-    if t in ("fault.injected", "fault.reverted"):
-        verb = "injected" if t == "fault.injected" else "reverted"
-        on = f" on {g('target')}" if g("target") else ""
-        return f"fault {g('fault')} {verb} ({g('fault_type')}{on}){detail}"
-    if t == "alert.raised":
-        return f"alert {g('alert')} raised ({g('severity')}){detail}"
-    if t == "alert.cleared":
-        return f"alert {g('alert')} cleared"
-    if t == "check.finished":
-        return f"three-step check: {g('verdict')} — {_short(g('items'))}"
-    if t == "level.declared":
-        share = g("share")
-        share = f"{share:.0%}" if isinstance(share, (int, float)) else share
-        return (f"level {g('level')} response declared "
-                f"({g('affected')}/{g('active')} patients affected, {share})")
-    if t == "step.started":
-        what = f", action {g('action')}" if g("action") else ""
-        return f"step {g('step')} started ({g('group')}, {g('kind')}{what})"
-    if t == "step.finished":
-        return f"step {g('step')} {'finished ok' if g('ok') else 'FAILED'}{detail}"
-    if t == "step.skipped":
-        return f"step {g('step')} skipped: {_short(g('reason'))}"
-    if t == "notification.sent":
-        return f"notification via {g('channel')} to {g('audience')}: {_short(g('text'))}"
-    if t == "recovery":
-        return f"recovery: patients served again{detail}"
-    if t == "rpo.measured":
-        return (f"RPO measured: {g('lost_writes')} of {g('acked_writes')} acknowledged writes lost "
-                f"({g('lost_seconds')} drill s, {g('mode')})")
-    if t == "run.finished":
-        reason = f": {_short(g('reason'))}" if g("reason") else ""
-        return f"run {g('status')}{reason}"
-    rest = {k: v for k, v in e.items() if k not in ("seq", "wall", "drill", "type")}
-    return f"{t} {_short(rest)}".strip()
+def _percentile(hist: list[int], n: int, q: float) -> float | None:
+    if n <= 0:
+        return None
+    rank = q * n
+    seen = 0
+    for i, c in enumerate(hist):
+        seen += c
+        if c and seen >= rank:
+            return 0.5 if i == 0 else round(HIST_RATIO ** (i - 0.5), 1)
+    return None
 
 
 def _wall(e: dict | None) -> float | None:
     w = e.get("wall") if e else None
-    return float(w) if isinstance(w, (int, float)) else None
+    return float(w) if isinstance(w, (int, float)) and not isinstance(w, bool) else None
 
 
-# --- request records -----------------------------------------------------------------------------
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
-def tally_records(records: Iterable[dict], t_fault: float | None, t_recovered: float | None,
-                  scale: float) -> PatientImpact:
-    """One streaming pass over request records (dicts as in docs/internals.md).
+
+# --- request records: one streaming pass -------------------------------------------------------
+
+def tally(records: Iterable[dict], t_fault: float | None, t_recovered: float | None, scale: float,
+          *, origin: float | None = None, span: float | None = None) -> tuple[PatientImpact, Series]:
+    """One streaming pass over request records (dicts as in docs/internals.md) → patient impact and
+    the time series of the charts.
 
     Phases by request start `t`: before t_fault; during = [t_fault, recovery] (open-ended when there
-    was no recovery, i.e. to the end of the records); after recovery."""
-    counts = [[0, 0], [0, 0], [0, 0]]  # before / during / after: [requests, failed]; plain ints, hot loop
-    patients: set[str] = set()
-    active: set[str] = set()
-    affected: set[str] = set()
-    journeys: dict[str, list] = {}  # journey → [requests, failed, first_fail, last_fail]
-    longest: dict | None = None
-    first = last = None
+    was no recovery, i.e. to the end of the records); after recovery.
+    Series: buckets of a round number of drill seconds from `origin` (T+0; the first record's time
+    when None), sized for about TARGET_POINTS over `span` real seconds (when known), merged after the
+    pass when the records reach much further. Latencies go into log-spaced histograms per bucket,
+    so p50/p95 are exact to the bin (±5 %) and buckets can be merged.
+    Records need not be in time order."""
+    scale = float(scale)
+    width_drill = bucket_for(span * scale if span else None) if span else 1.0 * scale
+    width = width_drill / scale  # real seconds
+    counts = [[0, 0], [0, 0], [0, 0]]  # before / during / after: [requests, failed]
+    patients: set = set()
+    active: set = set()
+    affected: set = set()
+    journeys: dict[str, list] = {}  # journey → [requests, failed, first_fail, last_fail, patients, affected]
+    buckets: dict[int, list] = {}  # index → [requests, failed, acked writes, latency histogram]
+    fail_since: dict[str, tuple] = {}  # patient → (first failure of the current streak, journey)
+    best_out = None  # (seconds, patient, journey, since, ongoing)
+    longest = None
+    longest_ms = -1.0
+    first, last = math.inf, -math.inf
     malformed = 0
+    log, K, top = math.log, _HIST_K, HIST_BINS - 1
+    tf = math.inf if t_fault is None else t_fault
+    tr = math.inf if t_recovered is None else t_recovered
+    nbins = HIST_BINS
     for rec in records:
+        if rec.get("persona") == "attacker":
+            continue  # bots of a flood are not patients
         t = rec.get("t")
-        if not isinstance(t, (int, float)) or isinstance(t, bool):
+        tc = t.__class__
+        if tc is not float and tc is not int:
             malformed += 1
             continue
+        if origin is None:
+            origin = t
         ok = rec.get("ok") is True
         patient = rec.get("patient")
-        if not isinstance(patient, str):  # a corrupt line must not crash the set below
+        if patient.__class__ is not str:  # a corrupt line must not crash the sets below
             patient = None
+        if t < first:
+            first = t
+        if t > last:
+            last = t
+        patients.add(patient)
+        i = int((t - origin) // width)
+        b = buckets.get(i)
+        if b is None:
+            b = buckets[i] = [0, 0, 0, [0] * nbins]
+        b[0] += 1
         ms = rec.get("ms")
-        first = t if first is None or t < first else first
-        last = t if last is None or t > last else last
-        if patient is not None:
-            patients.add(patient)
-        if isinstance(ms, (int, float)) and (longest is None or ms > longest["ms"]):
-            longest = {"ms": ms, "t": t, "patient": patient, "journey": rec.get("journey"),
-                       "name": rec.get("name")}
-        if t_fault is None or t < t_fault:
+        mc = ms.__class__
+        if mc is float or mc is int:
+            if ms > longest_ms:
+                longest_ms = ms
+                longest = rec
+            b[3][0 if ms < 1 else min(top, int(log(ms) * K) + 1)] += 1
+        if ok:
+            if rec.get("write_id"):
+                b[2] += 1
+            if patient in fail_since:
+                since, jn = fail_since.pop(patient)
+                if t > since and (best_out is None or t - since > best_out[0]):
+                    best_out = (t - since, patient, jn, since, False)
+        else:
+            b[1] += 1
+            if patient is not None and patient not in fail_since:
+                fail_since[patient] = (t, rec.get("journey"))
+        if t < tf:
             phase = 0
-        elif t_recovered is None or t <= t_recovered:
+        elif t <= tr:
             phase = 1
         else:
             phase = 2
@@ -390,42 +253,101 @@ def tally_records(records: Iterable[dict], t_fault: float | None, t_recovered: f
         if not ok:
             c[1] += 1
         if phase == 1:
-            j = journeys.setdefault(str(rec.get("journey") or rec.get("persona") or "unknown"),
-                                    [0, 0, None, None])
+            name = rec.get("journey") or rec.get("persona") or "unknown"
+            j = journeys.get(name)
+            if j is None:
+                j = journeys[name] = [0, 0, None, None, set(), set()]
             j[0] += 1
-            if patient is not None:
-                active.add(patient)
+            j[4].add(patient)
+            active.add(patient)
             if not ok:
                 j[1] += 1
-                j[2] = t if j[2] is None else min(j[2], t)
-                j[3] = t if j[3] is None else max(j[3], t)
-                if patient is not None:
-                    affected.add(patient)
+                j[2] = t if j[2] is None or t < j[2] else j[2]
+                j[3] = t if j[3] is None or t > j[3] else j[3]
+                j[5].add(patient)
+                affected.add(patient)
+    for s in (patients, active, affected):
+        s.discard(None)
+    for patient, (since, jn) in fail_since.items():  # still failing when the records end
+        if last > since and (best_out is None or last - since > best_out[0]):
+            best_out = (last - since, patient, jn, since, True)
+    if first == math.inf:
+        first = last = None
 
     def rel(w: float | None) -> float | None:
         return None if w is None or t_fault is None else round((w - t_fault) * scale, 3)
 
     before, during, after = (PhaseCounts(requests=n, failed=f) for n, f in counts)
-    rows = [JourneyImpact(journey=name, requests=n, failed=f, first_failure=rel(a), last_failure=rel(b),
-                          downtime=None if a is None else round((b - a) * scale, 3))
-            for name, (n, f, a, b) in sorted(journeys.items())]
-    return PatientImpact(
+    rows = []
+    for name, (n, f, a, z, ps, af) in sorted(journeys.items(), key=lambda kv: str(kv[0])):
+        ps.discard(None)
+        af.discard(None)
+        rows.append(JourneyImpact(journey=str(name), requests=n, failed=f, patients=len(ps),
+                                  affected=len(af), first_failure=rel(a), last_failure=rel(z),
+                                  downtime=None if a is None else round((z - a) * scale, 3)))
+    impact = PatientImpact(
         patients=len(patients), active=len(active), affected=len(affected),
         affected_share=len(affected) / len(active) if active else None,
         before=before, during=during, after=after, journeys=rows,
         recovered=t_recovered is not None,
         downtime=rel(t_recovered),
         longest_wait=None if longest is None else LongestWait(
-            ms=longest["ms"], patient=longest["patient"], journey=longest["journey"],
-            name=longest["name"], at=rel(longest["t"])),
+            ms=longest_ms, patient=_str(longest.get("patient")), journey=_str(longest.get("journey")),
+            name=_str(longest.get("name")), at=rel(longest.get("t"))),
+        longest_outage=None if best_out is None else LongestOutage(
+            seconds=round(best_out[0] * scale, 3), real_seconds=round(best_out[0], 3),
+            patient=best_out[1], journey=_str(best_out[2]), since=rel(best_out[3]),
+            ongoing=best_out[4]),
         error_rate_steady=before.error_rate, error_rate_after=after.error_rate,
         first_wall=first, last_wall=last, malformed=malformed)
+    return impact, _series(buckets, origin, width, scale)
+
+
+def tally_records(records: Iterable[dict], t_fault: float | None, t_recovered: float | None,
+                  scale: float) -> PatientImpact:
+    """Patient impact alone (see `tally`)."""
+    return tally(records, t_fault, t_recovered, scale)[0]
+
+
+def _str(x: Any) -> str | None:
+    return x if isinstance(x, str) else None
+
+
+def _series(buckets: dict[int, list], origin: float | None, width: float, scale: float) -> Series:
+    if not buckets or origin is None:
+        return Series(origin_wall=origin, bucket=round(width * scale, 6), bucket_real=round(width, 6))
+    lo, hi = min(buckets), max(buckets)
+    factor = max(1, math.ceil((hi - lo + 1) / MAX_POINTS))
+    if factor > 1:  # records far beyond the journal's span: merge neighbours (histograms add up)
+        merged: dict[int, list] = {}
+        for i, (n, f, a, h) in buckets.items():
+            m = merged.get(i // factor)
+            if m is None:
+                merged[i // factor] = [n, f, a, list(h)]
+            else:
+                m[0] += n
+                m[1] += f
+                m[2] += a
+                m[3] = [x + y for x, y in zip(m[3], h)]
+        buckets, width = merged, width * factor
+        lo, hi = min(buckets), max(buckets)
+    points = []
+    for i in range(lo, hi + 1):
+        n, f, a, h = buckets.get(i) or (0, 0, 0, None)
+        timed = sum(h) if h else 0
+        points.append(SeriesPoint(
+            t=round(i * width * scale, 3), requests=n, failed=f,
+            success_rate=round((n - f) / n, 4) if n else None, rps=round(n / width, 3),
+            p50_ms=_percentile(h, timed, 0.5) if h else None,
+            p95_ms=_percentile(h, timed, 0.95) if h else None, acked_writes=a))
+    return Series(origin_wall=origin, bucket=round(width * scale, 6), bucket_real=round(width, 6),
+                  points=points)
 
 
 # --- journal → parts of the card -----------------------------------------------------------------
 
 class _Facts:
-    """The journal's key moments, and a converter of wall times to drill seconds from t_fault."""
+    """The journal's key moments, and converters of wall times to drill seconds."""
 
     def __init__(self, journal: JournalRead, scale: float):
         self.events = journal.events
@@ -438,7 +360,9 @@ class _Facts:
         self.t_recovered = self._at(self.recovery)
         self.finished = journal.first("run.finished")
         walls = [w for w in map(_wall, self.events) if w is not None]
+        self.t_start = min(walls) if walls else None
         self.t_end = max(walls) if walls else None
+        self.origin = self.t0 if self.t0 is not None else self.t_start
 
     @staticmethod
     def _at(e: dict | None) -> float | None:
@@ -453,40 +377,72 @@ class _Facts:
         # rounded to the ms: float noise of wall × scale must not show as '12.0s' for 12 s
         return None if wall is None or ref is None else round((wall - ref) * self.scale, 3)
 
+    def tplus(self, wall: float | None) -> float | None:
+        return None if wall is None or self.origin is None else round((wall - self.origin) * self.scale, 3)
+
+    def tplus_of_rel(self, at: float | None) -> float | None:
+        """F+ drill s → T+ drill s."""
+        ref = self.t_fault if self.t_fault is not None else self.t0
+        if at is None or ref is None or self.origin is None:
+            return None
+        return round(at + (ref - self.origin) * self.scale, 3)
+
+
+def _trigger(step) -> str:
+    w = step.when
+    parts = []
+    if w.alert:
+        parts.append(f"alert: {w.alert}")
+    if w.after:
+        parts.append(f"after: {w.after}")
+    if w.level:
+        parts.append("level: " + ", ".join(str(x) for x in w.level))
+    return "; ".join(parts)
+
 
 def _steps(drill: Drill, f: _Facts) -> list[StepResult]:
     by_id = {s.id: s for s in drill.runbook}
     out: list[StepResult] = []
     open_: dict[str, StepResult] = {}
     seen: set[str] = set()
+
+    def new(sid: str, e: dict, status: str) -> StepResult:
+        spec = by_id.get(sid)
+        return StepResult(
+            id=sid, title=(spec.title if spec else e.get("title")) or "",
+            group=e.get("group") or (spec.group if spec else None),
+            kind=e.get("kind") or (spec.kind if spec else None),
+            action=e.get("action") or (spec.action if spec else None),
+            trigger=_trigger(spec) if spec else "", params=dict(spec.with_) if spec else {},
+            instructions=spec.manual.instructions if spec and spec.manual else "",
+            deadline=spec.deadline if spec else _num(e.get("deadline")), status=status)
+
     for e in f.events:
         t, sid = e.get("type"), e.get("step")
         if t not in ("step.started", "step.finished", "step.skipped") or not isinstance(sid, str):
             continue
         seen.add(sid)
-        spec = by_id.get(sid)
         if t == "step.skipped":
-            out.append(StepResult(id=sid, title=spec.title if spec else "", group=e.get("group"),
-                                  status="skipped", detail=_short(e.get("reason"))))
+            r = new(sid, e, "skipped")
+            r.deadline, r.detail = None, short(e.get("reason"))
+            out.append(r)
             continue
         if t == "step.started":
-            deadline = spec.deadline if spec else e.get("deadline")
-            r = StepResult(id=sid, title=(spec.title if spec else e.get("title")) or "",
-                           group=e.get("group"), kind=e.get("kind"), action=e.get("action"),
-                           status="unfinished", started=f.rel(_wall(e)), started_wall=_wall(e),
-                           deadline=deadline)
+            r = new(sid, e, "unfinished")
+            r.started, r.started_wall = f.rel(_wall(e)), _wall(e)
             open_[sid] = r
             out.append(r)
             continue
         r = open_.pop(sid, None)
         if r is None:  # finished without a start we could read (a torn line)
-            r = StepResult(id=sid, title=spec.title if spec else "", group=e.get("group"),
-                           kind=e.get("kind"), action=e.get("action"), status="unfinished")
+            r = new(sid, e, "unfinished")
             out.append(r)
         r.finished_wall, r.finished = _wall(e), f.rel(_wall(e))
         r.ok = e.get("ok") is True
         r.status = "ok" if r.ok else "failed"
-        r.detail = _short(e.get("detail")) or None
+        r.detail = short(e.get("detail")) or None
+        if not r.ok:
+            r.error = error_of(e.get("detail")) or None
         if r.started_wall is not None and r.finished_wall is not None:
             r.duration = round((r.finished_wall - r.started_wall) * f.scale, 3)
     for r in out:
@@ -499,6 +455,8 @@ def _steps(drill: Drill, f: _Facts) -> list[StepResult]:
     for s in drill.runbook:
         if s.id not in seen:
             out.append(StepResult(id=s.id, title=s.title, group=s.group, kind=s.kind, action=s.action,
+                                  trigger=_trigger(s), params=dict(s.with_),
+                                  instructions=s.manual.instructions if s.manual else "",
                                   status="not run", deadline=s.deadline))
     return out
 
@@ -509,8 +467,9 @@ def _alerts(f: _Facts) -> list[AlertEntry]:
     for e in f.events:
         t, w = e.get("type"), _wall(e)
         if t == "alert.raised" and w is not None:
-            a = AlertEntry(alert=str(e.get("alert")), severity=e.get("severity"), raised=f.rel(w),
-                           raised_wall=w, detail=_short(e.get("detail")) or None)
+            a = AlertEntry(alert=str(e.get("alert")), severity=_str(e.get("severity")),
+                           describe=_str(e.get("describe")), raised=f.rel(w), raised_wall=w,
+                           detail=short(e.get("detail")) or None)
             open_[a.alert] = a
             out.append(a)
         elif t == "alert.cleared" and (a := open_.pop(str(e.get("alert")), None)):
@@ -524,9 +483,10 @@ def _level(drill: Drill, f: _Facts, impact: PatientImpact) -> LevelResult:
     r = LevelResult(level1_above=drill.levels.level1_above, level2_above=drill.levels.level2_above,
                     affected=impact.affected, active=impact.active, share=impact.affected_share)
     if last is not None:
-        r.declared = last.get("level")
+        lv = last.get("level")
+        r.declared = lv if isinstance(lv, int) and not isinstance(lv, bool) else None
         r.declared_at = f.rel(_wall(last))
-        r.declared_share = last.get("share")
+        r.declared_share = _num(last.get("share"))
     if impact.affected_share is not None:
         r.implied = implied_level(impact.affected_share, drill.levels)
     if r.implied is not None:
@@ -540,14 +500,21 @@ def _rpo(journal: JournalRead) -> RpoResult | None:
         return None
     e = e[-1]
     sample = e.get("lost_sample") or []
-    return RpoResult(mode=e.get("mode"), acked_writes=e.get("acked_writes"),
-                     lost_writes=e.get("lost_writes"), lost_seconds=e.get("lost_seconds"),
-                     lost_sample=[str(x) for x in sample[:LOST_SAMPLE]], crash_wall=e.get("crash_wall"))
+    lost = e.get("lost_writes")
+    return RpoResult(mode=_str(e.get("mode")), acked_writes=_int(e.get("acked_writes")),
+                     lost_writes=_int(lost), lost_seconds=_num(e.get("lost_seconds")),
+                     lost_sample=[str(x) for x in sample[:LOST_SAMPLE]] if isinstance(sample, list) else [],
+                     crash_wall=_num(e.get("crash_wall")), replication_lag=_num(e.get("replication_lag")),
+                     measured_on=_str(e.get("measured_on")), error=short(e.get("error")) or None)
+
+
+def _int(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) else None
 
 
 def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | None) -> TargetResult:
     """One target → its result. Unmeasurable means missed, with the reason."""
-    base = dict(id=t.id, title=t.title, measure=t.measure, critical=t.critical)
+    base = dict(id=t.id, title=t.title, measure=t.measure, critical=t.critical, step=t.step)
     if t.measure == "level":
         reason = None
         if level.implied is None:
@@ -557,15 +524,18 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
         elif not level.ok:
             reason = (f"declared level {level.declared}, but {level.share:.0%} of patients affected "
                       f"implies level {level.implied}")
-        return TargetResult(**base, unit="level", target=level.implied, actual=level.declared,
-                            met=bool(level.ok), reason=reason)
+        r = TargetResult(**base, unit="level", target=level.implied, actual=level.declared,
+                         met=bool(level.ok), reason=reason)
+        r.rating = rate(r)
+        return r
 
     within = t.within
     actual: float | None = None
     reason: str | None = None
     if t.measure == "rpo":
         if rpo is None or not isinstance(rpo.lost_seconds, (int, float)):
-            reason = "RPO was not measured (no rpo.measured event)"
+            reason = "RPO was not measured (no rpo.measured event)" if rpo is None else \
+                f"RPO was not measured: {rpo.error or 'no lost_seconds in rpo.measured'}"
         else:
             actual = float(rpo.lost_seconds)
     elif f.t_fault is None:
@@ -585,76 +555,73 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
         if good is not None:
             actual = f.rel(_wall(good))
         elif fin:
-            reason = f"step {t.step} failed: {_short(fin[-1].get('detail')) or 'no detail'}"
+            reason = f"step {t.step} failed: {error_of(fin[-1].get('detail')) or 'no detail'}"
         elif any(e.get("type") == "step.started" and e.get("step") == t.step for e in f.events):
             reason = f"step {t.step} never finished"
         else:
             reason = f"step {t.step} never started"
     met = actual is not None and within is not None and actual <= within
-    margin = None if actual is None or within is None else within - actual
+    margin = None if actual is None or within is None else round(within - actual, 3)
     if actual is not None and not met:
         reason = f"{format_duration(actual)}, {format_duration(actual - within)} over the " \
                  f"{format_duration(within)} target"
-    return TargetResult(**base, target=within, actual=actual, met=met, margin=margin, reason=reason)
+    r = TargetResult(**base, target=within, actual=actual, met=met, margin=margin,
+                     headroom=None if margin is None or not within else round(margin / within, 4),
+                     reason=reason)
+    r.rating = rate(r)
+    return r
 
 
-def _findings(card: dict, journal: JournalRead) -> list[Finding]:
-    out: list[Finding] = []
-    for r in card["targets"]:
-        if not r.met:
-            out.append(Finding(severity="high" if r.critical else "medium",
-                               text=f"target {r.id} missed" + (f" ({r.title})" if r.title else ""),
-                               evidence=r.reason or ""))
-    for s in card["steps"]:
-        if s.status == "failed":
-            out.append(Finding(severity="high", text=f"step {s.id} failed",
-                               evidence=s.detail or "step.finished ok=false"))
-        elif s.status == "unfinished":
-            out.append(Finding(severity="medium", text=f"step {s.id} never finished",
-                               evidence=f"step.started at F+{format_duration(s.started)}, no step.finished"))
-        if s.deadline_met is False:
-            took = format_duration(s.duration) if s.duration is not None else "still running"
-            out.append(Finding(severity="medium", text=f"step {s.id} missed its deadline",
-                               evidence=f"{took} against a {format_duration(s.deadline)} deadline"))
-    lv: LevelResult = card["level"]
-    if lv.ok is False:
-        # declaring a milder level (higher number) than the facts imply under-reacts
-        under = lv.declared is None or lv.declared > (lv.implied or 3)
-        out.append(Finding(
-            severity="high" if under else "medium",
-            text=f"response level declared {lv.declared or 'never'}, implied {lv.implied}",
-            evidence=f"{lv.affected} of {lv.active} active patients affected ({lv.share:.1%}); "
-                     f"thresholds >{lv.level1_above:.0%} → 1, >{lv.level2_above:.0%} → 2"))
-    rpo: RpoResult | None = card["rpo"]
-    if rpo and (rpo.lost_writes or 0) > 0:
-        sample = ", ".join(rpo.lost_sample[:3])
-        out.append(Finding(severity="high",
-                           text=f"{rpo.lost_writes} acknowledged patient writes lost",
-                           evidence=f"{rpo.lost_writes} of {rpo.acked_writes} acked writes missing "
-                                    f"after recovery ({rpo.mode}); e.g. {sample}"))
-    steady = journal.of_type("steady_state")
-    if not steady:
-        out.append(Finding(severity="medium", text="steady state was never checked",
-                           evidence="no steady_state event in the journal"))
-    elif not steady[-1].get("ok"):
-        s = steady[-1]
-        out.append(Finding(severity="medium", text="steady state not reached before the fault",
-                           evidence=f"error rate {s.get('error_rate')}, {s.get('requests')} requests, "
-                                    f"p95 {s.get('p95_ms')} ms"))
-    ov: Overview = card["overview"]
-    if ov.status != "completed":
-        out.append(Finding(severity="high", text="the run aborted",
-                           evidence=ov.abort_reason or "no run.finished event"))
-    for p in card["problems"]:
-        if ov.status == "unknown" and "no run.finished" in p:
-            continue  # already the 'run aborted' finding
-        out.append(Finding(severity="low", text="evidence incomplete", evidence=p))
-    order = {"high": 0, "medium": 1, "low": 2}
-    return sorted(out, key=lambda x: order[x.severity])
+def _links(journal: JournalRead, f: _Facts, bucket_real: float) -> list[LinkSeries]:
+    """`link.sample` events (link, utilisation, bytes_per_s) → one series per link, bucketed like the
+    patient series (peak utilisation and mean bytes/s per bucket)."""
+    width = bucket_real if bucket_real > 0 else 1.0
+    per: dict[str, dict[int, list]] = {}
+    for e in journal.events:
+        if e.get("type") != "link.sample":
+            continue
+        w, link = _wall(e), e.get("link")
+        if w is None or link is None or f.origin is None:
+            continue
+        i = int((w - f.origin) // width)
+        b = per.setdefault(str(link), {}).setdefault(i, [None, 0.0, 0])
+        u, bps = _num(e.get("utilisation")), _num(e.get("bytes_per_s"))
+        if u is not None:
+            b[0] = u if b[0] is None else max(b[0], u)
+        if bps is not None:
+            b[1] += bps
+            b[2] += 1
+    out = []
+    for link, buckets in sorted(per.items()):
+        pts = [LinkPoint(t=round(i * width * f.scale, 3), utilisation=u,
+                         bytes_per_s=round(s / n, 1) if n else None)
+               for i, (u, s, n) in sorted(buckets.items())]
+        peaks = [p.utilisation for p in pts if p.utilisation is not None]
+        out.append(LinkSeries(link=link, points=pts, peak=max(peaks) if peaks else None))
+    return out
+
+
+def _replication(journal: JournalRead, f: _Facts) -> list[ReplicationSeries]:
+    """`replication.sample` events (standby, lag_seconds and/or lag_bytes), when the journal has any."""
+    per: dict[str, list[LagPoint]] = {}
+    for e in journal.events:
+        if e.get("type") != "replication.sample":
+            continue
+        t = f.tplus(_wall(e))
+        if t is None:
+            continue
+        per.setdefault(str(e.get("standby") or e.get("node") or "standby"), []).append(
+            LagPoint(t=t, lag_seconds=_num(e.get("lag_seconds")), lag_bytes=_num(e.get("lag_bytes"))))
+    return [ReplicationSeries(standby=k, points=v) for k, v in sorted(per.items())]
+
+
+def _date(wall: float | None) -> str | None:
+    return None if wall is None else dt.datetime.fromtimestamp(wall).astimezone().date().isoformat()
 
 
 def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], *,
-                    scenario: Scenario | None = None, problems: list[str] | None = None) -> ScoreCard:
+                    scenario: Scenario | None = None, problems: list[str] | None = None,
+                    files: list[DataFile] | None = None) -> ScoreCard:
     """The whole card from parsed inputs. `records` is consumed once (streaming); `problems` is read
     after that, so a lazy reader may append to it while being consumed."""
     problems = problems if problems is not None else []
@@ -662,25 +629,34 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     scale = started.get("time_scale")
     scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else drill.time_scale
     f = _Facts(journal, scale)
-    impact = tally_records(records, f.t_fault, f.t_recovered, scale)
+    span = (f.t_end - f.origin) if f.t_end is not None and f.origin is not None else None
+    impact, series = tally(records, f.t_fault, f.t_recovered, scale, origin=f.origin,
+                           span=span if span and span > 0 else None)
+    if f.origin is None:  # no usable journal times: the series starts at the first record
+        f.origin = series.origin_wall
     all_problems = list(journal.problems) + list(problems)
     if impact.malformed:
         all_problems.append(f"records: {impact.malformed} record(s) without a start time skipped")
 
     fin = f.finished or {}
     status = fin.get("status") if fin.get("status") in ("completed", "aborted") else "unknown"
+    first_wall = _wall(started or None) or f.t_start or impact.first_wall
     overview = Overview(
-        run_id=started.get("run_id"), drill=drill.name, drill_title=drill.title,
-        scenario=scenario.name if scenario else started.get("scenario"),
+        run_id=_str(started.get("run_id")), drill=drill.name, drill_title=drill.title,
+        date=_date(first_wall),
+        scenario=scenario.name if scenario else _str(started.get("scenario")),
         scenario_title=scenario.title if scenario else "",
-        failure_class=scenario.failure_class if scenario else None,
+        failure_class=scenario.failure_class if scenario else _str(started.get("failure_class")),
         description=scenario.description if scenario else "",
-        time_scale=scale, backend=started.get("backend"),
+        time_scale=scale, backend=_str(started.get("backend")),
+        live=started.get("live") if isinstance(started.get("live"), bool) else None,
         teams=[TeamInfo(group=g, title=GROUP_TITLES.get(g, g), core=t.core, backup=t.backup)
                for g, t in drill.teams.items()],
+        objectives=[Objective(id=t.id, title=t.title, measure=t.measure, step=t.step, within=t.within,
+                              critical=t.critical) for t in drill.targets],
         started_wall=_wall(started or None), t0_wall=f.t0, fault_wall=f.t_fault,
         recovery_wall=f.t_recovered, ended_wall=_wall(f.finished) or f.t_end, status=status,
-        abort_reason={"completed": None, "aborted": _short(fin.get("reason")) or "no reason given"}.get(
+        abort_reason={"completed": None, "aborted": short(fin.get("reason")) or "no reason given"}.get(
             status, "the journal has no run.finished event (the run did not end cleanly)"))
 
     level = _level(drill, f, impact)
@@ -688,23 +664,68 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     targets = [_measure_target(t, f, level, rpo) for t in drill.targets]
     score, breakdown = overall_score(targets, level.ok)
     verdict = verdict_of(targets, status)
-    parts = {"targets": targets, "steps": _steps(drill, f), "level": level, "rpo": rpo,
-             "overview": overview, "problems": all_problems}
-    timeline = [TimelineEntry(seq=e.get("seq"), type=str(e.get("type")), wall=_wall(e),
-                              drill=e.get("drill") if isinstance(e.get("drill"), (int, float)) else None,
+    steps = _steps(drill, f)
+    alerts = _alerts(f)
+    steady = journal.of_type("steady_state")
+    level_owner = next((s.group for s in drill.runbook if s.action == "declare_level"), "technical")
+    findings = build_findings(Context(
+        overview=overview, targets=targets, steps=steps, alerts=alerts, level=level, rpo=rpo,
+        problems=all_problems, steady=steady[-1] if steady else None, level_owner=level_owner,
+        tplus=f.tplus_of_rel))
+    findings = with_response_findings(findings, journal.events, level, steps, overview)
+    timeline = [TimelineEntry(seq=_int(e.get("seq")), type=str(e.get("type")),
+                              subject=_str(e.get("step") or e.get("alert") or e.get("fault")
+                                           or e.get("link")),
+                              ok=e.get("ok") if isinstance(e.get("ok"), bool) else None,
+                              wall=_wall(e), drill=_num(e.get("drill")),
                               since_fault=f.rel(_wall(e)) if f.t_fault is not None else None,
-                              text=describe(e))
-                for e in journal.events]
-    notifications = [NotificationEntry(channel=e.get("channel"), audience=e.get("audience"),
-                                       text=_short(e.get("text"), 500), at=f.rel(_wall(e)), wall=_wall(e))
+                              text=describe(e), text_zh=describe_zh(e))
+                for e in journal.events if e.get("type") != "link.sample"]
+    notifications = [NotificationEntry(channel=_str(e.get("channel")), audience=_str(e.get("audience")),
+                                       text=short(e.get("text"), 500), at=f.rel(_wall(e)), wall=_wall(e))
                      for e in journal.of_type("notification.sent") if _wall(e) is not None]
+    scenario_info: dict[str, Any] = {}
+    if scenario is not None:
+        scenario_info = scenario.model_dump(mode="json", include={
+            "load", "warmup", "faults", "observe", "max_duration", "steady_state"})
+    config = started.get("config") if isinstance(started.get("config"), dict) else \
+        drill.stack.model_dump(mode="json")
+    appendix = Appendix(config=config, levels=drill.levels.model_dump(), scenario=scenario_info,
+                        files=files or [], records=impact.total.requests, events=len(journal.events))
     return ScoreCard(overview=overview, verdict=verdict, exit_code=EXIT_CODES[verdict], score=score,
                      breakdown=breakdown, targets=targets, level=level, impact=impact, rpo=rpo,
-                     findings=_findings(parts, journal), steps=parts["steps"], alerts=_alerts(f),
-                     notifications=notifications, timeline=timeline, problems=all_problems)
+                     findings=findings, strengths=build_strengths(targets, level), steps=steps,
+                     alerts=alerts, notifications=notifications, timeline=timeline, series=series,
+                     links=_links(journal, f, series.bucket_real), replication=_replication(journal, f),
+                     appendix=appendix, problems=all_problems)
 
 
 # --- the one I/O wrapper -------------------------------------------------------------------------
+
+DATA_FILES = {"journal.jsonl": "journal: every event, wall and drill time",
+              "probes.jsonl": "the synthetic test-account patient's walks",
+              "drill.yaml": "the drill as run", "scenario.yaml": "the scenario as run",
+              "records/": "patient request records", "logs/": "services' logs",
+              "config/": "services' configs"}
+
+
+def _data_files(run_dir: Path) -> list[DataFile]:
+    out = []
+    for name, what in DATA_FILES.items():
+        p = run_dir / name.rstrip("/")
+        try:
+            if name.endswith("/"):
+                if not p.is_dir():
+                    continue
+                size = sum(c.stat().st_size for c in p.iterdir() if c.is_file())
+                n = sum(1 for c in p.iterdir() if c.is_file())
+                out.append(DataFile(name=name, bytes=size, what=f"{what} ({n} files)"))
+            elif p.is_file():
+                out.append(DataFile(name=name, bytes=p.stat().st_size, what=what))
+        except OSError:
+            continue
+    return out
+
 
 def score_run(run_dir: Path | str) -> ScoreCard:
     """Read RUN_DIR (drill.yaml, scenario.yaml, journal.jsonl, records/) and score it."""
@@ -719,6 +740,13 @@ def score_run(run_dir: Path | str) -> ScoreCard:
     journal = read_journal(run_dir / "journal.jsonl")
     if not (run_dir / "records").is_dir():
         problems.append("records/: missing (no patient load was recorded)")
-    # streamed: a run can leave a million records; torn lines are skipped by the reader
-    return build_scorecard(drill, journal, iter_records(run_dir / "records"),
-                           scenario=scenario, problems=problems)
+    # streamed: a run can leave a million records; torn and corrupt lines are skipped and counted
+    reader = RecordReader(run_dir / "records")
+    return build_scorecard(drill, journal, _then_problems(reader, problems), scenario=scenario,
+                           problems=problems, files=_data_files(run_dir))
+
+
+def _then_problems(reader: RecordReader, problems: list[str]):
+    """The reader's records, then what it skipped appended to `problems` (read after the pass)."""
+    yield from reader
+    problems.extend(reader.problems)

@@ -14,4 +14,7 @@ def get(name: str) -> Backend:
     if name == "local":
         from . import local
         return local
-    raise InputError(f"unknown backend {name!r} (available: local)", field="--backend")
+    if name == "docker":
+        from . import docker_backend
+        return docker_backend
+    raise InputError(f"unknown backend {name!r} (available: local, docker)", field="--backend")

@@ -33,7 +33,9 @@ class Stack(ABC):
         self.links: Links  # set by the backend once the Toxiproxy API is up
         self.addresses: dict[str, str] = {}  # node name -> host:port, direct (not through a link)
         self.link_listen: dict[str, str] = {}  # link name -> host:port patients/services dial
-        self.db_roles: dict[str, str] = {}  # node -> primary | standby | crashed | stopped
+        self.db_roles: dict[str, str] = {}  # node -> primary | standby | crashed | stopped | restored
+        self.killed_services: set[str] = set()  # HTTP services a fault killed, until started again
+        self.backups: list[Any] = []  # backups taken of the serving database, oldest first (backups.py)
         self.http = requests.Session()
 
     # --- backend primitives ---------------------------------------------------------------------
@@ -47,7 +49,40 @@ class Stack(ABC):
     def _start_db(self, name: str) -> None: ...
 
     @abstractmethod
+    def _kill_service(self, name: str) -> dict[str, Any]:
+        """Kill one of our HTTP services (an app instance, a third party, the egress gateway) the
+        way a host dies: SIGKILL, no shutdown, its connections reset. Return what was killed (e.g.
+        pid or container id) for the journal. Local: the service's process group; docker: a
+        container kill. The service stays down until `_start_service`."""
+
+    @abstractmethod
+    def _start_service(self, name: str) -> str:
+        """Start a killed service again with its original configuration and wait until it answers
+        `GET /health` (or at least listens: an app whose database is down still listens). Return its
+        address host:port, the old one when it can be had again."""
+
+    @abstractmethod
     def down(self) -> None: ...
+
+    # Backups and restores. Not abstract, so that a backend without them still runs every other
+    # drill; a backend that can back up its databases overrides both.
+    def backup_db(self, node: str, label: str, since: Any = None) -> Any:
+        """A real backup of database node `node`, stored under the name `label` on the backup disk:
+        a full `pg_basebackup`, or with `since` (an earlier `postgres.Backup` of the same cluster)
+        an incremental one (`pg_basebackup --incremental` on `since`'s manifest). Return the
+        `postgres.Backup` (path, kind, seconds, size). Local: a directory under the run's state dir;
+        docker: run pg_basebackup against the container and keep the result where `restore_db`
+        can read it."""
+        raise NotImplementedError(f"the {self.backend} backend cannot take database backups")
+
+    def restore_db(self, chain: list[Any], name: str = "pg-restore") -> str:
+        """Restore a backup chain (a full `postgres.Backup` then its incrementals, oldest first,
+        combined with `pg_combinebackup`) into a new database node `name`, start it as a standalone
+        primary on a free port and wait until it answers. Set `addresses[name]` and
+        `db_roles[name] = "restored"` (it serves nothing until a runbook points a link at it or
+        copies rows out of it) and return `name`. Local: a process beside the others; docker: a
+        container."""
+        raise NotImplementedError(f"the {self.backend} backend cannot restore database backups")
 
     # --- addresses ------------------------------------------------------------------------------
     @property
@@ -114,6 +149,29 @@ class Stack(ABC):
         return [name for name, p in self.links.proxies().items() if p.get("upstream") == addr]
 
     # --- services -------------------------------------------------------------------------------
+    def kill_service(self, name: str) -> dict[str, Any]:
+        """SIGKILL an HTTP service (e.g. app-primary losing its server); links to it stay as they are."""
+        detail = self._kill_service(name)
+        self.killed_services.add(name)
+        return {"service": name, "address": self.addresses.get(name), **detail}
+
+    def start_service(self, name: str) -> dict[str, Any]:
+        """Start a killed service again; links that led to its old address follow a new one."""
+        old = self.addresses.get(name)
+        followed = self._links_to(name) if old else []
+        addr = self._start_service(name)
+        self.killed_services.discard(name)
+        if old and addr != old:
+            for link in followed:
+                self.links.repoint(link, addr)
+        self.addresses[name] = addr
+        return {"service": name, "address": addr,
+                "links_repointed": followed if old and addr != old else []}
+
+    def live_app_nodes(self) -> list[str]:
+        """App instances not killed by a fault (they may still be failing for other reasons)."""
+        return [a for a in self.app_nodes() if a not in self.killed_services]
+
     def set_third_party_mode(self, node: str, mode: str, delay_ms: int = 0) -> None:
         r = self.http.post(f"{self.url(node)}/_mode", json={"mode": mode, "delay_ms": delay_ms},
                            timeout=HTTP_TIMEOUT)
@@ -122,10 +180,10 @@ class Stack(ABC):
     def app_nodes(self) -> list[str]:
         return [n.name for n in topology.APP_NODES if n.name in self.addresses]
 
-    def post_apps(self, path: str, body: dict) -> dict[str, Any]:
-        """Send an admin call to every app instance; what each answered (or why not)."""
+    def post_apps(self, path: str, body: dict, apps: list[str] | None = None) -> dict[str, Any]:
+        """Send an admin call to every app instance (or to `apps`); what each answered (or why not)."""
         out: dict[str, Any] = {}
-        for app in self.app_nodes():
+        for app in self.app_nodes() if apps is None else apps:
             try:
                 r = self.http.post(f"{self.url(app)}{path}", json=body, timeout=HTTP_TIMEOUT)
                 out[app] = r.status_code

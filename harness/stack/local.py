@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,8 @@ from .process import Supervisor, kill_recorded, log_tail
 HOST = "127.0.0.1"
 PLACEHOLDER = "127.0.0.1:9"  # discard port: a link whose upstream is not up yet refuses cleanly
 SCHEMA = Path(__file__).with_name("schema.sql")
+SERVICE_MODULES = {"app": "harness.stack.services.app", "thirdparty": "harness.stack.services.thirdparty",
+                   "egress": "harness.stack.services.egress"}  # node kind -> `python -m` module
 
 
 class LocalStack(Stack):
@@ -53,6 +56,60 @@ class LocalStack(Stack):
 
     def _start_db(self, name: str) -> None:
         self.pg[name].start(timeout=30)
+
+    def backup_db(self, node: str, label: str, since: pg.Backup | None = None) -> pg.Backup:
+        """Into `<state dir>/backups/local/<label>` (the backup disk; gone with the stack)."""
+        if node not in self.pg:
+            raise HarnessError(f"{node} is not a database node of this stack")
+        dest = self.state_dir / "backups" / "local" / label
+        return pg.base_backup(self.pg[node], dest, incremental_from=since, timeout=120)
+
+    def restore_db(self, chain: list[pg.Backup], name: str = "pg-restore") -> str:
+        if name in self.pg and self.pg[name].is_running():
+            raise HarnessError(f"{name} is already running; a second restore needs another name")
+        datadir = self.state_dir / name
+        if datadir.exists():  # what an earlier, failed restore left behind
+            shutil.rmtree(datadir)
+        node = pg.restore(chain, datadir, pg.free_port(), name=name)
+        self.pg[name] = node  # before starting: down() stops it whatever happens next
+        node.start(timeout=60)  # replays the WAL inside the last backup, then opens
+        self.sup.adopt(name, node.proc, node.log_path)
+        self.addresses[name] = f"{HOST}:{node.port}"
+        self.db_roles[name] = "restored"
+        return name
+
+    def _kill_service(self, name: str) -> dict[str, Any]:
+        m = self.sup.procs.get(name)
+        if m is None or m.proc.poll() is not None:
+            raise HarnessError(f"{name} is not running")
+        try:
+            os.killpg(m.pid, signal.SIGKILL)  # its own session: the whole group, like a host
+        except ProcessLookupError:
+            pass
+        m.proc.wait(timeout=5)
+        return {"pid": m.pid, "signal": "SIGKILL"}
+
+    def _start_service(self, name: str) -> str:
+        """Again from its config file, on its old port when free (else any, and links follow)."""
+        cfg_dir = self.run_dir / "config"
+        path, ready = cfg_dir / f"{name}.json", cfg_dir / f"{name}.ready"
+        cfg = json.loads(path.read_text())
+        module = SERVICE_MODULES[topology.NODES[name].kind]
+        old = self.addresses.get(name)
+        for port in ([int(old.rsplit(":", 1)[1])] if old else []) + [0]:
+            cfg["port"] = port
+            path.write_text(json.dumps(cfg, indent=2))
+            ready.unlink(missing_ok=True)
+            m = self.sup.start_python(name, module, "--config", str(path))
+            try:
+                info = self.sup.wait_ready(m, ready)
+            except HarnessError:
+                if port == 0:
+                    raise
+                self.sup.stop(name)  # the old port is taken: try any
+                continue
+            return f"{HOST}:{info['port']}"
+        raise HarnessError(f"{name} could not be started again")
 
     def down(self) -> None:
         """Stop everything this stack started; safe to call twice and after a partial bring-up."""

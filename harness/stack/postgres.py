@@ -70,9 +70,11 @@ max_wal_size = 256MB
 summarize_wal = on
 hot_standby = on
 hot_standby_feedback = on
-# 'on' waits for the standbys named in synchronous_standby_names to flush; none named = async
+# 'on' waits for the standbys named in synchronous_standby_names to flush; none named = async.
+# The names are set in postgresql.auto.conf (like ALTER SYSTEM), which copies do not inherit:
+# a promoted standby must not wait for itself.
 synchronous_commit = on
-synchronous_standby_names = {sync_names}
+synchronous_standby_names = ''
 # notice a dead peer within seconds, reconnect quickly once a cut link is restored
 wal_sender_timeout = 15s
 wal_receiver_timeout = 15s
@@ -317,8 +319,11 @@ class PgNode:
         node.bins.run("initdb", "-D", node.datadir, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8",
                       "--locale=C", "--no-sync", "--no-instructions", timeout=120)
         conf = node.datadir / "postgresql.conf"
-        node.bins.write_file(conf, conf.read_text() + _BASE_CONF.format(
-            sync_names=_conf_literal(_sync_names_value(sync_standby_names))))
+        node.bins.write_file(conf, conf.read_text() + _BASE_CONF)
+        auto = node.datadir / "postgresql.auto.conf"
+        names = _sync_names_value(sync_standby_names)
+        node.bins.write_file(auto, auto.read_text()
+                             + f"synchronous_standby_names = {_conf_literal(names)}\n")
         node.bins.write_file(node.datadir / "pg_hba.conf", _HBA)
         node._write_node_conf()
         return node

@@ -21,11 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import re
 import secrets
 import select
 import socket
 import threading
+import time
 import zlib
+from collections import Counter, deque
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
@@ -37,7 +40,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from requests.adapters import HTTPAdapter
 
-from .common import HttpError, Request, Router, load_config, serve
+from .common import HttpError, Request, Router, Stream, load_config, serve
 
 LINES = ("primary", "backup")
 DEFAULT_TIMEOUTS = {"db_connect_s": 1.0, "statement_s": 3.0, "third_party_s": 2.0}
@@ -297,6 +300,137 @@ def _insert_once(conn: psycopg.Connection, table: str, row: dict[str, Any],
     return out, True
 
 
+# --- the edge: who calls how often, who is blocked, which front-end release is live ----------------
+EDGE_PREFIXES = ("/api/", "/static/")  # patient traffic; /health and /admin are not counted
+TRAFFIC_SPAN_S = 60
+
+
+def _endpoint(method: str, path: str) -> str:
+    return f"{method} {re.sub(r'/[0-9]+', '/{id}', path)}"
+
+
+class Edge:
+    """What stands in front of the patient API: a small WAF and the front end's release state.
+
+    - the traffic board: requests per client key (the X-Patient-Id a client presents, else its
+      address) and endpoint, in one-second buckets over the last minute (`GET /admin/traffic`);
+    - the block list (`POST /admin/block`): a blocked client is held `tarpit_s` (config, default 1 s)
+      and answered 429 without touching the database, so a bot gains nothing by retrying faster;
+    - the release: the client version the exam-booking API requires (`api`) and the version of
+      `/static/app.js` the cache serves (`static`). A release whose new script has not reached the
+      cache leaves patients on the old one, whose exam bookings are refused with 409 until the cache
+      is refreshed (`POST /admin/release`, `POST /admin/cache/refresh`).
+    """
+
+    def __init__(self, config: dict[str, Any]):
+        self.tarpit_s = float(config.get("tarpit_s", 1.0))
+        version = int(config.get("client_version", 1))
+        self.release = {"api": version, "static": version}
+        self.blocked: frozenset[str] = frozenset()
+        self._buckets: deque[tuple[int, Counter]] = deque()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def client_of(req: Request) -> str:
+        pid = req.headers.get("X-Patient-Id")
+        if pid:
+            return pid
+        addr = getattr(getattr(req, "_http", None), "client_address", ("?",))[0]
+        return f"ip:{addr}"
+
+    def _count(self, client: str, endpoint: str, blocked: bool) -> None:
+        sec = int(time.time())
+        with self._lock:
+            if not self._buckets or self._buckets[-1][0] != sec:
+                self._buckets.append((sec, Counter()))
+                while self._buckets[0][0] <= sec - TRAFFIC_SPAN_S:
+                    self._buckets.popleft()
+            self._buckets[-1][1][(client, endpoint, blocked)] += 1
+
+    def admit(self, req: Request, handler: Any) -> Any:
+        client = self.client_of(req)
+        blocked = client in self.blocked
+        self._count(client, _endpoint(req.method, req.path), blocked)
+        if blocked:
+            time.sleep(self.tarpit_s)
+            raise HttpError(429, f"client {client} is blocked", client=client)
+        if req.method == "POST" and req.path == "/api/exam-bookings":
+            sent = req.headers.get("X-Client-Version", "")
+            if sent.isdigit() and int(sent) < self.release["api"]:
+                raise HttpError(409, f"exam booking needs client version {self.release['api']}, "
+                                     f"this page runs {sent}: reload the app", client_version=int(sent))
+        return handler(req)
+
+    # --- admin -----------------------------------------------------------------------------------
+    def traffic(self, req: Request) -> tuple[int, Any]:
+        try:
+            window = min(float(TRAFFIC_SPAN_S - 1), max(1.0, float(req.query.get("window", 5))))
+        except ValueError:
+            raise HttpError(400, "window must be a number of seconds") from None
+        now = time.time()
+        start = int(now) - int(window)  # whole seconds, and the current one so far
+        elapsed = now - start
+        per: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            buckets = [c for sec, c in self._buckets if sec >= start]
+        for counts in buckets:
+            for (client, endpoint, blocked), n in counts.items():
+                row = per.setdefault(client, {"requests": 0, "blocked": 0, "endpoints": Counter()})
+                row["blocked" if blocked else "requests"] += n
+                row["endpoints"][endpoint] += n
+        clients = []
+        for client, row in per.items():
+            top, top_n = row["endpoints"].most_common(1)[0]
+            total = row["requests"] + row["blocked"]
+            clients.append({"client": client, "requests": row["requests"], "blocked": row["blocked"],
+                            "rate": round(row["requests"] / elapsed, 3),
+                            "blocked_rate": round(row["blocked"] / elapsed, 3),
+                            "top_endpoint": top, "top_share": round(top_n / total, 3)})
+        clients.sort(key=lambda c: c["requests"] + c["blocked"], reverse=True)
+        return 200, {"window_s": round(elapsed, 3), "clients": clients,
+                     "total_rate": round(sum(c["rate"] for c in clients), 3),
+                     "blocked": sorted(self.blocked)}
+
+    def block(self, req: Request) -> tuple[int, Any]:
+        body = _body(req)
+        add, remove = body.get("clients") or [], body.get("unblock") or []
+        if not all(isinstance(c, str) and c for c in [*add, *remove]):
+            raise HttpError(400, "clients and unblock must be lists of client keys")
+        self.blocked = frozenset((self.blocked | set(add)) - set(remove))
+        return 200, {"blocked": sorted(self.blocked)}
+
+    def set_release(self, req: Request) -> tuple[int, Any]:
+        body = _body(req)
+        version, stale = body.get("version"), body.get("stale_cache", False)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise HttpError(400, "version must be a positive integer")
+        self.release = {"api": version, "static": self.release["static"] if stale else version}
+        return 200, dict(self.release)
+
+    def refresh_cache(self, req: Request) -> tuple[int, Any]:
+        self.release = {**self.release, "static": self.release["api"]}
+        return 200, dict(self.release)
+
+    def app_js(self, req: Request) -> Stream:
+        body = (f"/* 互联网医院 patient app */\nwindow.HOSPITAL_APP = {{version: {self.release['static']}}};\n"
+                ).encode("utf-8")
+        return Stream(200, [body], "application/javascript; charset=utf-8", len(body))
+
+
+class EdgeRouter(Router):
+    """The app's routes, every patient call passing the edge first."""
+
+    def __init__(self, edge: Edge):
+        super().__init__()
+        self.edge = edge
+
+    def resolve(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
+        handler, params = super().resolve(method, path)
+        if not path.startswith(EDGE_PREFIXES):
+            return handler, params
+        return (lambda req: self.edge.admit(req, handler)), params
+
+
 class HospitalApp:
     def __init__(self, config: dict[str, Any]):
         self.config = config
@@ -306,9 +440,11 @@ class HospitalApp:
         self.third = ThirdParties(config.get("egress") or {}, config.get("routes") or {},
                                   float(self.timeouts["third_party_s"]))
         self.notice: str | None = config.get("notice")
+        self.edge = Edge(config)
+        self.report_db_s = float(config.get("report_db_ms", 250)) / 1000
 
     def routes(self) -> Router:
-        r = Router()
+        r = EdgeRouter(self.edge)
         r.add("GET", "/health", self.health)
         r.add("GET", "/api/notice", lambda req: (200, {"notice": self.notice}))
         r.add("POST", "/api/login", self.login)
@@ -322,6 +458,12 @@ class HospitalApp:
         r.add("POST", "/admin/notice", self.set_notice)
         r.add("POST", "/admin/route", self.set_route)
         r.add("GET", "/admin/config", self.effective_config)
+        r.add("GET", "/api/exam-reports", self.exam_reports)
+        r.add("GET", "/static/app.js", self.edge.app_js)
+        r.add("GET", "/admin/traffic", self.edge.traffic)
+        r.add("POST", "/admin/block", self.edge.block)
+        r.add("POST", "/admin/release", self.edge.set_release)
+        r.add("POST", "/admin/cache/refresh", self.edge.refresh_cache)
         return r
 
     # --- health and admin -------------------------------------------------------------------
@@ -382,6 +524,21 @@ class HospitalApp:
         if row is None:
             raise HttpError(404, f"no consultation {req.params['id']}")
         return 200, row
+
+    def exam_reports(self, req: Request) -> tuple[int, Any]:
+        """检查报告: the patient's exams and whether their reports are out. The report archive is
+        the slow part of the patient API: a lookup holds its database connection `report_db_ms`
+        (config, default 250 ms), as a query over a real archive would."""
+        patient_id = _field({}, "patient_id", default=req.query.get("patient_id")
+                            or req.headers.get("X-Patient-Id"))
+        today = dt.date.today().isoformat()
+        with self.db.transaction() as conn:
+            rows = conn.execute("SELECT id, exam, slot FROM exam_bookings WHERE patient_id = %s "
+                                "ORDER BY id DESC LIMIT 20", [patient_id]).fetchall()
+            conn.execute("SELECT pg_sleep(%s)", [self.report_db_s])
+        return 200, {"patient_id": patient_id,
+                     "reports": [{**r, "report": "ready" if r["slot"][:10] < today else "pending"}
+                                 for r in rows]}
 
     # --- writes ------------------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,185 @@
+"""The report's words in Chinese (the default: the plan's hospital) and English."""
+from __future__ import annotations
+
+from typing import Callable
+
+LANGS = ("zh", "en")
+
+LABELS: dict[str, tuple[str, str]] = {
+    # headings
+    "report": ("演练总结报告与改进计划", "After-Action Report / Improvement Plan"),
+    "report_short": ("演练总结", "After-action report"),
+    "s_overview": ("一、演练概况", "1. Exercise overview"),
+    "s_summary": ("二、执行摘要", "2. Executive summary"),
+    "s_timeline": ("三、时间线", "3. Timeline"),
+    "s_charts": ("图表", "Charts"),
+    "s_events": ("事件记录", "Events"),
+    "s_analysis": ("四、目标分析", "4. Analysis of objectives"),
+    "s_impact": ("五、患者影响", "5. Patient impact"),
+    "s_findings": ("六、发现与改进计划", "6. Findings and improvement plan"),
+    "s_appendix": ("附录", "Appendix"),
+    "a_runbook": ("附录 A　执行的预案步骤", "Appendix A. The runbook as run"),
+    "a_config": ("附录 B　配置", "Appendix B. Configuration"),
+    "a_files": ("附录 C　原始数据文件", "Appendix C. Raw data files"),
+    "a_score": ("附录 D　评分明细", "Appendix D. Score breakdown"),
+    "participants": ("参演人员（应急指挥部）", "Participants (emergency command)"),
+    "objectives": ("演练目标与指标", "Objectives and targets"),
+    "strengths": ("做得好的方面", "Strengths"),
+    "key_findings": ("最重要的发现", "Most important findings"),
+    "alerts": ("告警", "Alerts"),
+    "notifications": ("通知", "Notifications sent"),
+    "level": ("响应级别：应为与实际宣布", "Response level: implied and declared"),
+    "journeys": ("按业务统计", "By journey"),
+    "phases": ("按阶段统计", "By phase"),
+    "data_loss": ("数据丢失（RPO）", "Data loss (RPO)"),
+    "findings": ("发现", "Findings"),
+    "plan": ("改进计划", "Improvement plan"),
+    "missing": ("证据不完整：本报告依据可读部分生成，以下内容缺失或无法读取",
+                "Incomplete evidence: this report is built from what could be read; missing or unreadable:"),
+    # overview fields
+    "drill": ("演练", "Drill"),
+    "date": ("日期", "Date"),
+    "scenario": ("场景", "Scenario"),
+    "failure_class": ("故障类别", "Failure class"),
+    "time_scale": ("时间倍率", "Time scale"),
+    "backend": ("运行环境", "Backend"),
+    "mode": ("方式", "Mode"),
+    "mode_live": ("实时演练（人工确认步骤）", "live (people acknowledge the manual steps)"),
+    "mode_auto": ("自动演练（模拟操作员）", "automatic (simulated operators)"),
+    "status": ("运行状态", "Run status"),
+    "times": ("时间", "Times"),
+    "run_id": ("运行编号", "Run"),
+    "clocks_note": ("两套时钟：演练时间是预案的时间，本报告的目标与时刻均为演练时间，自首次注入故障起记为 F+，"
+                    "自场景开始起记为 T+；实际时间（灰色）为真实流逝的时间，每真实秒对应 {scale} 演练秒。"
+                    "患者指标（受影响比例、错误率、请求耗时）为真实值，与倍率无关。",
+                    "Two clocks. Drill time is the plan's time: targets and times in this report are drill "
+                    "time, counted from the first injected fault (F+) or from the scenario start (T+). "
+                    "Wall-clock time (grey) is what really passed: {scale} drill seconds per real second. "
+                    "Patient measures (affected share, error rates, request times) are real and do not "
+                    "depend on the scale."),
+    "started": ("开始", "started"), "t0": ("T+0", "T+0"), "fault": ("故障", "fault"),
+    "recovery": ("恢复", "recovery"), "ended": ("结束", "ended"),
+    "group": ("小组", "Group"), "core": ("核心成员", "Core"), "backup": ("后备成员", "Backup"),
+    "objective": ("目标", "Objective"), "measure": ("度量", "Measure"), "within": ("要求", "Target"),
+    "critical": ("关键", "critical"),
+    "level_rule": ("依受影响患者比例定级", "from the share of affected patients"),
+    # summary
+    "verdict": ("结论", "Verdict"), "score": ("综合得分", "Overall score"),
+    "summary_targets": ("{met}/{total} 项目标达成", "{met} of {total} targets met"),
+    "summary_patients": ("{affected}/{active} 名活跃患者受影响（{share}）",
+                         "{affected} of {active} active patients affected ({share})"),
+    "summary_back": ("核心业务于故障后 {at} 恢复", "core business back {at} after the fault"),
+    "summary_not_back": ("演练结束时核心业务仍未恢复", "core business not back by the end of the run"),
+    "summary_lost": ("{lost} 条已确认写入丢失", "{lost} acknowledged writes lost"),
+    "summary_level": ("宣布 {declared} 级响应（应为 {implied} 级）", "level {declared} declared (implied {implied})"),
+    "no_findings": ("无需要改进的发现。", "No areas for improvement."),
+    "ci_line": ("CI 摘要", "CI summary"),
+    # tables
+    "target": ("指标", "Target"), "actual": ("实际", "Actual"), "result": ("结果", "Result"),
+    "margin": ("余量", "Margin"), "rating": ("评级", "Rating"), "reason": ("说明", "Reason"),
+    "met": ("达成", "met"), "missed": ("未达成", "missed"),
+    "wall": ("实际", "wall"),
+    "rating_rule": ("评级规则（参照 HSEEP）：", "Rating rule (after HSEEP): "),
+    "declared": ("宣布", "Declared"), "implied": ("应为", "Implied"), "at": ("时间", "At"),
+    "share_seen": ("宣布时所见比例", "share seen when declaring"),
+    "none": ("无", "none"),
+    "affected_patients": ("受影响患者", "Affected patients"),
+    "downtime": ("中断时长", "Downtime"),
+    "not_recovered": ("演练结束时仍未恢复", "not recovered by the end of the run"),
+    "longest_wait": ("最长单次等待", "Longest single request"),
+    "longest_outage": ("患者最长无法获得服务", "Longest a patient went unserved"),
+    "ongoing": ("至记录结束仍未恢复", "still failing when the records end"),
+    "error_rate": ("错误率", "Error rate"),
+    "steady": ("稳态", "steady state"), "after_recovery": ("恢复后", "after recovery"),
+    "phase": ("阶段", "Phase"), "requests": ("请求", "Requests"), "failed": ("失败", "Failed"),
+    "before": ("故障前", "before the fault"), "during": ("故障中", "during the incident"),
+    "after": ("恢复后", "after recovery"), "total": ("合计", "total"),
+    "journey": ("业务", "Journey"), "patients": ("患者", "Patients"),
+    "first_failure": ("首次失败", "First failure"), "last_failure": ("末次失败", "Last failure"),
+    "no_incident_requests": ("故障期间无请求", "no requests during the incident"),
+    "mode_repl": ("复制模式", "Replication"), "acked": ("已确认写入", "Acknowledged writes"),
+    "lost": ("丢失写入", "Lost writes"), "lost_seconds": ("丢失时段", "Writes lost over"),
+    "sample": ("样例", "Sample"), "measured_on": ("核对库", "Checked on"),
+    "not_measured": ("本次未测量。", "Not measured in this run."),
+    "id": ("编号", "ID"), "severity": ("严重度", "Severity"), "finding": ("发现", "Finding"),
+    "evidence": ("依据（日志）", "Evidence (journal)"), "action": ("纠正措施", "Corrective action"),
+    "capability": ("能力要素", "Capability element"), "owner": ("责任组", "Owner"),
+    "due": ("完成期限", "Due"),
+    "due_rule": ("完成期限：高 30 天、中 60 天、低 90 天（自演练日期起）。",
+                 "Due dates: high 30 days, medium 60 days, low 90 days from the drill's date."),
+    "alert": ("告警", "Alert"), "raised": ("触发", "Raised"), "cleared": ("解除", "Cleared"),
+    "detail": ("详情", "Detail"), "channel": ("渠道", "Channel"), "audience": ("对象", "Audience"),
+    "text": ("内容", "Text"), "no_alerts": ("无告警", "no alerts"),
+    "no_notifications": ("未发送通知", "no notifications sent"),
+    "drill_time": ("演练时间", "Drill time"), "from_fault": ("距故障", "From fault"),
+    "wall_clock": ("实际时间", "Wall clock"), "event": ("事件", "Event"),
+    "step": ("步骤", "Step"), "trigger": ("触发条件", "Trigger"), "how": ("方式", "How"),
+    "params": ("参数", "Parameters"), "deadline": ("时限", "Deadline"),
+    "duration": ("用时", "Duration"), "file": ("文件", "File"), "size": ("大小", "Size"),
+    "what": ("内容", "What it holds"), "stack_config": ("系统配置", "Stack configuration"),
+    "levels_config": ("定级阈值", "Level thresholds"), "scenario_config": ("场景参数", "Scenario"),
+    "files_note": ("本报告仅依据日志与请求记录生成，可用 `hospital-drill report 运行目录` 重新生成。",
+                   "This report is derived from the journal and the request records alone; "
+                   "`hospital-drill report RUN_DIR` rebuilds it."),
+    "points": ("得分", "Points"), "weight": ("权重", "Weight"), "credit": ("得分率", "Credit"),
+    "score_rule": ("得分规则：每项时间指标关键者权重 2、其余 1；达成得全分，未达成按超时比例得 0.5→0，未测得 0 分；"
+                   "响应定级占 {level} 分。结论：所有关键指标达成为通过。",
+                   "Score: each time target weighs 2 if critical, else 1; met = full credit, missed = "
+                   "half credit falling to 0 at twice the target, unmeasured = 0; the response level is "
+                   "worth {level} points. Verdict: pass when every critical target is met."),
+    "markers": ("图中编号", "Numbered marks"),
+    # charts
+    "c_success": ("患者请求成功率", "Patient success rate"),
+    "c_latency": ("请求耗时 p50 / p95（毫秒，对数坐标）", "Latency p50 / p95 (ms, log scale)"),
+    "c_rps": ("每秒请求数（实际秒）", "Requests per second (real)"),
+    "c_gantt": ("处置过程（步骤与告警）", "Response (steps and alerts)"),
+    "c_links": ("链路利用率", "Link utilisation"),
+    "c_writes": ("已确认写入（每个时间段）与丢失时段", "Acknowledged writes per bucket, and the window lost"),
+    "c_lag": ("复制延迟（秒）", "Replication lag (s)"),
+    "x_title": ("演练时间 T+", "drill time T+"),
+    "success": ("成功率", "success"), "total_rps": ("全部", "all"), "failed_rps": ("失败", "failed"),
+    "incident": ("故障期间", "incident"), "lost_window": ("丢失写入时段", "writes lost"),
+    "threshold95": ("95% 阈值", "95% threshold"),
+    "chart_desc": ("横轴为演练时间（自场景开始），每段 {bucket}；编号标记见下表。",
+                   "x: drill time from the scenario start, buckets of {bucket}; numbered marks below."),
+    "no_records": ("没有患者请求记录，无法绘制。", "No patient request records to chart."),
+    "trend": ("演练趋势", "Drill trend"),
+}
+
+VERDICT = {"pass": ("通过", "PASS"), "fail": ("未通过", "FAIL"), "aborted": ("中止", "ABORTED")}
+SEVERITY = {"high": ("高", "high"), "medium": ("中", "medium"), "low": ("低", "low")}
+CAPABILITY = {"plan": ("预案", "plan"), "organisation": ("组织", "organisation"),
+              "equipment": ("装备与系统", "equipment"), "training": ("培训", "training")}
+RATING = {"P": ("P 顺利完成", "P: performed without challenges"),
+          "S": ("S 完成但存在一些问题", "S: performed with some challenges"),
+          "M": ("M 完成但存在重大问题", "M: performed with major challenges"),
+          "U": ("U 未能完成", "U: unable to be performed")}
+STATUS = {"ok": ("完成", "ok"), "failed": ("失败", "failed"), "unfinished": ("未完成", "unfinished"),
+          "skipped": ("跳过", "skipped"), "not run": ("未执行", "not run"),
+          "completed": ("完成", "completed"), "aborted": ("中止", "aborted"), "unknown": ("未知", "unknown")}
+KIND = {"auto": ("自动", "automated"), "manual": ("人工", "manual")}
+MEASURE = {"detection": ("识别（首个告警）", "detection (first alert)"),
+           "step": ("步骤完成", "step finished"), "recovery": ("核心业务恢复", "recovery of core business"),
+           "rpo": ("数据恢复点", "RPO (writes lost)"), "level": ("响应定级", "response level")}
+FAILURE_CLASS = {"database": "数据库", "server": "服务器", "network": "网络", "bandwidth": "带宽",
+                 "third_party": "第三方接口", "config_error": "配置错误", "malicious_traffic": "恶意流量",
+                 "data_deletion": "数据误删", "power_loss": "断电", "false_alarm": "误报",
+                 "composite": "复合故障"}
+
+
+def translator(lang: str) -> Callable[..., str]:
+    """t(key, **fmt) → the label in `lang` (keys not in the table come back as they are)."""
+    i = 0 if lang == "zh" else 1
+
+    def t(key: str, **fmt: object) -> str:
+        pair = LABELS.get(key)
+        text = key if pair is None else pair[i]
+        return text.format(**fmt) if fmt else text
+    return t
+
+
+def pick(table: dict[str, tuple[str, str]], key: str | None, lang: str) -> str:
+    if key is None:
+        return "—"
+    pair = table.get(key)
+    return key if pair is None else pair[0 if lang == "zh" else 1]

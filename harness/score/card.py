@@ -1,0 +1,322 @@
+"""The score card's data model (pydantic). `score.json` is this model; `docs/score.schema.json` is
+its JSON Schema (regenerate with `python -m harness.score.schema`).
+
+Times: fields documented "drill s from t_fault" count drill seconds from the first injected fault
+(from T+0 when no fault was injected); "T+ drill s" count from the scenario start; `*_wall` fields
+are epoch seconds. Patient measures (shares, error rates, request latencies) are real.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..models import Member
+
+Verdict = Literal["pass", "fail", "aborted"]
+Rating = Literal["P", "S", "M", "U"]
+Capability = Literal["plan", "organisation", "equipment", "training"]
+Severity = Literal["high", "medium", "low"]
+
+
+class TargetResult(BaseModel):
+    id: str
+    title: str = ""
+    measure: str
+    unit: Literal["s", "level"] = "s"
+    target: float | None = Field(description="drill s; for measure 'level': the implied level")
+    actual: float | None = Field(description="drill s from t_fault; for 'level': the declared level")
+    met: bool
+    margin: float | None = Field(None, description="target − actual, drill s; > 0 is headroom")
+    headroom: float | None = Field(None, description="margin ÷ target (None when the target is 0)")
+    rating: Rating = Field("U", description="HSEEP-style rating of the objective; rule in RATING_RULE")
+    critical: bool = True
+    step: str | None = None
+    reason: str | None = None
+
+
+class LevelResult(BaseModel):
+    declared: int | None = None
+    declared_at: float | None = Field(None, description="drill s from t_fault")
+    declared_share: float | None = Field(None, description="the share the runbook saw when declaring")
+    implied: int | None = None
+    share: float | None = Field(None, description="affected ÷ active patients over the incident")
+    affected: int = 0
+    active: int = 0
+    level1_above: float = 0.5
+    level2_above: float = 0.2
+    ok: bool | None = None
+
+
+class PhaseCounts(BaseModel):
+    requests: int = 0
+    failed: int = 0
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
+
+
+class JourneyImpact(BaseModel):
+    journey: str
+    requests: int = 0  # during the incident
+    failed: int = 0
+    patients: int = 0  # distinct patients on this journey during the incident
+    affected: int = 0  # of them, with a failed request
+    first_failure: float | None = Field(None, description="drill s from t_fault")
+    last_failure: float | None = None
+    downtime: float | None = Field(None, description="first to last failure, drill s")
+
+
+class LongestWait(BaseModel):
+    ms: float = Field(description="the slowest single request, real ms")
+    patient: str | None = None
+    journey: str | None = None
+    name: str | None = None
+    at: float | None = Field(None, description="drill s from t_fault")
+
+
+class LongestOutage(BaseModel):
+    """The longest time one patient went without being served: first failure to next success."""
+    seconds: float = Field(description="drill s")
+    real_seconds: float
+    patient: str | None = None
+    journey: str | None = None
+    since: float | None = Field(None, description="drill s from t_fault")
+    ongoing: bool = Field(False, description="no success after it before the records end")
+
+
+class PatientImpact(BaseModel):
+    patients: int = 0  # distinct patients in all records
+    active: int = 0  # with a request during the incident
+    affected: int = 0  # with a failed request during the incident
+    affected_share: float | None = None
+    before: PhaseCounts = Field(default_factory=PhaseCounts)
+    during: PhaseCounts = Field(default_factory=PhaseCounts)
+    after: PhaseCounts = Field(default_factory=PhaseCounts)
+    journeys: list[JourneyImpact] = Field(default_factory=list)
+    recovered: bool = False
+    downtime: float | None = Field(None, description="recovery − t_fault, drill s")
+    longest_wait: LongestWait | None = None
+    longest_outage: LongestOutage | None = None
+    error_rate_steady: float | None = None  # before t_fault
+    error_rate_after: float | None = None  # after recovery
+    first_wall: float | None = None
+    last_wall: float | None = None
+    malformed: int = 0  # records without a usable time
+
+    @property
+    def total(self) -> PhaseCounts:
+        return PhaseCounts(requests=self.before.requests + self.during.requests + self.after.requests,
+                           failed=self.before.failed + self.during.failed + self.after.failed)
+
+
+class SeriesPoint(BaseModel):
+    t: float = Field(description="bucket start, T+ drill s")
+    requests: int
+    failed: int
+    success_rate: float | None = None
+    rps: float = Field(description="requests per real second")
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    acked_writes: int = 0
+
+
+class Series(BaseModel):
+    """Patient requests bucketed over time (the charts' data)."""
+    origin_wall: float | None = Field(None, description="wall time of T+0 (x = 0)")
+    bucket: float = Field(0.0, description="bucket width, drill s")
+    bucket_real: float = Field(0.0, description="bucket width, real s")
+    points: list[SeriesPoint] = Field(default_factory=list)
+
+
+class LinkPoint(BaseModel):
+    t: float = Field(description="T+ drill s")
+    utilisation: float | None = None
+    bytes_per_s: float | None = None
+
+
+class LinkSeries(BaseModel):
+    link: str
+    points: list[LinkPoint]
+    peak: float | None = None
+
+
+class LagPoint(BaseModel):
+    t: float
+    lag_seconds: float | None = None
+    lag_bytes: float | None = None
+
+
+class ReplicationSeries(BaseModel):
+    standby: str
+    points: list[LagPoint]
+
+
+class RpoResult(BaseModel):
+    mode: str | None = None
+    acked_writes: int | None = None
+    lost_writes: int | None = None
+    lost_seconds: float | None = None
+    lost_sample: list[str] = Field(default_factory=list)
+    crash_wall: float | None = None
+    replication_lag: float | None = Field(None, description="configured extra lag, drill s")
+    measured_on: str | None = None
+    error: str | None = None
+
+
+class StepResult(BaseModel):
+    id: str
+    title: str = ""
+    group: str | None = None
+    kind: str | None = None
+    action: str | None = None
+    trigger: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    instructions: str = ""
+    status: Literal["ok", "failed", "unfinished", "skipped", "not run"]
+    started: float | None = Field(None, description="drill s from t_fault")
+    finished: float | None = None
+    started_wall: float | None = None
+    finished_wall: float | None = None
+    ok: bool | None = None
+    duration: float | None = Field(None, description="drill s")
+    deadline: float | None = None
+    deadline_met: bool | None = None
+    detail: str | None = None
+    error: str | None = None
+
+
+class AlertEntry(BaseModel):
+    alert: str
+    severity: str | None = None
+    describe: str | None = None
+    raised: float | None = None  # drill s from t_fault
+    raised_wall: float
+    cleared: float | None = None
+    cleared_wall: float | None = None
+    detail: str | None = None
+
+
+class NotificationEntry(BaseModel):
+    channel: str | None = None
+    audience: str | None = None
+    text: str | None = None
+    at: float | None = None
+    wall: float
+
+
+class TimelineEntry(BaseModel):
+    seq: int | None = None
+    type: str
+    subject: str | None = Field(None, description="the step, alert or fault the event is about")
+    ok: bool | None = None
+    wall: float | None = None
+    drill: float | None = Field(None, description="T+ drill s, as journalled")
+    since_fault: float | None = None
+    text: str
+    text_zh: str = ""
+
+
+class Finding(BaseModel):
+    """An area for improvement, with its evidence and its row of the improvement plan."""
+    id: str = ""
+    kind: str = Field("", description="target, step, deadline, unfinished, alert, level, rpo, "
+                                      "steady_state, aborted, evidence")
+    severity: Severity
+    text: str
+    evidence: str = ""
+    action: str = ""
+    text_zh: str = ""
+    evidence_zh: str = ""
+    action_zh: str = ""
+    capability: Capability = "plan"
+    owner: str = Field("technical", description="the team group that owns the corrective action")
+    due: str | None = Field(None, description="YYYY-MM-DD")
+    at: float | None = Field(None, description="drill s from t_fault")
+    target: str | None = None
+    step: str | None = None
+
+
+class Strength(BaseModel):
+    text: str
+    text_zh: str = ""
+    target: str | None = None
+
+
+class TeamInfo(BaseModel):
+    group: str
+    title: str
+    core: list[Member]
+    backup: list[Member]
+
+
+class Objective(BaseModel):
+    id: str
+    title: str = ""
+    measure: str
+    step: str | None = None
+    within: float | None = None
+    critical: bool = True
+
+
+class Overview(BaseModel):
+    run_id: str | None = None
+    drill: str
+    drill_title: str = ""
+    date: str | None = Field(None, description="the drill's date, YYYY-MM-DD (local time)")
+    scenario: str | None = None
+    scenario_title: str = ""
+    failure_class: str | None = None
+    description: str = ""
+    time_scale: float
+    backend: str | None = None
+    live: bool | None = None
+    teams: list[TeamInfo] = Field(default_factory=list)
+    objectives: list[Objective] = Field(default_factory=list)
+    started_wall: float | None = None
+    t0_wall: float | None = None
+    fault_wall: float | None = None
+    recovery_wall: float | None = None
+    ended_wall: float | None = None
+    status: str = "unknown"  # completed / aborted / unknown (no run.finished)
+    abort_reason: str | None = None
+
+
+class DataFile(BaseModel):
+    name: str
+    bytes: int
+    what: str = ""
+
+
+class Appendix(BaseModel):
+    config: dict[str, Any] = Field(default_factory=dict, description="the stack config as run")
+    levels: dict[str, Any] = Field(default_factory=dict)
+    scenario: dict[str, Any] = Field(default_factory=dict, description="load, faults, steady state")
+    files: list[DataFile] = Field(default_factory=list)
+    records: int = 0
+    events: int = 0
+
+
+class ScoreCard(BaseModel):
+    version: int = 2
+    overview: Overview
+    verdict: Verdict
+    exit_code: int
+    score: int
+    breakdown: dict[str, Any]
+    targets: list[TargetResult]
+    level: LevelResult
+    impact: PatientImpact
+    rpo: RpoResult | None = None
+    findings: list[Finding]
+    strengths: list[Strength] = Field(default_factory=list)
+    steps: list[StepResult]
+    alerts: list[AlertEntry]
+    notifications: list[NotificationEntry]
+    timeline: list[TimelineEntry]
+    series: Series = Field(default_factory=Series)
+    links: list[LinkSeries] = Field(default_factory=list)
+    replication: list[ReplicationSeries] = Field(default_factory=list)
+    appendix: Appendix = Field(default_factory=Appendix)
+    problems: list[str] = Field(default_factory=list)  # journal / records / file read problems

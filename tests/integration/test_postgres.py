@@ -1,0 +1,256 @@
+"""Real PostgreSQL primary + streaming standbys: what a drill relies on (RPO in rows, promotion, cleanup)."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from harness.stack import postgres as pg
+
+pytestmark = pytest.mark.integration
+
+
+class Relay:
+    """A plain TCP relay standing in for the replication link's proxy; cut() drops it like a dead line."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=2)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                if self.closed:
+                    client.close()
+                    upstream.close()
+                    return
+                self.socks += [client, upstream]
+            for s in (client, upstream):
+                # as a real proxy does; without it Nagle + delayed ACK add 40 ms per sync commit
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        with self.lock:
+            self.closed = True
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # close() alone does not wake accept()
+            except OSError:
+                pass
+            self.listener.close()
+            for s in self.socks:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+@pytest.fixture
+def pgdir(tmp_path):
+    """Data under tmp_path (relocated by data_root when root cannot lend it to the run-as user)."""
+    root = pg.data_root(tmp_path)
+    yield root
+    pg.kill_leftovers(tmp_path)
+    leftover = _postgres_under(str(root))
+    pg.remove_data_root(tmp_path)
+    assert not leftover, f"postgres processes left running: {leftover}"
+
+
+def _postgres_under(path: str) -> list[int]:
+    out = []
+    for p in psutil.process_iter(["name"]):
+        try:
+            if p.info["name"] == "postgres" and p.status() != psutil.STATUS_ZOMBIE \
+                    and p.cwd().startswith(path):
+                out.append(p.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return out
+
+
+def _pair(pgdir: Path, *, sync: bool) -> tuple[pg.PgNode, pg.PgNode, Relay]:
+    primary = pg.PgNode.init_primary(pgdir / "primary", pg.free_port(), name="pg-primary",
+                                     sync_standby_names=["pg-samecity"] if sync else None)
+    primary.start()
+    relay = Relay(primary.port)
+    standby = pg.PgNode.create_standby("127.0.0.1", relay.port, pgdir / "samecity", pg.free_port(),
+                                       app_name="pg-samecity")
+    # after the standby is up: in sync mode a commit waits for it
+    primary.query("CREATE TABLE visits (id int PRIMARY KEY, note text)")
+    return primary, standby, relay
+
+
+def _ids(node: pg.PgNode) -> set[int]:
+    return {r[0] for r in node.query("SELECT id FROM visits")}
+
+
+def test_sync_failover_keeps_every_acknowledged_row(pgdir):
+    primary, standby, relay = _pair(pgdir, sync=True)
+    [st] = pg.replication_status(primary)
+    assert (st.app_name, st.state, st.sync_state) == ("pg-samecity", "streaming", "sync")
+
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        # one row per transaction; a row counts once its COMMIT returned (acknowledged to a patient)
+        try:
+            with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    conn.execute("INSERT INTO visits VALUES (%s, 'followup')", (i,))
+                    acked.append(i)
+        except psycopg.Error:
+            pass
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(0.5)
+    detail = primary.crash()
+    relay.cut()
+    stop.set()
+    t.join(10)
+    assert len(acked) > 5
+    assert detail["pid"] in detail["killed"] and len(detail["killed"]) > 1
+    assert not primary.is_running()
+    assert _postgres_under(str(primary.datadir)) == []
+
+    seconds = standby.promote()
+    assert seconds < 10 and not standby.is_in_recovery()
+    assert set(acked) <= _ids(standby), "a synchronously acknowledged row was lost"
+    # a promoted standby must not wait for a synchronous standby of its own
+    assert standby.query("SHOW synchronous_standby_names") == [("",)]
+    standby.query("INSERT INTO visits VALUES (-1, 'after failover')")  # writable now
+    assert -1 in _ids(standby)
+
+
+def test_async_with_cut_link_loses_the_latest_rows(pgdir):
+    primary, standby, relay = _pair(pgdir, sync=False)
+    primary.query("INSERT INTO visits SELECT g, 'before' FROM generate_series(1, 300) g")
+    pg.wait_replayed(primary, standby)
+    relay.cut()  # the replication line dies first ...
+    for i in range(301, 351):  # ... async commits are still acknowledged to patients ...
+        primary.query("INSERT INTO visits VALUES (%s, 'after cut')", (i,))
+    primary.crash()  # ... then the main DC goes down
+    standby.promote()
+    survived = _ids(standby)
+    lost = set(range(1, 351)) - survived
+    assert survived == set(range(1, 301))
+    assert len(lost) == 50
+
+
+def test_other_standby_follows_the_promoted_one(pgdir):
+    primary, samecity, relay = _pair(pgdir, sync=False)
+    remote = pg.PgNode.create_standby("127.0.0.1", primary.port, pgdir / "remote", pg.free_port(),
+                                      app_name="pg-remote")
+    primary.query("INSERT INTO visits SELECT g, 'x' FROM generate_series(1, 100) g")
+    pg.wait_replayed(primary, samecity)
+    pg.wait_replayed(primary, remote)
+    primary.crash()
+    samecity.promote()
+    pg.repoint_standby(remote, "127.0.0.1", samecity.port)
+    pg.wait_streaming(remote, from_port=samecity.port)
+    samecity.query("INSERT INTO visits VALUES (101, 'on the new primary')")
+    pg.wait_replayed(samecity, remote)
+    assert _ids(remote) == set(range(1, 102))
+    assert [s.app_name for s in pg.replication_status(samecity)] == ["pg-remote"]
+
+
+def test_stop_frees_the_port_and_restart_works(pgdir):
+    node = pg.PgNode.init_primary(pgdir / "db", pg.free_port(), name="pg-main")
+    node.start()
+    node.stop()
+    assert not node.is_running()
+    with socket.create_server(("127.0.0.1", node.port)):
+        pass  # nothing listens there any more
+    again = pg.PgNode.from_datadir(node.datadir)
+    assert (again.port, again.name) == (node.port, "pg-main")
+    again.start()
+    assert again.query("SELECT 1") == [(1,)]
+    again.stop()
+
+
+def test_full_and_incremental_backup_restore(pgdir):
+    primary = pg.PgNode.init_primary(pgdir / "primary", pg.free_port())
+    primary.start()
+    primary.query("CREATE TABLE visits (id int PRIMARY KEY, note text)")
+    primary.query("INSERT INTO visits SELECT g, 'night' FROM generate_series(1, 1000) g")
+    full = pg.base_backup(primary, pgdir / "backups" / "full")
+    primary.query("INSERT INTO visits SELECT g, 'morning' FROM generate_series(1001, 1500) g")
+    incr = pg.incremental_backup(primary, pgdir / "backups" / "incr-1", full)
+    assert incr.kind == "incremental" and incr.size_bytes < full.size_bytes
+    primary.query("INSERT INTO visits SELECT g, 'lost' FROM generate_series(1501, 1600) g")
+    primary.crash()
+
+    from_full = pg.restore(full, pgdir / "restored-full", pg.free_port())
+    from_full.start()
+    assert from_full.query("SELECT count(*) FROM visits") == [(1000,)]
+    assert not from_full.is_in_recovery()
+    from_full.stop()
+
+    from_chain = pg.restore([full, incr], pgdir / "restored-chain", pg.free_port())
+    from_chain.start()
+    assert from_chain.query("SELECT count(*) FROM visits") == [(1500,)]
+    from_chain.query("INSERT INTO visits VALUES (0, 'writable')")
+
+
+def test_kill_leftovers_stops_everything_under_the_run_dir(tmp_path):
+    root = pg.data_root(tmp_path)
+    primary = pg.PgNode.init_primary(root / "primary", pg.free_port())
+    primary.start()
+    standby = pg.PgNode.create_standby("127.0.0.1", primary.port, root / "standby", pg.free_port(),
+                                       app_name="sb")
+    # as after `hospital-drill run` was SIGKILLed: nothing but the directory is left to go by
+    pids = pg.kill_leftovers(tmp_path)
+    assert primary.pid is None and standby.pid is None
+    assert set(pids) >= {primary.proc.pid, standby.proc.pid}
+    assert _postgres_under(str(root)) == []
+    pg.remove_data_root(tmp_path)
+    assert not root.exists()
+
+
+def test_binaries_run_unprivileged_when_root():
+    bins = pg.PgBinaries.locate()
+    if os.geteuid() != 0:
+        assert bins.user is None
+        return
+    assert bins.user == pg.RUN_AS_USER
+    assert bins.bin_dir.is_relative_to(pg.CACHE_ROOT)
+    assert bins.can_reach(bins.bin_dir / "postgres")

@@ -22,6 +22,7 @@ rewritten to become a different node.
 from __future__ import annotations
 
 import functools
+import grp
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -43,6 +44,7 @@ from typing import Any
 import psutil
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import HarnessError
 
@@ -154,12 +156,12 @@ class PgBinaries:
         return path
 
     def chown_tree(self, path: Path) -> None:
-        if self.user is None:
+        if self.uid is None or self.gid is None:
             return
         for root, dirs, files in os.walk(path):
             for name in (*dirs, *files):
-                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)  # type: ignore[arg-type]
-        os.chown(path, self.uid, self.gid)  # type: ignore[arg-type]
+                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)
+        os.chown(path, self.uid, self.gid)
 
     def write_file(self, path: Path, text: str, mode: int = 0o600) -> None:
         """Write a file inside a data directory so that the server may still read and rewrite it."""
@@ -189,8 +191,7 @@ class PgBinaries:
         return True
 
 
-def _groups_of(user: str) -> list[Any]:
-    import grp  # local: only needed on the root path
+def _groups_of(user: str) -> list[grp.struct_group]:
     return [g for g in grp.getgrall() if user in g.gr_mem]
 
 
@@ -264,7 +265,9 @@ def data_root(run_dir: Path, bins: PgBinaries | None = None) -> Path:
     run_dir = Path(run_dir).resolve()
     link = run_dir / "pg"
     if link.is_symlink():
-        return link.resolve()
+        target = link.resolve()
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        return target
     if bins.can_reach(link):
         link.mkdir(parents=True, exist_ok=True)
         os.chmod(link, 0o755)
@@ -277,6 +280,18 @@ def data_root(run_dir: Path, bins: PgBinaries | None = None) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     link.symlink_to(alt, target_is_directory=True)
     return alt
+
+
+def remove_data_root(run_dir: Path) -> None:
+    """Stop what still runs from `run_dir` and delete its data (and the relocated copy, if any)."""
+    run_dir = Path(run_dir)
+    kill_leftovers(run_dir)
+    link = run_dir / "pg"
+    if link.is_symlink():
+        shutil.rmtree(link.resolve(), ignore_errors=True)
+        link.unlink()
+    else:
+        shutil.rmtree(link, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -340,7 +355,8 @@ class PgNode:
         node = cls(datadir, port, name=name or app_name, app_name=app_name, bins=bins)
         node._prepare_dirs()
         # the default application_name (pg_basebackup) keeps this copy's WAL stream from ever
-        # counting as the synchronous standby
+        # counting as the synchronous standby. No replication slot: a dead standby must not make
+        # the primary keep WAL until its disk fills; wal_keep_size covers a drill's outages.
         node.bins.run("pg_basebackup", "-h", primary_host, "-p", str(primary_port), "-U", SUPERUSER,
                       "-D", node.datadir, "-X", "stream", "-c", "fast", "--no-sync", timeout=timeout)
         node._make_node(primary_conninfo=_conninfo(primary_host, primary_port, app_name))
@@ -350,11 +366,13 @@ class PgNode:
 
     @classmethod
     def from_datadir(cls, datadir: Path, *, bins: PgBinaries | None = None) -> PgNode:
-        """The node whose data directory this is (its port read from node.conf), e.g. to restart it."""
-        text = (Path(datadir) / "node.conf").read_text()
-        port = next(int(line.split("=", 1)[1]) for line in text.splitlines()
-                    if line.strip().startswith("port"))
-        return cls(datadir, port, bins=bins)
+        """The node whose data directory this is (port and name read from node.conf), e.g. to restart it."""
+        conf = {}
+        for line in (Path(datadir) / "node.conf").read_text().splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                key, value = line.split("=", 1)
+                conf[key.strip()] = value.strip().strip("'")
+        return cls(datadir, int(conf["port"]), name=conf.get("cluster_name") or None, bins=bins)
 
     def _prepare_dirs(self) -> None:
         if self.datadir.exists() and any(self.datadir.iterdir()):
@@ -415,26 +433,35 @@ class PgNode:
                                    f"starting:\n{self.log_tail()}")
             try:
                 with psycopg.connect(self.dsn(connect_timeout=1), autocommit=True) as conn:
-                    conn.execute("SELECT 1")
-                return
+                    # free_port() can race with another stack: make sure the port is really ours
+                    answered = conn.execute("SHOW data_directory").fetchone()
+                if answered and answered[0] == str(self.datadir):
+                    return
+                last = HarnessError(f"port {self.port} is answered by another server ({answered})")
             except psycopg.OperationalError as e:  # not listening yet / starting up / recovering
                 last = e
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise HarnessError(f"{self.name} not ready on port {self.port} after {timeout:.0f}s ({last}):\n"
                            f"{self.log_tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Fast shutdown (SIGINT: roll back sessions, checkpoint, exit); SIGKILL if it hangs."""
+        """Fast shutdown (SIGINT: roll back sessions, checkpoint, exit), escalating if it hangs.
+
+        A primary's fast shutdown waits for its walsenders to hand the final WAL to the standbys;
+        behind a cut link that never happens, so after `timeout` comes SIGQUIT (immediate
+        shutdown, crash recovery on next start) and, as a last resort, SIGKILL of the whole group.
+        """
         pid = self.pid
-        if pid is None:
-            self._reap()
-            return
-        try:
-            os.kill(pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-        if not _wait_gone([pid], timeout):
-            self.crash()
+        if pid is not None:
+            for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 3.0)):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    break
+                if _wait_gone([pid], wait):
+                    break
+            else:
+                self.crash()
         self._reap()
 
     def crash(self) -> dict[str, Any]:
@@ -475,7 +502,8 @@ class PgNode:
         if self.proc is not None and self.proc.poll() is None:
             return self.proc.pid
         pid = _postmaster_pid(self.datadir)
-        return pid if pid is not None and _alive(pid) else None
+        # postmaster.pid outlives a crash, and its pid may have been reused since
+        return pid if pid is not None and _alive(pid) and _cwd(pid) == str(self.datadir) else None
 
     def is_running(self) -> bool:
         return self.pid is not None
@@ -586,20 +614,22 @@ def repoint_standby(standby: PgNode, host: str, port: int, *, app_name: str | No
     (the default) lets it follow the new primary's timeline. A standby that already received WAL
     past the promotion point cannot follow and must be rebuilt.
     """
-    app = app_name or standby.app_name
     with standby.connect() as conn:
+        # keep the name it streams under (a sync standby is known to the primary by it)
+        current = conninfo_to_dict(conn.execute("SHOW primary_conninfo").fetchone()[0])  # type: ignore[index]
+        app = app_name or str(current.get("application_name") or standby.app_name)
         conn.execute(sql.SQL("ALTER SYSTEM SET primary_conninfo = {}").format(
             sql.Literal(_conninfo(host, port, app))))
         conn.execute("SELECT pg_reload_conf()")
     standby.app_name = app
 
 
-def wait_streaming(standby: PgNode, timeout: float = 15.0) -> None:
-    """Until the standby's WAL receiver is streaming."""
+def wait_streaming(standby: PgNode, timeout: float = 15.0, *, from_port: int | None = None) -> None:
+    """Until the standby's WAL receiver is streaming (from `from_port`, e.g. right after a repoint)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = standby.query("SELECT status FROM pg_stat_wal_receiver")
-        if rows and rows[0][0] == "streaming":
+        rows = standby.query("SELECT status, sender_port FROM pg_stat_wal_receiver")
+        if rows and rows[0][0] == "streaming" and from_port in (None, rows[0][1]):
             return
         time.sleep(0.05)
     raise HarnessError(f"{standby.name} not streaming after {timeout:.0f}s:\n{standby.log_tail()}")
@@ -670,6 +700,11 @@ def restore(backups: Backup | Path | Sequence[Backup | Path], datadir: Path, por
     paths = [Path(b.path if isinstance(b, Backup) else b).resolve() for b in chain]
     if not paths:
         raise HarnessError("restore needs at least one backup")
+    for i, path in enumerate(paths):
+        incremental = "INCREMENTAL FROM LSN" in _read(path / "backup_label")
+        if incremental != (i > 0):
+            raise HarnessError(f"restore chain must be one full backup then its incrementals, oldest "
+                               f"first; {path} is {'an incremental' if incremental else 'a full'} backup")
     node = PgNode(datadir, port, name=name, bins=bins)
     node._prepare_dirs()
     if len(paths) == 1:
@@ -687,9 +722,9 @@ def restore(backups: Backup | Path | Sequence[Backup | Path], datadir: Path, por
 def kill_leftovers(run_dir: Path, timeout: float = 5.0) -> list[int]:
     """Stop every PostgreSQL process whose data directory is under `run_dir`; their pids.
 
-    Postmasters found via postmaster.pid get a fast shutdown first; then anything still running
-    there (including backends orphaned by a killed postmaster: every server process has its data
-    directory as its working directory) is SIGKILLed.
+    Postmasters found via postmaster.pid get a fast (then immediate) shutdown; then anything still
+    running there (including backends orphaned by a killed postmaster: every server process has its
+    data directory as its working directory) is SIGKILLed.
     """
     roots = _real_roots(Path(run_dir))
     if not roots:
@@ -698,18 +733,25 @@ def kill_leftovers(run_dir: Path, timeout: float = 5.0) -> list[int]:
     def under(p: str | None) -> bool:
         return p is not None and any(p == r or p.startswith(r + os.sep) for r in roots)
 
-    postmasters = []
+    # standbys first: a primary's fast shutdown waits until its standbys have the final WAL
+    standbys: list[int] = []
+    others: list[int] = []
     for root in roots:
         for pidfile in _find_pidfiles(Path(root)):
-            pid = _postmaster_pid(pidfile.parent)
-            if pid is not None and _alive(pid) and _cwd(pid) == str(pidfile.parent.resolve()):
-                postmasters.append(pid)
-    for pid in postmasters:
-        try:
-            os.kill(pid, signal.SIGINT)
-        except (ProcessLookupError, PermissionError):
-            pass
-    _wait_gone(postmasters, timeout)
+            datadir = pidfile.parent
+            pid = _postmaster_pid(datadir)
+            if pid is not None and _alive(pid) and _cwd(pid) == str(datadir.resolve()):
+                (standbys if (datadir / "standby.signal").exists() else others).append(pid)
+    for group in (standbys, others):
+        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 3.0)):
+            for pid in group:
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if _wait_gone(group, wait):
+                break
+    postmasters = standbys + others
     stragglers = [p.pid for p in psutil.process_iter(["name"])
                   if p.info["name"] == "postgres" and _alive(p.pid) and under(_cwd(p.pid))]
     for pid in stragglers:
@@ -729,7 +771,9 @@ def _conf_literal(value: str) -> str:
 
 
 def _conninfo(host: str, port: int, app_name: str) -> str:
-    def q(v: str) -> str:
+    def q(v: str) -> str:  # libpq conninfo quoting, only where needed
+        if v and all(c.isalnum() or c in "-_." for c in v):
+            return v
         return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
     # keepalives: a silently dropped link is noticed in seconds rather than the kernel's hours
     return (f"host={host} port={port} user={SUPERUSER} application_name={q(app_name)} "
@@ -794,7 +838,7 @@ def _real_roots(run_dir: Path) -> list[str]:
             p = Path(root) / d
             if p.is_symlink():
                 roots.add(str(p.resolve()))
-        if Path(root).relative_to(run_dir).parts.__len__() >= 2:
+        if len(Path(root).relative_to(run_dir).parts) >= 2:
             dirs[:] = []  # data_root links sit at run_dir/pg; no need to walk whole data dirs
     return sorted(roots)
 
@@ -806,6 +850,13 @@ def _find_pidfiles(root: Path, depth: int = 3) -> Iterator[Path]:
             dirs[:] = []  # inside a data directory
         elif len(Path(dirpath).relative_to(root).parts) >= depth:
             dirs[:] = []
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError as e:
+        raise HarnessError(f"not a backup: cannot read {path}: {e}") from e
 
 
 def _tree_size(path: Path) -> int:

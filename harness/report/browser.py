@@ -66,3 +66,43 @@ def dump_dom(html: Path, *, width: int = 1280, height: int = 2400, timeout: floa
     if p.returncode != 0 or "<html" not in p.stdout:
         raise RuntimeError(f"chromium --dump-dom failed (exit {p.returncode}): {p.stderr[-800:]}")
     return p.stdout
+
+
+PROBE_ID = "hd-probe"
+MAX_HEIGHT = 16384  # Chromium's largest screenshot side
+
+
+def probe(html: Path, script: str, *, width: int = 1280, height: int = 900, timeout: float = 90,
+          binary: str | None = None) -> object:
+    """Run `script` (JavaScript whose last expression is a JSON-serialisable value) in the page
+    once loaded, and return that value. The page itself is not changed: the script goes into a
+    copy beside it (so relative links resolve the same), removed afterwards."""
+    import json
+    import re
+    html = Path(html)
+    text = html.read_text(encoding="utf-8")
+    probe_js = (f'<pre id="{PROBE_ID}" style="display:none"></pre><script>'
+                f"document.getElementById('{PROBE_ID}').textContent = JSON.stringify((function () {{"
+                f"{script}\n}})());</script>")
+    copy = html.with_name(f".{html.stem}.probe.html")
+    copy.write_text(text.replace("</body>", probe_js + "</body>", 1), encoding="utf-8")
+    try:
+        dom = dump_dom(copy, width=width, height=height, timeout=timeout, binary=binary)
+    finally:
+        copy.unlink(missing_ok=True)
+    m = re.search(rf'<pre id="{PROBE_ID}"[^>]*>(.*?)</pre>', dom, re.S)
+    if not m:
+        raise RuntimeError("the probe script left no result")
+    from html import unescape
+    return json.loads(unescape(m.group(1)))
+
+
+def page_height(html: Path, width: int = 1280, **kw) -> int:
+    """The page's full height in CSS pixels at this width."""
+    return int(probe(html, "return document.documentElement.scrollHeight;", width=width, **kw))
+
+
+def full_page_screenshot(html: Path, png: Path, *, width: int = 1280, **kw) -> Path:
+    """A PNG of the whole page at this width (up to MAX_HEIGHT pixels tall)."""
+    height = min(max(page_height(html, width, **kw), 200), MAX_HEIGHT)
+    return screenshot(html, png, width=width, height=height, **kw)

@@ -145,14 +145,16 @@ def _open(title: str, desc: str, height: int) -> list[str]:
             f'<rect x="0" y="0" width="{W}" height="{height}" fill="#ffffff"/>']
 
 
-def _x_axis(out: list[str], f: _Frame, x_title: str) -> None:
+def _x_axis(out: list[str], f: _Frame, x_title: str,
+            ticks: Sequence[tuple[float, str]] | None = None) -> None:
+    """Drill-time ticks, or the given (x, label) ticks."""
     base = f.h - PAD_B
     out.append(f'<line x1="{f.left}" y1="{base}" x2="{W - PAD_R}" y2="{base}" stroke="#90a4ae"/>')
-    for t in time_ticks(f.x0, f.x1):
+    for t, label in ticks if ticks is not None else [(t, time_label(t)) for t in time_ticks(f.x0, f.x1)]:
         x = f.x(t)
         out.append(f'<line x1="{_n(x)}" y1="{base}" x2="{_n(x)}" y2="{base + 4}" stroke="#90a4ae"/>')
         out.append(f'<text x="{_n(x)}" y="{base + 15}" text-anchor="middle" fill="#455a64">'
-                   f"{_e(time_label(t))}</text>")
+                   f"{_e(label)}</text>")
     out.append(f'<text x="{W - PAD_R}" y="{f.h - 4}" text-anchor="end" fill="#455a64">{_e(x_title)}</text>')
 
 
@@ -221,7 +223,10 @@ def line_chart(lines: Sequence[Line], *, title: str, desc: str, y_title: str, x_
                x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None,
                y_format: Callable[[float], str] = _n, log: bool = False,
                markers: Sequence[Marker] = (), bands: Sequence[Band] = (),
-               thresholds: Sequence[Threshold] = (), height: int = H) -> Chart:
+               thresholds: Sequence[Threshold] = (), height: int = H,
+               x_ticks: Sequence[tuple[float, str]] | None = None, dots: bool = False,
+               legend: bool = True) -> Chart:
+    """Lines over x (drill time unless `x_ticks` label the axis otherwise); `dots` marks each point."""
     xs = [x for ln in lines for x, _ in ln.points] + [m.x for m in markers]
     ys = [y for ln in lines for _, y in ln.points if y is not None]
     x0, x1 = x_range or ((min(xs), max(xs)) if xs else (0.0, 1.0))
@@ -259,6 +264,11 @@ def line_chart(lines: Sequence[Line], *, title: str, desc: str, y_title: str, x_
             run.append(f"{_n(f.x(x))},{_n(f.y(y))}")
         if run:
             segments.append(run)
+        if dots:
+            for x, y in ln.points:
+                if y is not None:
+                    out.append(f'<circle cx="{_n(f.x(x))}" cy="{_n(f.y(y))}" r="3" fill="{ln.color}">'
+                               f"<title>{_e(ln.name)}: {_e(_n(y))}</title></circle>")
         for seg in segments:
             if len(seg) == 1:
                 cx, cy = seg[0].split(",")
@@ -267,8 +277,9 @@ def line_chart(lines: Sequence[Line], *, title: str, desc: str, y_title: str, x_
                 out.append(f'<polyline class="series" points="{" ".join(seg)}" fill="none" '
                            f'stroke="{ln.color}" stroke-width="{ln.width}" stroke-linejoin="round"{dash}/>')
     _markers(out, f, markers)
-    _x_axis(out, f, x_title)
-    _legend(out, lines, height=height)
+    _x_axis(out, f, x_title, x_ticks)
+    if legend:
+        _legend(out, lines, height=height)
     out.append("</svg>")
     return Chart(svg="".join(out), markers=list(markers), title=title)
 

@@ -144,16 +144,37 @@ LABELS: dict[str, tuple[str, str]] = {
                    "x: drill time from the scenario start, buckets of {bucket}; numbered marks below."),
     "no_records": ("没有患者请求记录，无法绘制。", "No patient request records to chart."),
     "trend": ("演练趋势", "Drill trend"),
+    # trend
+    "t_title": ("演练趋势分析", "Drill trend"),
+    "t_intro": ("{runs} 次演练（{drills} 个演练项目）；生成于 {generated}。",
+                "{runs} runs of {drills} drills; generated {generated}."),
+    "t_regressions": ("退步", "Regressions"),
+    "t_no_regressions": ("未发现退步。", "No regressions."),
+    "t_rule": ("判定规则：上次达成而本次未达成（newly_missed），或时间指标比上次增加超过 {threshold}（slower）。"
+               "标记 ★ 为各演练最近一次运行中的退步。",
+               "Rule: met last time and missed now (newly_missed), or a time grown by more than "
+               "{threshold} over the previous run (slower). ★ marks regressions in a drill's latest run."),
+    "t_kind": ("类型", "Kind"), "t_from": ("上次", "From"), "t_to": ("本次", "To"),
+    "t_before": ("上次实际", "Before"), "t_after": ("本次实际", "After"), "t_why": ("说明", "Why"),
+    "t_quarters": ("按季度（每季度最后一次运行的实际值）", "By quarter (the quarter's last run)"),
+    "t_runs_table": ("逐次运行", "Run by run"),
+    "t_run": ("运行", "Run"), "t_quarter": ("季度", "Quarter"),
+    "t_chart": ("各指标实际用时占指标的比例", "actual as a share of each target"),
+    "t_chart_desc": ("纵轴为实际值占指标的百分比，100% 为指标线；横轴为运行（按日期）。",
+                     "y: actual as a percentage of the target (100 % is the target); x: runs by date."),
+    "t_runs": ("运行（日期）", "runs (date)"),
+    "t_target_line": ("指标", "target"),
+    "t_skipped": ("无法读取的运行", "Runs that could not be read"),
 }
 
 VERDICT = {"pass": ("通过", "PASS"), "fail": ("未通过", "FAIL"), "aborted": ("中止", "ABORTED")}
 SEVERITY = {"high": ("高", "high"), "medium": ("中", "medium"), "low": ("低", "low")}
 CAPABILITY = {"plan": ("预案", "plan"), "organisation": ("组织", "organisation"),
               "equipment": ("装备与系统", "equipment"), "training": ("培训", "training")}
-RATING = {"P": ("P 顺利完成", "P: performed without challenges"),
-          "S": ("S 完成但存在一些问题", "S: performed with some challenges"),
-          "M": ("M 完成但存在重大问题", "M: performed with major challenges"),
-          "U": ("U 未能完成", "U: unable to be performed")}
+RATING = {"P": ("顺利完成", "performed without challenges"),
+          "S": ("完成但存在一些问题", "performed with some challenges"),
+          "M": ("完成但存在重大问题", "performed with major challenges"),
+          "U": ("未能完成", "unable to be performed")}
 STATUS = {"ok": ("完成", "ok"), "failed": ("失败", "failed"), "unfinished": ("未完成", "unfinished"),
           "skipped": ("跳过", "skipped"), "not run": ("未执行", "not run"),
           "completed": ("完成", "completed"), "aborted": ("中止", "aborted"), "unknown": ("未知", "unknown")}

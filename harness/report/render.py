@@ -22,7 +22,7 @@ from ..clock import format_duration
 from ..score.card import ScoreCard, TargetResult
 from ..score.findings import DUE_DAYS
 from ..score.scorecard import RATING_RULE, RATING_P, RATING_S
-from ..score.texts import group_name
+from ..score.texts import actual_text, group_name
 from . import charts as C
 from .i18n import (CAPABILITY, FAILURE_CLASS, KIND, LANGS, MEASURE, RATING, SEVERITY, STATUS, VERDICT,
                    pick, translator)
@@ -74,7 +74,7 @@ def _target_text(r: TargetResult) -> str:
     if r.unit == "level":
         show = lambda v: "—" if v is None else f"L{int(v)}"  # noqa: E731
         return f"{r.id} {show(r.actual)}/{show(r.target)} {mark}"
-    return f"{r.id} {format_duration(r.actual)}/{format_duration(r.target)} {mark}"
+    return f"{r.id} {actual_text(r.actual, r.target)}/{format_duration(r.target)} {mark}"
 
 
 def summary_line(card: ScoreCard) -> str:
@@ -133,7 +133,9 @@ def build_charts(card: ScoreCard, lang: str = "zh") -> dict[str, C.Chart]:
     markers = chart_markers(card, lang)
     fault = _tplus(card, card.overview.fault_wall)
     rec = _tplus(card, card.overview.recovery_wall)
-    end = max([p.t + card.series.bucket for p in pts] + [m.x for m in markers] + [0.0])
+    end = max([p.t + card.series.bucket for p in pts] + [m.x for m in markers] + [0.0]
+              + [p.t + card.series.bucket for ln in card.links for p in ln.points]
+              + [p.t for r in card.replication for p in r.points])
     x_range = (min([0.0] + [p.t for p in pts]), end)
     bands = [C.Band(fault, rec if rec is not None else end, label=t("incident"))] if fault is not None else []
     desc = t("chart_desc", bucket=format_duration(card.series.bucket))
@@ -243,7 +245,7 @@ def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Envi
         return getattr(obj, name)
 
     env.filters.update(
-        dur=format_duration,
+        dur=format_duration, vs=actual_text,
         real=lambda s: "—" if s is None else format_duration(s / scale),  # drill s → wall s
         # the card counts from T+0 when no fault was injected
         at=lambda s: _at(s, "F" if card.overview.fault_wall is not None else "T"),

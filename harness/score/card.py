@@ -33,6 +33,7 @@ class TargetResult(BaseModel):
     critical: bool = True
     step: str | None = None
     reason: str | None = None
+    reason_zh: str = ""
 
 
 class LevelResult(BaseModel):

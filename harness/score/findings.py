@@ -21,11 +21,11 @@ from typing import Callable
 from ..clock import format_duration
 from .card import (AlertEntry, Capability, Finding, LevelResult, Overview, RpoResult, Severity,
                    StepResult, Strength, TargetResult)
-from .texts import group_name
+from .texts import actual_text, group_name
 
 DUE_DAYS = {"high": 30, "medium": 60, "low": 90}
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-KIND_ORDER = {"aborted": 0, "target": 1, "step": 2, "rpo": 3, "level": 4, "response": 5,
+KIND_ORDER = {"aborted": 0, "step": 1, "target": 2, "rpo": 3, "level": 4, "response": 5,
               "unfinished": 6, "deadline": 7, "steady_state": 8, "alert": 9, "evidence": 10}
 ADDRESS = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[\w-]+(?:\.[\w-]+)+):\d{2,5}\b")
 
@@ -97,9 +97,9 @@ def build_strengths(targets: list[TargetResult], level: LevelResult) -> list[Str
         head = f", {r.headroom:.0%} headroom" if r.headroom is not None else ""
         head_zh = f"，余量 {r.headroom:.0%}" if r.headroom is not None else ""
         out.append(Strength(target=r.id,
-                            text=f"{r.title or r.id}: {format_duration(r.actual)} against "
+                            text=f"{r.title or r.id}: {actual_text(r.actual, r.target)} against "
                                  f"{format_duration(r.target)}{head}",
-                            text_zh=f"{r.title or r.id}：用时 {format_duration(r.actual)}，要求 "
+                            text_zh=f"{r.title or r.id}：实际 {actual_text(r.actual, r.target)}，要求 "
                                     f"{format_duration(r.target)}{head_zh}"))
     return sorted(out, key=lambda s: -(next((r.headroom or 0) for r in targets if r.id == s.target)))
 
@@ -150,14 +150,14 @@ def _targets(ctx: Context) -> None:
             got, want = (f"L{r.actual:g}" if r.actual is not None else "none"), \
                         (f"L{r.target:g}" if r.target is not None else "—")
             ev_en = r.reason or f"declared {got}, implied {want}"
-            ev_zh = f"宣布 {got}，应为 {want}" + (f"；{r.reason}" if r.reason else "")
+            ev_zh = f"宣布 {got}，应为 {want}" + (f"；{r.reason_zh or r.reason}" if r.reason else "")
         elif r.actual is None:
             ev_en = f"not measured: {r.reason or 'no evidence in the journal'}"
-            ev_zh = f"未能测得：{r.reason or '日志中无依据'}"
+            ev_zh = f"未能测得：{r.reason_zh or r.reason or '日志中无依据'}"
         else:
-            ev_en = (f"{format_duration(r.actual)} against a {format_duration(r.target)} target "
+            ev_en = (f"{actual_text(r.actual, r.target)} against a {format_duration(r.target)} target "
                      f"({format_duration(-(r.margin or 0))} over)")
-            ev_zh = (f"用时 {format_duration(r.actual)}，要求 {format_duration(r.target)}"
+            ev_zh = (f"实际 {actual_text(r.actual, r.target)}，要求 {format_duration(r.target)}"
                      f"（超出 {format_duration(-(r.margin or 0))}）")
         action_en = {
             "detection": "Tighten the alert rules and the monitoring interval so that this failure "

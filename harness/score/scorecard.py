@@ -29,7 +29,7 @@ from .card import (AlertEntry, Appendix, DataFile, Finding, JourneyImpact, LagPo
 from .findings import Context, build_findings, build_strengths
 from .response import with_response_findings
 from .reading import RecordReader
-from .texts import describe, describe_zh, error_of, short
+from .texts import actual_text, describe, describe_zh, error_of, short
 
 __all__ = [
     "AlertEntry", "Finding", "JourneyImpact", "LevelResult", "LongestWait", "NotificationEntry",
@@ -513,41 +513,49 @@ def _int(x: Any) -> int | None:
 
 
 def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | None) -> TargetResult:
-    """One target → its result. Unmeasurable means missed, with the reason."""
+    """One target → its result. Unmeasurable means missed, with the reason (English and Chinese)."""
     base = dict(id=t.id, title=t.title, measure=t.measure, critical=t.critical, step=t.step)
     if t.measure == "level":
-        reason = None
+        reason = reason_zh = None
         if level.implied is None:
             reason = "no patient requests during the incident: the level cannot be judged"
+            reason_zh = "故障期间无患者请求，无法判断响应级别"
         elif level.declared is None:
             reason = f"no level was declared (level {level.implied} was implied)"
+            reason_zh = f"未宣布响应级别（应为 {level.implied} 级）"
         elif not level.ok:
             reason = (f"declared level {level.declared}, but {level.share:.0%} of patients affected "
                       f"implies level {level.implied}")
+            reason_zh = f"宣布 {level.declared} 级，但受影响患者占 {level.share:.0%}，应为 {level.implied} 级"
         r = TargetResult(**base, unit="level", target=level.implied, actual=level.declared,
-                         met=bool(level.ok), reason=reason)
+                         met=bool(level.ok), reason=reason, reason_zh=reason_zh or "")
         r.rating = rate(r)
         return r
 
     within = t.within
     actual: float | None = None
     reason: str | None = None
+    reason_zh = ""
     if t.measure == "rpo":
-        if rpo is None or not isinstance(rpo.lost_seconds, (int, float)):
-            reason = "RPO was not measured (no rpo.measured event)" if rpo is None else \
-                f"RPO was not measured: {rpo.error or 'no lost_seconds in rpo.measured'}"
+        if rpo is None:
+            reason, reason_zh = "RPO was not measured (no rpo.measured event)", "未测量数据恢复点（日志无 rpo.measured）"
+        elif not isinstance(rpo.lost_seconds, (int, float)):
+            why = rpo.error or "no lost_seconds in rpo.measured"
+            reason, reason_zh = f"RPO was not measured: {why}", f"未测得数据恢复点：{why}"
         else:
             actual = float(rpo.lost_seconds)
     elif f.t_fault is None:
-        reason = "no fault was injected: nothing to time from"
+        reason, reason_zh = "no fault was injected: nothing to time from", "未注入故障，无计时起点"
     elif t.measure == "detection":
         e = next((e for e in f.events if e.get("type") == "alert.raised"
                   and (_wall(e) or 0) >= f.t_fault), None)
         actual = f.rel(_wall(e)) if e else None
-        reason = None if e else "no alert was raised after the fault"
+        if e is None:
+            reason, reason_zh = "no alert was raised after the fault", "故障后未触发告警"
     elif t.measure == "recovery":
         actual = f.rel(f.t_recovered)
-        reason = None if actual is not None else "no recovery before the run ended"
+        if actual is None:
+            reason, reason_zh = "no recovery before the run ended", "演练结束前未恢复"
     elif t.measure == "step":
         fin = [e for e in f.events if e.get("type") == "step.finished" and e.get("step") == t.step
                and (_wall(e) or 0) >= f.t_fault]
@@ -555,19 +563,21 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
         if good is not None:
             actual = f.rel(_wall(good))
         elif fin:
-            reason = f"step {t.step} failed: {error_of(fin[-1].get('detail')) or 'no detail'}"
+            err = error_of(fin[-1].get("detail")) or "no detail"
+            reason, reason_zh = f"step {t.step} failed: {err}", f"步骤 {t.step} 失败：{err}"
         elif any(e.get("type") == "step.started" and e.get("step") == t.step for e in f.events):
-            reason = f"step {t.step} never finished"
+            reason, reason_zh = f"step {t.step} never finished", f"步骤 {t.step} 开始后未完成"
         else:
-            reason = f"step {t.step} never started"
+            reason, reason_zh = f"step {t.step} never started", f"步骤 {t.step} 未开始"
     met = actual is not None and within is not None and actual <= within
     margin = None if actual is None or within is None else round(within - actual, 3)
     if actual is not None and not met:
-        reason = f"{format_duration(actual)}, {format_duration(actual - within)} over the " \
-                 f"{format_duration(within)} target"
+        shown, over = actual_text(actual, within), format_duration(actual - within)
+        reason = f"{shown}, {over} over the {format_duration(within)} target"
+        reason_zh = f"实际 {shown}，超出 {format_duration(within)} 的指标 {over}"
     r = TargetResult(**base, target=within, actual=actual, met=met, margin=margin,
                      headroom=None if margin is None or not within else round(margin / within, 4),
-                     reason=reason)
+                     reason=reason, reason_zh=reason_zh)
     r.rating = rate(r)
     return r
 

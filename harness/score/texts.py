@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..clock import format_duration
 from ..models import GROUP_TITLES
 
 GROUP_EN = {"technical": "technical group", "clinical_support": "clinical support group",
@@ -26,6 +27,15 @@ def short(value: Any, limit: int = 200) -> str:
         value = json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def actual_text(actual: float | None, target: float | None) -> str:
+    """`actual` as a duration, precise enough not to read the same as a different `target`
+    (60.5 s against 1m reads '60.5s', not '1m')."""
+    text = format_duration(actual)
+    if actual is not None and target is not None and actual != target and text == format_duration(target):
+        return f"{actual:.3f}".rstrip("0").rstrip(".") + "s"
+    return text
 
 
 def _flat(v: Any) -> str:

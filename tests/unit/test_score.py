@@ -263,3 +263,153 @@ def test_tally_streams_a_generator_once():
     gen = (r for r in records())
     im = tally_records(gen, T_FAULT, 1120.0, SCALE)
     assert im.total.requests == 31 and next(gen, None) is None
+
+
+# --- ratings, series, patients unserved, findings and their plan, reading, schema ------------------
+
+from harness.score.scorecard import RATING_RULE, rate, tally  # noqa: E402
+
+
+@pytest.mark.parametrize("target, actual, met, rating", [
+    (60, 30, True, "P"),      # 50 % to spare
+    (60, 45, True, "P"),      # exactly 25 %
+    (60, 50, True, "S"),      # 16.7 %
+    (60, 54, True, "S"),      # exactly 10 %
+    (60, 58, True, "M"),      # 3.3 %
+    (60, 60, True, "M"),      # met with nothing to spare
+    (60, 61, False, "U"),     # missed
+    (60, None, False, "U"),   # not measured
+    (0, 0, True, "P"),        # a zero target met exactly
+])
+def test_rating_from_the_margin(target, actual, met, rating):
+    r = TargetResult(id="x", measure="recovery", target=target, actual=actual, met=met,
+                     margin=None if actual is None else target - actual)
+    assert rate(r) == rating
+    assert "25%" in RATING_RULE and "10%" in RATING_RULE
+
+
+def test_targets_carry_rating_and_headroom(tmp_path):
+    card = score_run(write_run(tmp_path, base_events(), records()))
+    detect = by_id(card, "detect")
+    assert detect.headroom == pytest.approx(10 / 60, abs=1e-3) and detect.rating == "S"
+    assert by_id(card, "dr-takeover").rating == "U"
+    assert by_id(card, "level").rating == "P"
+    assert [s.target for s in card.strengths][:2] == ["rpo", "core-back"]  # most headroom first
+
+
+def test_series_buckets_over_drill_time():
+    recs = [{"t": 982.0 + i * 0.5, "ms": 10.0 if i % 10 else 1000.0, "patient": f"P{i % 7}",
+             "journey": "followup", "ok": not (40 <= i < 60), "write_id": "w" if i % 2 else None}
+            for i in range(200)]  # 100 real s from T+0, failing from 20 s to 30 s
+    impact, series = tally(iter(recs), 1002.0, 1012.0, SCALE, origin=982.0, span=100.0)
+    assert series.origin_wall == 982.0
+    assert series.bucket == 10.0 and series.bucket_real == 1.0  # 1000 drill s / 100 → 10 s buckets
+    assert len(series.points) == 100 and series.points[0].t == 0.0 and series.points[1].t == 10.0
+    assert sum(p.requests for p in series.points) == 200
+    by_t = {p.t: p for p in series.points}
+    assert by_t[200.0].success_rate == 0.0 and by_t[190.0].success_rate == 1.0
+    assert by_t[0.0].rps == 2.0 and by_t[0.0].acked_writes == 1
+    assert sum(p.acked_writes for p in series.points) == 90  # odd i, minus the 10 failed odd ones
+    # latency histograms: p50 at 10 ms and p95 of a bucket with one 1 s request out of two
+    assert by_t[10.0].p50_ms == pytest.approx(10.0, rel=0.06)
+    assert by_t[0.0].p95_ms == pytest.approx(1000.0, rel=0.06)
+    assert impact.during.requests == 21 and impact.during.failed == 20
+
+
+def test_series_merges_when_records_outrun_the_journal():
+    recs = [{"t": 1000.0 + i, "ms": 5.0, "patient": "P1", "ok": True} for i in range(5000)]
+    _, series = tally(recs, None, None, 1.0, origin=1000.0, span=10.0)  # journal said 10 s
+    assert len(series.points) <= 400 and sum(p.requests for p in series.points) == 5000
+    assert series.bucket_real > 1.0
+
+
+def test_longest_time_a_patient_went_unserved():
+    recs = [{"t": 1001.0, "patient": "A", "ok": False, "journey": "payment"},
+            {"t": 1003.0, "patient": "A", "ok": False, "journey": "payment"},
+            {"t": 1011.0, "patient": "A", "ok": True, "journey": "payment"},   # A: 10 real s
+            {"t": 1002.0, "patient": "B", "ok": False, "journey": "exam"},
+            {"t": 1004.0, "patient": "B", "ok": True, "journey": "exam"},      # B: 2 s
+            {"t": 1005.0, "patient": "C", "ok": False, "journey": "exam"},     # C: to the end, 10 s
+            {"t": 1015.0, "patient": "D", "ok": True}]
+    out = tally_records(recs, T_FAULT, None, SCALE).longest_outage
+    assert (out.patient, out.real_seconds, out.seconds, out.journey) == ("A", 10.0, 100.0, "payment")
+    assert out.since == pytest.approx(10.0) and not out.ongoing
+    recs[2]["t"] = 1001.5  # A is served again after 0.5 s; C waits to the end of the records
+    out = tally_records(recs, T_FAULT, None, SCALE).longest_outage
+    assert out.patient == "C" and out.ongoing and out.real_seconds == 10.0
+
+
+def test_failed_step_gives_a_finding_with_evidence_and_a_plan_row(tmp_path):
+    events = base_events()
+    events[9] = ev(10, 1020.0, "step.finished", step="promote-same-city", group="technical", kind="auto",
+                   action="promote_same_city", ok=False,
+                   detail={"error": "backup insurance interface 127.0.0.9:18090 refused connection"})
+    card = score_run(write_run(tmp_path, events, records()))
+    f = next(f for f in card.findings if f.kind == "step")
+    assert f.text == "step promote-same-city failed" and f.severity == "high"
+    assert "127.0.0.9:18090 refused connection" in f.evidence
+    assert "at T+6m20s (F+3m20s)" in f.evidence  # (1020 − 982) × 10 and (1020 − 1000) × 10
+    assert "127.0.0.9:18090" in f.action and f.capability == "equipment" and f.owner == "technical"
+    assert f.text_zh and "127.0.0.9:18090" in f.evidence_zh and f.action_zh
+    date = card.overview.date
+    import datetime as dt
+    assert f.due == (dt.date.fromisoformat(date) + dt.timedelta(days=30)).isoformat()
+    # every finding is numbered and has a plan row
+    assert [x.id for x in card.findings] == [f"F{i}" for i in range(1, len(card.findings) + 1)]
+    assert all(x.action and x.capability and x.owner and x.due for x in card.findings)
+    kinds = {x.kind for x in card.findings}
+    assert {"target", "step", "rpo", "alert"} <= kinds  # missed target, failed step, lost writes, alert
+    alert = next(x for x in card.findings if x.kind == "alert")
+    assert "patient_errors" in alert.text and "F+50s" in alert.evidence and "error_rate: 0.4" in alert.evidence
+
+
+def test_alert_before_the_fault_is_a_false_alarm_finding():
+    events = base_events()
+    events.insert(3, ev(99, 995.0, "alert.raised", alert="noisy", severity="warning"))
+    card = build_scorecard(Drill.model_validate(DRILL), JournalRead(events=events), records())
+    f = next(x for x in card.findings if x.kind == "alert" and "noisy" in x.text)
+    assert f.severity == "medium" and f.capability == "equipment" and "F−50s" in f.evidence
+
+
+def test_corrupt_and_torn_records_are_counted_and_reported(tmp_path):
+    run = write_run(tmp_path, base_events(), records())
+    with open(run / "records" / "local.jsonl", "a") as fh:
+        fh.write("garbage\n[1, 2]\n\n")
+        fh.write(json.dumps({"t": 1140.0, "ms": 5.0, "patient": "P00001", "ok": True}) + "\n")
+        fh.write('{"t": 1169.0, "ms": 3')
+    card = score_run(run)
+    assert card.impact.total.requests == 32  # 31 + the good line after the garbage
+    assert "records/local.jsonl: 2 corrupt line(s) skipped" in card.problems
+    assert any("unfinished last line" in p for p in card.problems)
+    evidence = [f.evidence for f in card.findings if f.kind == "evidence"]
+    assert any("corrupt line" in e for e in evidence)
+
+
+def test_records_read_in_blocks_match_line_by_line(tmp_path, monkeypatch):
+    from harness.load.records import iter_records
+    from harness.score import reading
+    run = write_run(tmp_path, base_events(), records())
+    with open(run / "records" / "local.jsonl", "a") as fh:
+        fh.write("not json\n" + json.dumps({"t": 1150.0, "ok": True}) + "\n")
+    monkeypatch.setattr(reading, "BLOCK", 97)  # blocks that cut lines anywhere
+    reader = reading.RecordReader(run / "records")
+    assert list(reader) == list(iter_records(run / "records"))
+    assert reader.bad_lines == {"local.jsonl": 1} and not reader.torn
+
+
+def test_published_schema_is_current_and_score_json_validates(tmp_path):
+    import jsonschema
+    from harness.report.render import write_reports
+    from harness.score.schema import schema_text
+    published = Path(__file__).resolve().parents[2] / "docs" / "score.schema.json"
+    assert published.read_text(encoding="utf-8") == schema_text(), \
+        "docs/score.schema.json is stale: python -m harness.score.schema > docs/score.schema.json"
+    schema = json.loads(published.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    run = write_run(tmp_path, base_events(), records())
+    write_reports(run, score_run(run))
+    doc = json.loads((run / "score.json").read_text(encoding="utf-8"))
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+    doc["verdict"] = "maybe"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)

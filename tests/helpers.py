@@ -16,14 +16,23 @@ def recorded_pids(run_dir: Path) -> dict[str, int]:
         return {}
 
 
-def alive(pids) -> list[int]:
+def alive(pids, run_dir: Path | None = None) -> list[int]:
+    """The pids still running. With `run_dir`, only those that belong to it: pids are reused fast
+    here, so a recorded pid counts only if its command line or records dir names the run."""
+    root = str(Path(run_dir).resolve()) if run_dir else None
     out = []
     for pid in pids:
         try:
             p = psutil.Process(pid)
-            if p.status() != psutil.STATUS_ZOMBIE:
-                out.append(pid)
-        except psutil.NoSuchProcess:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if root is not None:
+                env = p.environ().get("HD_RECORDS_DIR", "")
+                cmd = " ".join(p.cmdline())
+                if root not in cmd and not str(Path(env).resolve() if env else "").startswith(root):
+                    continue
+            out.append(pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     return out
 
@@ -71,7 +80,7 @@ def port_open(address: str) -> bool:
 
 
 def assert_nothing_left(run_dir: Path, addresses: list[str] = ()) -> None:
-    left = alive(recorded_pids(run_dir).values())
+    left = alive(recorded_pids(run_dir).values(), run_dir)
     assert not left, f"processes left running: {left}"
     assert not postgres_under(run_dir), "postgres left running"
     assert not load_under(run_dir), "patient load (locust) left running"

@@ -14,6 +14,7 @@ Nothing can be reverted by the harness: the data comes back only by the runbook'
 """
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import psycopg
@@ -49,6 +50,7 @@ class DataDeletion(Fault):
             raise RuntimeError("no database primary to delete from")
         where = "created_at >= current_date" if p.scope == "today" else "true"
         deleted: dict[str, int] = {}
+        t0 = time.monotonic()
         with psycopg.connect(stack.db_dsn(node), autocommit=False) as conn:
             with conn.transaction():
                 conn.execute("SET LOCAL lock_timeout = '5s'")
@@ -63,10 +65,12 @@ class DataDeletion(Fault):
                 rows = conn.execute(f"DELETE FROM {p.table} WHERE {where} "
                                     f"RETURNING id, patient_id").fetchall()
                 deleted[p.table] = len(rows)
+        committed_s = time.monotonic() - t0
         self.injected = True
         sql = f"DELETE FROM {p.table} WHERE {where}"
         detail = {"node": node, "statement": sql, "table": p.table, "scope": p.scope,
                   "rows_deleted": deleted[p.table], "deleted": deleted,
+                  "committed_seconds": round(committed_s, 3),
                   "ids": [min(r[0] for r in rows), max(r[0] for r in rows)] if rows else None}
         if p.table == "consultations" and rows:
             detail["patient_view"] = _patient_reads(stack, rows[-3:])

@@ -118,31 +118,28 @@ class ConsultationLedger:
         self._log(now, len(wanted), point)
         if covered and not self._reported_missing:
             self._reported_missing = True
-            self.monitor.journal.record(
-                "data.missing", table="consultations", acked=len(wanted), missing=len(missing),
-                last_intact_wall=self.last_intact_wall,
-                patient_reads=self._patient_reads(sorted(missing, key=lambda w: self.acked[w][0])))
+            self._journal("data.missing", list(missing), wall=now, table="consultations",
+                          acked=len(wanted), missing=len(missing),
+                          last_intact_wall=self.last_intact_wall)
         elif self._reported_missing and not covered:
             self._reported_missing = False
-            self.monitor.journal.record(
-                "data.reconciled", table="consultations", acked=len(wanted), missing=len(missing),
-                restored=len(came_back), restore_point_wall=point,
-                patient_reads=self._patient_reads(came_back))
+            self._journal("data.reconciled", came_back, wall=now, table="consultations",
+                          acked=len(wanted), missing=len(missing), restored=len(came_back),
+                          restore_point_wall=point)
 
-    def _patient_reads(self, write_ids: list[str]) -> list[dict]:
-        known = [w for w in write_ids if w in self.ids]
-        sample = random.sample(known, min(PATIENT_READS, len(known)))
-        out = []
-        with requests.Session() as s:
-            for w in sample:
-                cid, patient = self.ids[w], self.acked[w][1]
-                try:
-                    r = s.get(f"{self.stack.vip_url}/api/consultations/{cid}",
-                              headers={"X-Patient-Id": patient or ""}, timeout=2)
-                    out.append({"consultation": cid, "patient": patient, "status": r.status_code})
-                except requests.RequestException as e:
-                    out.append({"consultation": cid, "patient": patient, "error": e.__class__.__name__})
-        return out
+    def _journal(self, type_: str, write_ids: list[str], **fields) -> None:
+        """Journal a transition with a few patients' own reads, off the monitor's thread: the
+        alert this tick raises must not wait for them."""
+        sample = [(self.ids[w], self.acked[w][1]) for w in write_ids if w in self.ids]
+        sample = random.sample(sample, min(PATIENT_READS, len(sample)))
+
+        def run() -> None:
+            reads = _patient_reads(self.stack.vip_url, sample)
+            try:
+                self.monitor.journal.record(type_, **fields, patient_reads=reads)
+            except ValueError:  # the run closed its journal meanwhile
+                pass
+        threading.Thread(target=run, name=f"integrity-{type_}", daemon=True).start()
 
     def _log(self, now: float, acked: int, point: float | None) -> None:
         state = (len(self.missing), self.missing_covered, point)
@@ -157,6 +154,20 @@ class ConsultationLedger:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+def _patient_reads(vip_url: str, sample: list[tuple[int, str | None]]) -> list[dict]:
+    """Each patient reading the doctor's reply of their consultation through the entry point."""
+    out = []
+    with requests.Session() as s:
+        for cid, patient in sample:
+            try:
+                r = s.get(f"{vip_url}/api/consultations/{cid}", headers={"X-Patient-Id": patient or ""},
+                          timeout=2)
+                out.append({"consultation": cid, "patient": patient, "status": r.status_code})
+            except requests.RequestException as e:
+                out.append({"consultation": cid, "patient": patient, "error": e.__class__.__name__})
+    return out
 
 
 def _reconcile(monitor: "Monitor", now: float) -> None:

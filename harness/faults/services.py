@@ -3,14 +3,16 @@ release and its cache (a false alarm), third-party interfaces misbehaving."""
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..load.records import iter_records
 from ..models import Duration
+from ..stack.process import record_pids
 from .base import Fault, register
 
 
@@ -61,13 +63,20 @@ class ServiceKill(Fault):
 
 class FloodParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    bots: int = Field(150, ge=1, le=1000, description="concurrent bot connections")
+    bots: int = Field(200, ge=1, le=1000, description="concurrent bot connections")
     clients: list[str] = Field(default_factory=lambda: ["P04998", "P04999", "P05000"], min_length=1,
                                description="the (stolen) client keys the bots present")
     path: str = Field("/api/exam-reports", pattern=r"^/api/",
                       description="what they hammer: the patient API's heaviest call")
     wait: tuple[float, float] = Field((0.0, 0.0), description="real seconds between a bot's requests")
     max_duration: Duration = Field(7200.0, description="the flood ends by itself after this (drill)")
+
+    @field_validator("wait")
+    @classmethod
+    def _wait(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= v[0] <= v[1]:
+            raise ValueError("wait is [min, max] seconds with 0 <= min <= max")
+        return v
 
 
 @register
@@ -90,17 +99,26 @@ class BotFlood(Fault):
                                                    "wait": list(p.wait)}},
                                 log_dir=self.dir, run_time=f"{max(10, math.ceil(bound + 5))}s")
         self.injected = True  # from here on a revert must stop whatever started
+        self.started_wall = time.time()
+        # not waiting for the bots: patients are judged from the moment the fault went in, and the
+        # bots' start-up (a new process) is part of the flood's onset (revert reports it)
         self.load.start()
+        # like the patient load: `hospital-drill down` finds them if this run is killed
+        record_pids(stack.run_dir, {f"attack-{self.id}-{i}": pid for i, pid in enumerate(self.load.pids())})
         return {"link": self.target, "bots": p.bots, "clients": p.clients, "path": p.path,
                 "records": str(self.dir / "records"), "pids": self.load.pids()}
 
     def revert(self, stack):
         codes = self.load.stop()
-        seen = Counter()
+        seen, first = Counter(), None
         for rec in iter_records(self.dir / "records"):
             seen["requests"] += 1
             seen["ok" if rec.get("ok") else f"status {rec.get('status')}"] += 1
-        return {"link": self.target, "stopped": codes, "bot_requests": dict(seen)}
+            if isinstance(rec.get("t"), (int, float)):
+                first = rec["t"] if first is None else min(first, rec["t"])
+        return {"link": self.target, "stopped": codes, "bot_requests": dict(seen),
+                "first_bot_request_wall": first,
+                "flood_began_after_s": None if first is None else round(first - self.started_wall, 3)}
 
 
 # --- a false alarm: the front end's release and the cache -------------------------------------------

@@ -92,7 +92,8 @@ class Window:
         self.items.append(rec)
 
     def trim(self, now: float) -> None:
-        while self.items and self.items[0]["t"] < now - self.span:
+        # by end time: a request that timed out after `span` seconds must still be seen once
+        while self.items and self.items[0]["t"] + self.items[0].get("ms", 0) / 1000 < now - self.span:
             self.items.popleft()
 
     def stats(self, since: float | None = None) -> dict:
@@ -120,7 +121,7 @@ class Monitor(threading.Thread):
         self.window = Window(span=min(30.0, max(2.0, steady.window / time_scale)))
         self.tail = RecordTail(Path(records_dir))
         self.probe = SyntheticPatient(vip_url, Path(run_dir) / "probes.jsonl",
-                                      interval=self.interval, timeout=2.0)
+                                      interval=self.interval, timeout=2.0, pay=steady.probe_payment)
         self.on_tick = on_tick
         self._stop_evt = threading.Event()
         self._lock = threading.Lock()
@@ -136,6 +137,8 @@ class Monitor(threading.Thread):
         self.incident_patients: set[str] = set()
         self.incident_failed: set[str] = set()
         self.ledger = None  # data_rules.ConsultationLedger when the run reconciles patient data
+        self._unblocked_at = 0.0
+        self._failed_step: str | None = None  # where the test journey failed last
 
     # --- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -185,13 +188,15 @@ class Monitor(threading.Thread):
         last = probes[0] if probes else None
         obs = Observation(now, stats, last, self)
         for r in list(RULES.values()):
-            self._evaluate(r, bool(r.check(obs)), stats, last)
+            bad = r.check(obs)  # a rule may answer a dict of evidence: it goes into the alert
+            self._evaluate(r, bool(bad), stats, last, bad if isinstance(bad, dict) else None)
         if self.incident_start is not None:
             self._check_recovery(now, last)
         if self.on_tick:
             self.on_tick(self)
 
-    def _evaluate(self, rule: Rule, is_bad: bool, stats: dict, probe: ProbeResult | None) -> None:
+    def _evaluate(self, rule: Rule, is_bad: bool, stats: dict, probe: ProbeResult | None,
+                  evidence: dict | None = None) -> None:
         streak = self._streak.get(rule.name, 0)
         streak = max(1, streak + 1) if is_bad else min(-1, streak - 1)
         self._streak[rule.name] = streak
@@ -199,6 +204,7 @@ class Monitor(threading.Thread):
             detail = {"error_rate": round(stats["error_rate"], 3), "requests": stats["requests"]}
             if probe is not None and not probe.ok:
                 detail.update(probe_step=probe.failed_step, probe_error=probe.error)
+            detail.update(evidence or {})
             self.active[rule.name] = self.journal.record(
                 "alert.raised", alert=rule.name, severity=rule.severity, detail=detail,
                 describe=rule.describe)
@@ -206,7 +212,9 @@ class Monitor(threading.Thread):
                 self.degraded = True
         elif not is_bad and -streak >= rule.clear_after and rule.name in self.active:
             del self.active[rule.name]
-            self.journal.record("alert.cleared", alert=rule.name)
+            cleared = self.journal.record("alert.cleared", alert=rule.name)
+            if rule.blocks_recovery:
+                self._unblocked_at = cleared["wall"]  # recovery cannot have begun before this
 
     def _check_recovery(self, now: float, last: ProbeResult | None) -> None:
         """Back = the test journey succeeds and patients' error rate is at steady state again,
@@ -220,9 +228,13 @@ class Monitor(threading.Thread):
             return
         if not last.ok:
             self._candidate = None
+            self._failed_step = last.failed_step
             return
         if self._candidate is None:
-            self._candidate = last.t
+            # back from when the step that failed worked again: a walk started before a failover
+            # may only reach that step (e.g. its payment) after it
+            passed = last.at.get(self._failed_step, last.t) if self._failed_step else last.t
+            self._candidate = max(passed, self._unblocked_at)
             return
         probes = self.probe.since(self._candidate)
         with self._lock:
@@ -239,9 +251,12 @@ class Monitor(threading.Thread):
                                         "requests": after["requests"]})
 
     # --- questions the run and the runbook ask --------------------------------------------------
-    def begin_incident(self, wall: float) -> None:
+    def begin_incident(self, wall: float, fault_wall: float | None = None) -> None:
         with self._lock:
             self.incident_start = wall
+        # an alert raised while the fault was still being injected (`fault_wall` on) is the incident's
+        if fault_wall is not None and any(e["wall"] >= fault_wall for e in list(self.active.values())):
+            self.degraded = True
 
     def steady_state(self, since: float) -> dict:
         self.ingest()
@@ -261,6 +276,11 @@ class Monitor(threading.Thread):
         with self._lock:
             active, failed = len(self.incident_patients), len(self.incident_failed)
         return {"affected": failed, "active": active, "share": failed / active if active else 0.0}
+
+    def recent_records(self) -> list[dict]:
+        """A copy of the recent patient records (runbook threads read while the monitor ingests)."""
+        with self._lock:
+            return list(self.window.items)
 
     def snapshot(self) -> dict:
         with self._lock:

@@ -12,6 +12,8 @@ Rates are real seconds: patient load is never scaled, so they mean the same at a
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -23,8 +25,8 @@ from .probe import TEST_ACCOUNT
 if TYPE_CHECKING:
     from .monitor import Monitor
 
-TRAFFIC_EVERY_S = 0.5  # real seconds between reads of the traffic boards
-TRAFFIC_WINDOW_S = 3  # the boards' window that is read
+TRAFFIC_EVERY_S = 0.25  # real seconds between reads of the traffic boards (by its own thread)
+TRAFFIC_WINDOW_S = 2  # the boards' window that is read
 TRAFFIC_FRESH_S = 3.0  # an older sample is no evidence
 TRAFFIC_TIMEOUT_S = 0.5
 ABUSE_MIN_RATE = 10.0  # req/s: more than any patient journey makes (a patient: about 2–7 req/s)
@@ -76,26 +78,35 @@ def abusive_clients(clients: list[dict], *, min_rate: float = ABUSE_MIN_RATE,
             and float(c.get("top_share") or 0.0) >= min_share]
 
 
-def failing_function(records: Iterable[dict], *, min_requests: int = 5, fail_share: float = 0.5,
-                     others_min: int = 10, others_max: float = 0.1) -> str | None:
-    """The one patient call (record `name`) that mostly fails while every other call works, or None.
+def failing_function(records: Iterable[dict], *, streak: int = 3, others_min: int = 10,
+                     others_max: float = 0.1, span: float = 0.5) -> str | None:
+    """The one patient call (record `name`) whose last `streak` requests all failed while the other
+    calls worked, or None.
 
-    Needs `min_requests` of that call failing at `fail_share` or more, and `others_min` other calls
-    failing at `others_max` or less: when everything fails it is not one function (and the critical
-    rules speak).
+    "Worked": at least `others_min` requests of other calls while the streak ran (from its first
+    failure to its last, and at least `span` real seconds), failing at `others_max` or less. When
+    everything fails it is not one function (and the critical rules speak); when two calls fail it
+    is not a single one either; a rare call whose last calls failed in an outage that is over, with
+    the others failing beside it then, is not one either. A streak, not a share of the window: the
+    window still holds the call's successes from before it broke.
     """
-    counts: dict[str, list[int]] = {}
+    calls: dict[str, list[tuple[float, bool]]] = {}
     for r in records:
-        c = counts.setdefault(str(r.get("name")), [0, 0])
-        c[0] += 1
-        c[1] += 0 if r.get("ok") else 1
-    worst = max(((n, f, name) for name, (n, f) in counts.items() if n >= min_requests and f / n >= fail_share),
-                key=lambda x: x[1] / x[0], default=None)
-    if worst is None:
+        t = r.get("t")
+        calls.setdefault(str(r.get("name")), []).append((t if isinstance(t, (int, float)) else 0.0,
+                                                         bool(r.get("ok"))))
+    failing = []  # (name, first and last failure of its streak)
+    for name, seen in calls.items():
+        last = sorted(seen)[-streak:]
+        if len(last) == streak and not any(ok for _, ok in last):
+            failing.append((name, last[0][0], last[-1][0]))
+    if len(failing) != 1:
         return None
-    others = [v for name, v in counts.items() if name != worst[2]]
-    on, of = sum(n for n, _ in others), sum(f for _, f in others)
-    return worst[2] if on >= others_min and of / on <= others_max else None
+    name, since, until = failing[0]
+    until = max(until, since + span)
+    others = [ok for other, seen in calls.items() if other != name for t, ok in seen if since <= t <= until]
+    bad = others.count(False)
+    return name if len(others) >= others_min and bad / len(others) <= others_max else None
 
 
 # --- sampler and rules -----------------------------------------------------------------------------
@@ -108,25 +119,31 @@ def latest_traffic(m: "Monitor", now: float) -> dict | None:
 
 
 def sample_traffic(m: "Monitor", now: float) -> None:
-    """Read every running app instance's traffic board (at most every TRAFFIC_EVERY_S)."""
-    if m.stack is None:
+    """Start (once per monitor) the reader of the apps' traffic boards. It runs beside the board, so
+    a slow app never holds up the other rules, and stops with the monitor."""
+    if m.stack is None or "traffic" in m.samples:
         return
-    samples: deque = m.samples.setdefault("traffic", deque(maxlen=40))
-    if samples and now - samples[-1]["t"] < TRAFFIC_EVERY_S:
-        return
-    boards, answered = [], []
-    for app in m.stack.live_app_nodes():
-        try:
-            r = requests.get(f"{m.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
-                             timeout=TRAFFIC_TIMEOUT_S)
-            if r.status_code == 200:
-                boards.append(r.json())
-                answered.append(app)
-        except (requests.RequestException, ValueError):
-            continue
-    if answered:
-        samples.append({"t": now, "apps": answered, "clients": merge_boards(boards),
-                        "blocked": sorted({c for b in boards for c in b.get("blocked") or []})})
+    m.samples["traffic"] = deque(maxlen=40)
+    threading.Thread(target=_read_boards, args=(m,), name="traffic-board", daemon=True).start()
+
+
+def _read_boards(m: "Monitor") -> None:
+    samples: deque = m.samples["traffic"]
+    with requests.Session() as http:
+        while not m._stop_evt.wait(TRAFFIC_EVERY_S):
+            boards, answered = [], []
+            for app in m.stack.live_app_nodes():
+                try:
+                    r = http.get(f"{m.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
+                                 timeout=TRAFFIC_TIMEOUT_S)
+                    if r.status_code == 200:
+                        boards.append(r.json())
+                        answered.append(app)
+                except (requests.RequestException, ValueError, KeyError):
+                    continue
+            if answered:
+                samples.append({"t": time.time(), "apps": answered, "clients": merge_boards(boards),
+                                "blocked": sorted({c for b in boards for c in b.get("blocked") or []})})
 
 
 SAMPLERS.append(sample_traffic)
@@ -134,18 +151,24 @@ SAMPLERS.append(sample_traffic)
 
 @rule("abusive_clients", "critical",
       "malicious traffic: clients calling far above the normal rate, hammering one endpoint")
-def _abusive(o: Observation) -> bool:
+def _abusive(o: Observation) -> dict | bool:
     sample = latest_traffic(o.monitor, o.now)
-    return bool(sample and abusive_clients(sample["clients"]))
+    found = abusive_clients(sample["clients"]) if sample else []
+    # the evidence goes into the alert: who, how fast, on what
+    return {"clients": {c["client"]: {"rate": c.get("rate"), "endpoint": c.get("top_endpoint")}
+                        for c in found}} if found else False
 
 
+# raised at once: its evidence is already a streak of failures. It holds recovery: a few
+# patients failing one function are too few to move the error rate, but they are not back.
 @rule("single_function_failing", "warning",
-      "one patient function fails while the others work (e.g. exam booking after a release)")
-def _single_function(o: Observation) -> bool:
-    return failing_function(window_records(o.monitor)) is not None
+      "one patient function fails while the others work (e.g. exam booking after a release)",
+      raise_after=1, blocks_recovery=True)
+def _single_function(o: Observation) -> dict | bool:
+    name = failing_function(window_records(o.monitor))
+    return {"function": name} if name else False
 
 
 def window_records(m: "Monitor") -> list[dict[str, Any]]:
     """A copy of the monitor's recent patient records (the runbook's threads ingest too)."""
-    with m._lock:
-        return list(m.window.items)
+    return m.recent_records()

@@ -82,23 +82,56 @@ def validate(name: str, raw: dict[str, Any]) -> Params:
 
 # --- the plan's check and classification ---------------------------------------------------------
 
-@action("three_step_check", describe="alert type on the board, error logs, test-account journey")
+# rejected because of the request itself (a stale page, a malformed body): the client must change
+# it. Not 404 (the data may be lost), 401/403 (the login service may be down), 408 or 429.
+CLIENT_SIDE = frozenset({400, 409, 412, 415, 422, 426})
+CLIENT_SIDE_SHARE = 0.8
+
+
+
+def check_verdict(alerts: dict[str, str | None], failed_statuses: list[int | None],
+                  probe_ok: bool) -> tuple[str, str]:
+    """The plan's three-step check as a rule: (verdict, why).
+
+    A system failure when the test account's journey fails, or a critical alert is active, or a
+    warning is active and the errors behind it are the system's (5xx, no answer, timeouts, rate
+    limits). Not a system failure when no alert is active, or when only warnings are active and at
+    least CLIENT_SIDE_SHARE of the patients' failed requests are rejected as the clients' own fault
+    (CLIENT_SIDE: a stale page, a malformed request) while the test account's journey works: a
+    false alarm (假故障), handled by the technical group alone.
+    """
+    if not probe_ok:
+        return "system_failure", "the test account's journey fails"
+    critical = sorted(a for a, sev in alerts.items() if sev == "critical")
+    if critical:
+        return "system_failure", f"critical alert(s) on the board: {', '.join(critical)}"
+    if not alerts:
+        return "not_system_failure", "no alert on the board and the test account's journey works"
+    client = sum(1 for s in failed_statuses if isinstance(s, int) and s in CLIENT_SIDE)
+    if failed_statuses and client / len(failed_statuses) >= CLIENT_SIDE_SHARE:
+        return "not_system_failure", (f"warning only ({', '.join(sorted(alerts))}); {client} of "
+                                      f"{len(failed_statuses)} errors are rejected client requests "
+                                      f"(stale or malformed) and the test account's journey works")
+    return "system_failure", (f"warning(s) {', '.join(sorted(alerts))} with server-side errors "
+                              f"({len(failed_statuses) - client} of {len(failed_statuses)})")
+
+
+@action("three_step_check",
+        describe="alert type on the board, error logs, test-account journey → system failure or not")
 def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
-    alerts = sorted(ctx.monitor.active)
-    errors = Counter()
-    for rec in list(ctx.monitor.window.items):
-        if not rec.get("ok"):
-            errors[f"{rec.get('name')}: {str(rec.get('error') or rec.get('status'))[:80]}"] += 1
+    alerts = {name: (ev or {}).get("severity") for name, ev in dict(ctx.monitor.active).items()}
+    failed = [r for r in ctx.monitor.recent_records() if not r.get("ok")]
+    errors = Counter(f"{r.get('name')}: {str(r.get('error') or r.get('status'))[:80]}" for r in failed)
     probe = ctx.monitor.probe.walk_now()
+    verdict, why = check_verdict(alerts, [r.get("status") for r in failed], probe.ok)
     items = {
-        "alert_type": alerts or ["none"],
+        "alert_type": [f"{a} ({sev})" for a, sev in sorted(alerts.items())] or ["none"],
         "error_logs": [f"{n}× {msg}" for msg, n in errors.most_common(3)] or ["none"],
         "test_account": "ok" if probe.ok else f"failed at {probe.failed_step}: {probe.error}",
     }
-    verdict = "system_failure" if (not probe.ok or alerts) else "not_system_failure"
     ctx.state["verdict"] = verdict
-    ctx.journal.record("check.finished", items=items, verdict=verdict)
-    return {"verdict": verdict}
+    ctx.journal.record("check.finished", items=items, verdict=verdict, reason=why)
+    return {"verdict": verdict, "reason": why}
 
 
 @action("declare_level", describe="classify the response level from the share of affected patients")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter
 from typing import Any, Literal
 
 import psycopg
@@ -19,66 +18,12 @@ import requests
 from pydantic import Field
 
 from ..models import Duration
-from ..monitor.service_rules import TRAFFIC_WINDOW_S, abusive_clients, merge_boards, window_records
+from ..monitor.service_rules import TRAFFIC_WINDOW_S, abusive_clients, merge_boards
 from .actions import ActionContext, ActionFailed, Params, action
 
 HTTP_TIMEOUT = 2.0
-CLIENT_SIDE = frozenset(range(400, 500)) - {408, 429}  # the request's own fault, not the system's
-CLIENT_SIDE_SHARE = 0.8
-
-
 def _real(ctx: ActionContext, drill_seconds: float, floor: float = 1.0) -> float:
     return max(floor, drill_seconds / ctx.time_scale)
-
-
-# --- the three-step check ------------------------------------------------------------------------
-
-def check_verdict(alerts: dict[str, str | None], failed_statuses: list[int | None],
-                  probe_ok: bool) -> tuple[str, str]:
-    """The plan's three-step check as a rule: (verdict, why).
-
-    A system failure when the test account's journey fails, or a critical alert is active, or a
-    warning is active and the errors behind it are the system's (5xx, no answer, timeouts, rate
-    limits). Not a system failure when no alert is active, or when only warnings are active and at
-    least CLIENT_SIDE_SHARE of the patients' failed requests are rejected as the clients' own fault
-    (4xx: a stale page, a malformed request) while the test account's journey works: a false alarm
-    (假故障), handled by the technical group alone.
-    """
-    if not probe_ok:
-        return "system_failure", "the test account's journey fails"
-    critical = sorted(a for a, sev in alerts.items() if sev == "critical")
-    if critical:
-        return "system_failure", f"critical alert(s) on the board: {', '.join(critical)}"
-    if not alerts:
-        return "not_system_failure", "no alert on the board and the test account's journey works"
-    client = sum(1 for s in failed_statuses if isinstance(s, int) and s in CLIENT_SIDE)
-    if failed_statuses and client / len(failed_statuses) >= CLIENT_SIDE_SHARE:
-        return "not_system_failure", (f"warning only ({', '.join(sorted(alerts))}); {client} of "
-                                      f"{len(failed_statuses)} errors are rejected client requests "
-                                      f"(4xx) and the test account's journey works")
-    return "system_failure", (f"warning(s) {', '.join(sorted(alerts))} with server-side errors "
-                              f"({len(failed_statuses) - client} of {len(failed_statuses)})")
-
-
-@action("three_step_check",
-        describe="alert type on the board, error logs, test-account journey → system failure or not")
-def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
-    # Registered under the same name as actions.three_step_check and imported after it, so this
-    # one is what runbooks run: the same three items and journal event, plus the error logs'
-    # judgement (client-side 4xx vs the system's errors) for warning-only boards.
-    alerts = {name: (ev or {}).get("severity") for name, ev in dict(ctx.monitor.active).items()}
-    failed = [r for r in window_records(ctx.monitor) if not r.get("ok")]
-    errors = Counter(f"{r.get('name')}: {str(r.get('error') or r.get('status'))[:80]}" for r in failed)
-    probe = ctx.monitor.probe.walk_now()
-    verdict, why = check_verdict(alerts, [r.get("status") for r in failed], probe.ok)
-    items = {
-        "alert_type": [f"{a} ({sev})" for a, sev in sorted(alerts.items())] or ["none"],
-        "error_logs": [f"{n}× {msg}" for msg, n in errors.most_common(3)] or ["none"],
-        "test_account": "ok" if probe.ok else f"failed at {probe.failed_step}: {probe.error}",
-    }
-    ctx.state["verdict"] = verdict
-    ctx.journal.record("check.finished", items=items, verdict=verdict, reason=why)
-    return {"verdict": verdict, "reason": why}
 
 
 # --- server down: the backup server takes the entry point ----------------------------------------
@@ -230,7 +175,8 @@ def verify_replica(ctx: ActionContext, p: VerifyParams) -> dict[str, Any]:
             written = conn.execute(
                 "INSERT INTO drill_markers (marker, written_on) VALUES (%s, %s) "
                 "RETURNING pg_current_wal_lsn()::text AS lsn, "
-                "(SELECT timeline_id FROM pg_control_checkpoint()) AS timeline", [marker, primary]).fetchone()
+                "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline",
+                [marker, primary]).fetchone()
     except psycopg.Error as e:
         raise ActionFailed(f"write on {primary}: {str(e).strip().splitlines()[0]}") from None
     written_wall = time.time()

@@ -57,7 +57,7 @@ def test_bad_scenario(drill_copy, old, new, expect):
     ("when: {after: three-step-check}", "when: {after: ghost-step}", r"unknown step 'ghost-step'"),
     ("time_scale: 60", "time_scale: 0", r"time_scale"),
     ("scenario: ../scenarios/db-crash.yaml", "scenario: ../scenarios/nope.yaml", r"scenario: scenario file"),
-    ("group: clinical_support", "group: kitchen", r"runbook\.5\.group"),
+    ("group: clinical_support", "group: kitchen", r"runbook\.6\.group"),
 ])
 def test_bad_drill(drill_copy, old, new, expect):
     _edit(drill_copy, old, new)
@@ -101,3 +101,31 @@ def test_cli_unknown_backend_exits_2(repo_root, tmp_path):
                         "--out", str(tmp_path / "r")], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown backend 'cloud'" in p.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("old,new,expect", [
+    ("type: db_crash\n    target: pg-primary", "type: egress_saturation\n    target: db",
+     r"db-crash.yaml:\d+: faults\.0\.target: 'db' is not an egress line"),
+    ("type: db_crash\n    target: pg-primary", "type: egress_saturation\n    params: {flows: 0}",
+     r"db-crash.yaml:\d+: faults\.0\.params\.flows: Input should be greater than or equal to 1"),
+])
+def test_bad_network_fault(drill_copy, old, new, expect):
+    _edit(drill_copy.parent.parent / "scenarios" / "db-crash.yaml", old, new)
+    with pytest.raises(InputError) as e:
+        load_drill(drill_copy)
+    assert re.search(expect, str(e.value)), str(e.value)
+
+
+@pytest.mark.parametrize("old,new,expect", [
+    ("action: promote_standby\n    with: {standby: pg-samecity}", "action: switch_and_verify\n    with: {}",
+     r"runbook\.2\.with\.insurance: give egress or insurance \(or both\)"),
+    ("action: promote_standby\n    with: {standby: pg-samecity}",
+     "action: switch_and_verify\n    with: {egress: spare}", r"runbook\.2\.with\.egress: Input should be"),
+    ("remote_dr: true", "remote_dr: true\n  egress_lines: {primary: {capacity_kbps: -5}}",
+     r"stack\.egress_lines\.primary\.capacity_kbps: Input should be greater than 0"),
+])
+def test_bad_network_drill(drill_copy, old, new, expect):
+    _edit(drill_copy, old, new)
+    with pytest.raises(InputError) as e:
+        load_drill(drill_copy)
+    assert re.search(expect, str(e.value)), str(e.value)

@@ -601,7 +601,7 @@ class _Pipe:
 class _Side(asyncio.Protocol):
     """One socket of a proxied connection (the client's or the upstream's)."""
 
-    __slots__ = ("conn", "upstream", "transport", "out_pipe", "in_pipe", "closed")
+    __slots__ = ("conn", "upstream", "transport", "out_pipe", "in_pipe", "closed", "early")
 
     def __init__(self, conn: "_Conn", upstream: bool):
         self.conn, self.upstream = conn, upstream
@@ -609,6 +609,9 @@ class _Side(asyncio.Protocol):
         self.out_pipe: _Pipe | None = None   # pipe reading from this socket
         self.in_pipe: _Pipe | None = None    # pipe writing to this socket
         self.closed = False
+        # bytes a client sent before its upstream answered: some Pythons (3.11 < 3.11.3) deliver
+        # data despite pause_reading() in connection_made, so keep them rather than lose them
+        self.early: list[bytes] = []
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -621,6 +624,8 @@ class _Side(asyncio.Protocol):
         pipe = self.out_pipe
         if pipe is not None:
             pipe.feed(data)
+        else:
+            self.early.append(data)
 
     def eof_received(self):
         pipe = self.out_pipe
@@ -700,6 +705,9 @@ class _Conn:
         side.out_pipe, side.in_pipe = down, up
         for toxic in self.proxy.toxics.values():
             self.pipes[toxic.direction].add_stage(toxic)
+        early, client.early = client.early, []
+        for data in early:
+            up.feed(data)
         client.transport.resume_reading()
 
     def terminal(self, pipe: _Pipe, kind: int) -> None:

@@ -35,8 +35,8 @@ def cmd_run(args) -> int:
     from .run import DrillRun
     signal.signal(signal.SIGTERM, _raise_interrupt)
     run = DrillRun(args.drill, out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
-                   toxiproxy_url=args.toxiproxy, live=args.live,
-                   progress=None if args.quiet else _say)
+                   toxiproxy_url=args.toxiproxy, live=args.live, backend_options=_backend_options(args),
+                   progress=None if args.quiet else _say, lang=args.lang)
     _say(f"drill {run.drill.name}: scenario {run.scenario.name}, time scale {run.time_scale:g} "
          f"(1 real second = {run.time_scale:g} drill seconds), run dir {run.run_dir}")
     with run:
@@ -103,7 +103,7 @@ def cmd_up(args) -> int:
         loaded = load_drill(Path(args.drill))
         config, scale = loaded.drill.stack, loaded.drill.time_scale
     stack = backends.get(args.backend).up(stack_dir, config, scale, toxiproxy_url=args.toxiproxy,
-                                          detach=True)
+                                          detach=True, **_backend_options(args))
     state = {"backend": args.backend, "vip": stack.vip_url, "services": stack.addresses,
              "links": stack.link_listen, "toxiproxy": stack.links.url, "state_dir": str(stack.state_dir)}
     (stack_dir / "state.json").write_text(json.dumps(state, indent=2))
@@ -140,11 +140,39 @@ def cmd_status(args) -> int:
     return 0 if healthy else 1
 
 
+def _backend_options(args) -> dict:
+    """Options only a backend understands (`--base-image`, `--toxiproxy-image`: docker)."""
+    opts = {k: v for k, v in (("base_image", args.base_image),
+                              ("toxiproxy_image", args.toxiproxy_image)) if v}
+    if args.backend == "docker":
+        if args.toxiproxy:
+            raise InputError("with --backend docker, Toxiproxy runs on the run's network: name a "
+                             f"Toxiproxy image with --toxiproxy-image (unset {TOXIPROXY_ENV})",
+                             field="--toxiproxy")
+    elif opts:
+        raise InputError("--base-image / --toxiproxy-image are for --backend docker", field="--backend")
+    return opts
+
+
+def cmd_compose(args) -> int:
+    from .stack import docker_backend
+    from .validate import load_drill
+    drill = load_drill(Path(args.drill)).drill
+    out = Path(args.out or DEFAULT_STACK_DIR.parent / "compose" / drill.name)
+    path = docker_backend.write_compose(out, drill.stack, drill.time_scale, name=drill.name,
+                                        base_image=args.base_image, toxiproxy_image=args.toxiproxy_image,
+                                        subnet=args.subnet)
+    _say(f"wrote {path} (build contexts under {out / 'build'})")
+    _say(f"run it with: docker compose -f {path} up --build")
+    return 0
+
+
 def cmd_down(args) -> int:
+    from .stack.docker_backend import tear_down_if_reachable
     from .stack.local import tear_down_dir
     dirs = [Path(d) for d in (args.run_dirs or [args.dir])]
     for d in dirs:
-        stopped = tear_down_dir(d)
+        stopped = tear_down_dir(d) + tear_down_if_reachable(d)
         _say(f"{d}: stopped {', '.join(stopped) if stopped else 'nothing (no process left)'}")
     return 0
 
@@ -170,10 +198,33 @@ def cmd_report(args) -> int:
     if not (run_dir / "journal.jsonl").exists():
         raise InputError("no journal.jsonl here: not a run directory", file=str(run_dir))
     card = score_run(run_dir)
-    paths = write_reports(run_dir, card)
+    paths = write_reports(run_dir, card, lang=args.lang)
     _say(summary_line(card))
     _say(f"report: {paths.get('html')}")
+    if args.screenshot:
+        from .report import browser
+        if browser.find_chromium() is None:
+            _say("screenshot: no Chromium here (apt-get install -y chromium); none taken")
+        else:
+            for name, width in (("report.png", 1280), ("report-phone.png", 390)):
+                _say(f"screenshot: {browser.full_page_screenshot(paths['html'], run_dir / name, width=width)}")
     return 0
+
+
+def cmd_trend(args) -> int:
+    from .report.trend import write_trend
+    result = write_trend([Path(p) for p in args.runs], Path(args.out), threshold=args.threshold,
+                         lang=args.lang)
+    for line in result.lines():
+        _say(line)
+    return 1 if args.fail_on_regression and result.latest_regressions else 0
+
+
+def _docker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base-image", help="docker backend: the image ours are built from "
+                   "(default $HOSPITAL_DRILL_BASE_IMAGE or python:3.11-slim)")
+    p.add_argument("--toxiproxy-image", help="docker backend: run this Toxiproxy image instead of "
+                   "our compatible server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,9 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="local")
     r.add_argument("--toxiproxy", default=os.environ.get(TOXIPROXY_ENV),
                    help=f"use this Toxiproxy API instead of starting ours (env {TOXIPROXY_ENV})")
+    _docker_options(r)
     r.add_argument("--live", action="store_true",
                    help="manual steps wait for a person's 'hospital-drill ack' instead of a simulated operator")
     r.add_argument("--quiet", action="store_true")
+    r.add_argument("--lang", choices=["zh", "en"], default="zh", help="the report's language (default zh)")
     r.set_defaults(func=cmd_run)
 
     v = sub.add_parser("validate", help="check scenario / drill files without running")
@@ -209,9 +262,17 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--drill", help="take the stack config (replication, addresses) from a drill")
             s.add_argument("--backend", default="local")
             s.add_argument("--toxiproxy", default=os.environ.get(TOXIPROXY_ENV))
+            _docker_options(s)
         if name == "down":
             s.add_argument("run_dirs", nargs="*", help="run directories whose leftovers to stop")
         s.set_defaults(func=fn)
+
+    c = sub.add_parser("compose", help="write a docker-compose file of the stack a drill runs on")
+    c.add_argument("drill")
+    c.add_argument("--out", help=f"directory to write to (default {DEFAULT_STACK_DIR.parent}/compose/<drill>)")
+    c.add_argument("--subnet", default="10.213.250.0/24", help="the stack network's subnet (a /24)")
+    _docker_options(c)
+    c.set_defaults(func=cmd_compose)
 
     t = sub.add_parser("toxiproxy-server", help="run our Toxiproxy-compatible server on its own")
     t.add_argument("--host", default="127.0.0.1")
@@ -226,7 +287,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("report", help="rebuild a run's report from its journal and records")
     rep.add_argument("run_dir")
+    rep.add_argument("--lang", choices=["zh", "en"], default="zh", help="the report's language (default zh)")
+    rep.add_argument("--screenshot", action="store_true",
+                     help="also save report.png and report-phone.png (headless Chromium)")
     rep.set_defaults(func=cmd_report)
+
+    tr = sub.add_parser("trend", help="targets across drills over time, with regressions flagged")
+    tr.add_argument("runs", nargs="+", help="run directories, or folders holding run directories")
+    tr.add_argument("--out", default="reports/trend", help="where trend.html / trend.md go")
+    tr.add_argument("--threshold", type=float, default=0.2,
+                    help="flag a time that grew by more than this share (default 0.2)")
+    tr.add_argument("--lang", choices=["zh", "en"], default="zh")
+    tr.add_argument("--fail-on-regression", action="store_true",
+                    help="exit 1 when a drill's latest run regressed")
+    tr.set_defaults(func=cmd_trend)
     return p
 
 

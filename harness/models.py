@@ -64,6 +64,9 @@ class FaultSpec(Strict):
 class SteadyState(Strict):
     max_error_rate: float = Field(0.02, ge=0, le=1)
     window: Duration = 60.0
+    probe_payment: bool = Field(
+        False, description="the test account's journey ends with a payment with insurance, so that "
+                           "'back' means payments work again")
 
 
 class Scenario(Strict):
@@ -202,6 +205,14 @@ class BackupPlan(Strict):
         "01:00", pattern=r"^\d{2}:\d{2}$", description="the hospital's clock at T+0, for backup labels")
 
 
+class EgressLine(Strict):
+    """An egress line's capacity, shared by every flow on it (metered by the egress gateway)."""
+    capacity_kbps: float = Field(gt=0, description="KB/s, KB = 1000 bytes (e.g. 2000 ≈ 16 Mbit/s)")
+    buffer_kb: float | None = Field(
+        None, gt=0, description="what a full line holds queued (default 3 s of capacity): how long "
+                                "every call on a saturated line waits")
+
+
 class StackConfig(Strict):
     """The hospital's configuration of the mock stack (what a drill can find wrong)."""
     replication: Replication = Field(default_factory=Replication)
@@ -209,6 +220,8 @@ class StackConfig(Strict):
     remote_dr: bool = True
     insurance_backup_address: str | None = Field(
         None, description="host:port configured for the backup insurance interface; default: ours")
+    egress_lines: dict[Literal["primary", "backup"], EgressLine] = Field(
+        default_factory=dict, description="capacity of the egress lines; a line not named is unmetered")
 
 
 class Levels(Strict):

@@ -46,8 +46,9 @@ class DrillRun:
     def __init__(self, drill_path: str | Path, *, out_dir: str | Path | None = None,
                  time_scale: float | None = None, backend: str = "local",
                  toxiproxy_url: str | None = None, live: bool = False,
+                 backend_options: dict | None = None,
                  reports_root: str | Path = "reports",
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None, lang: str = "zh"):
         # everything that can be wrong with the input is found here, before anything starts
         self.loaded = load_drill(Path(drill_path))
         self.drill, self.scenario = self.loaded.drill, self.loaded.scenario
@@ -58,8 +59,10 @@ class DrillRun:
         self.backend = backends.get(backend)  # unknown backend: InputError, nothing started
         lp = self.scenario.load
         self.load_config = {"personas": lp.personas, "wait": list(lp.think_time)}
+        self.lang = lang  # the report's language: zh (default) or en
         check_config(self.load_config)
         self.toxiproxy_url, self.live = toxiproxy_url, live
+        self.backend_options = dict(backend_options or {})  # e.g. docker: base_image, toxiproxy_image
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         self.run_id = f"{self.drill.name}-{stamp}"
         self.run_dir = Path(out_dir) if out_dir else Path(reports_root) / self.run_id
@@ -121,7 +124,7 @@ class DrillRun:
         self.say(f"bringing up the mock hospital ({self.backend_name} backend) in {self.run_dir}")
         t0 = time.monotonic()
         self.stack = self.backend.up(self.run_dir, self.drill.stack, self.time_scale,
-                                     toxiproxy_url=self.toxiproxy_url)
+                                     toxiproxy_url=self.toxiproxy_url, **self.backend_options)
         self.journal.record("stack.up", seconds=round(time.monotonic() - t0, 2),
                             services=dict(self.stack.addresses), links=dict(self.stack.link_listen))
         self.say(f"stack up in {time.monotonic() - t0:.1f}s; patients enter at {self.stack.vip_url}")
@@ -171,7 +174,7 @@ class DrillRun:
             detail = fault.inject(self.stack)
             if self.monitor.incident_start is None:
                 # patients are judged from when the fault has taken hold, not from when it began
-                self.monitor.begin_incident(time.time())
+                self.monitor.begin_incident(time.time(), fault_wall=wall)
             self.journal.record("fault.injected", wall=wall, fault=fault.id,
                                 fault_type=fault.type_name, target=fault.target, detail=detail)
             if fault.spec.duration is not None:
@@ -251,10 +254,14 @@ class DrillRun:
                                 error="no database primary serving at the end of the run")
             return
         lost = missing_write_ids(self.stack.db_dsn(primary), list(acked))
-        lost_before = [acked[w] for w in lost]
-        span = (crash["wall"] - min(lost_before)) * self.time_scale if lost_before else 0.0
+        lost_acks = [acked[w] for w in lost]
+        # from the oldest lost write to the crash (a write acknowledged while the kill was still
+        # landing counts up to its own acknowledgement)
+        span = ((max(crash["wall"], *lost_acks) - min(lost_acks)) * self.time_scale
+                if lost_acks else 0.0)
         self.journal.record("rpo.measured", mode=mode,
-                            replication_lag=self.drill.stack.replication.lag,
+                            replication_lag=(None if mode == "backup_restore"
+                                             else self.drill.stack.replication.lag),
                             acked_writes=len(acked), lost_writes=len(lost),
                             lost_sample=sorted(lost)[:20], lost_seconds=round(max(span, 0.0), 3),
                             crash_wall=crash["wall"], measured_on=primary)
@@ -264,7 +271,7 @@ class DrillRun:
         from .score.scorecard import score_run
         try:
             self.card = score_run(self.run_dir)
-            self.reports = write_reports(self.run_dir, self.card)
+            self.reports = write_reports(self.run_dir, self.card, lang=self.lang)
             self.say(summary_line(self.card))
         except Exception as e:
             self.say(f"report could not be written: {e.__class__.__name__}: {e}")

@@ -418,6 +418,7 @@ class Box:
     env: dict[str, str] = field(default_factory=dict)
     publish: tuple[int, ...] = ()  # ports published on 127.0.0.1 (host port chosen by the engine)
     user: str | None = None
+    binds: dict[str, dict[str, str]] | None = None  # host path → {"bind": path inside, "mode": rw}
 
     @property
     def address(self) -> str:
@@ -433,6 +434,7 @@ class Plan:
     link_ports: dict[str, int]
     wiring: dict[str, str]  # link → upstream address at bring-up
     real_toxiproxy: bool
+    config: StackConfig
 
     @property
     def toxiproxy_ip(self) -> str:
@@ -459,7 +461,7 @@ def make_plan(run_id: str, subnet: str, config: StackConfig, *, real_toxiproxy: 
                                command=["python3", "-m", "harness.netfault.server", "--host", "0.0.0.0",
                                         "--port", str(API_PORT)],
                                publish=(API_PORT, link_ports["app-vip"]))
-    plan = Plan(run_id, run_id, str(net), boxes, link_ports, {}, real_toxiproxy)
+    plan = Plan(run_id, run_id, str(net), boxes, link_ports, {}, real_toxiproxy, config)
     nodes = [n for n in topology.NODES.values() if n.name != "pg-remote" or config.remote_dr]
     for i, node in enumerate(topology.NODES.values()):
         if node not in nodes:
@@ -511,6 +513,9 @@ def _service_config(plan: Plan, node: topology.Node) -> tuple[str, dict[str, Any
             "routes": {"insurance-primary": plan.link_url("insurance-primary"),
                        "insurance-backup": plan.link_url("insurance-backup"),
                        "payment": plan.link_url("payment"), "notification": plan.link_url("notify")},
+            # each metered line, known by the address its proxy listens on (what callers dial)
+            "lines": {line: {"address": plan.link_address(f"egress-{line}"), **spec.model_dump()}
+                      for line, spec in plan.config.egress_lines.items()},
         }
     raise ValueError(f"no service config for {node.name} ({node.kind})")
 
@@ -561,7 +566,48 @@ class DockerStack(Stack):
         self.run_images: list[str] = []
         self.network_id: str | None = None
         self.published: dict[str, str] = {}  # "api" / "vip" → 127.0.0.1:port
+        self._parked: dict[str, list[str]] = {}  # killed node → links parked on a closed port
+        self._data_dir: Path | None = None
         self._down = False
+
+    # --- a dead node's links ---------------------------------------------------------------------
+    # A killed container's address has no one behind it: a connect there stalls (no ARP answer)
+    # for the client's whole connect timeout, where a dead server process on the local backend
+    # refuses at once. The links that led to a killed node are parked on a closed port while it is
+    # down, so clients see the same refusal on both backends; they are pointed back when it starts.
+    def crash_db(self, node: str, cut_links: bool = True) -> dict[str, Any]:
+        """Power loss: the node's links go down first (what is in flight on them never arrives,
+        as in the local backend's crash), then the container is killed, then the links come back
+        up parked on a closed port. The engine takes a few hundred ms to kill a container; cutting
+        after it would let a link deliver the WAL it was still holding (a latency toxic)."""
+        cut = self._links_to(node) if cut_links else []
+        for link in cut:
+            self.links.set_enabled(link, False)
+        try:
+            detail = self._kill_db(node)
+            self.db_roles[node] = "crashed"
+            detail["links_parked"] = self._park_links(node)
+        finally:
+            for link in cut:
+                self.links.set_enabled(link, True)
+        detail["links_cut"] = cut
+        return detail
+
+    def _park_links(self, node: str) -> list[str]:
+        parked = self._links_to(node)
+        for link in parked:
+            self.links.repoint(link, PLACEHOLDER)
+        self._parked.setdefault(node, []).extend(parked)
+        return parked
+
+    def _unpark_links(self, node: str) -> list[str]:
+        back = []
+        current = self.links.proxies()
+        for link in self._parked.pop(node, []):
+            if current.get(link, {}).get("upstream") == PLACEHOLDER:  # not repointed meanwhile
+                self.links.repoint(link, self.plan.boxes[node].address)
+                back.append(link)
+        return back
 
     # --- database primitives --------------------------------------------------------------------
     def _kill_db(self, name: str) -> dict[str, Any]:
@@ -582,15 +628,99 @@ class DockerStack(Stack):
 
     def _start_db(self, name: str) -> None:
         self.start_node(name, timeout=60)
+        self._unpark_links(name)
+
+    # --- backups and restores (as the local backend: the backup disk is the run's state dir) -----
+    @property
+    def data_dir(self) -> Path:
+        """Where backups and restored data directories live (a restore's is mounted into its
+        container when we are root, copied into it otherwise): `run_dir/pg`, as on local."""
+        if self._data_dir is None:
+            self._data_dir = pg.data_root(self.run_dir)
+        return self._data_dir
+
+    def backup_db(self, node: str, label: str, since: pg.Backup | None = None) -> pg.Backup:
+        """`pg_basebackup` of the node's container, run here (the same binaries as in the image)
+        over the network, into `<state dir>/backups/local/<label>`."""
+        if self.plan.boxes.get(node) is None or self.plan.boxes[node].image != "postgres":
+            raise HarnessError(f"{node} is not a database node of this stack")
+        bins = pg.PgBinaries.locate()
+        dest = (self.data_dir / "backups" / "local" / label).resolve()
+        if dest.exists() and any(dest.iterdir()):
+            raise HarnessError(f"backup destination {dest} is not empty")
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        bins.own(dest, 0o700)
+        host, port = self.addresses[node].rsplit(":", 1)
+        args: list[Any] = ["-h", host, "-p", port, "-U", pg.SUPERUSER, "-D", dest, "-X", "stream",
+                           "-c", "fast", "--no-sync"]
+        based_on = Path(since.path) if since is not None else None
+        if based_on is not None:
+            args.append(f"--incremental={based_on.resolve() / 'backup_manifest'}")
+        t0 = time.monotonic()
+        bins.run("pg_basebackup", *args, timeout=120)
+        return pg.Backup(dest, "incremental" if based_on else "full", based_on,
+                         round(time.monotonic() - t0, 3), pg._tree_size(dest), time.time())
+
+    def restore_db(self, chain: list[pg.Backup], name: str = "pg-restore") -> str:
+        """The chain combined here (`pg_combinebackup`), put into a new database container on the
+        run's network, started as a standalone primary; its name."""
+        if name in self.containers:
+            raise HarnessError(f"{name} already runs in this stack; a second restore needs another name")
+        datadir = self.data_dir / name
+        if datadir.exists():  # what an earlier, failed restore left behind
+            shutil.rmtree(datadir)
+        pg.restore(chain, datadir, PG_PORT, name=name)
+        hosts = list(ipaddress.ip_network(self.plan.subnet).hosts())
+        taken = {b.ip for b in self.plan.boxes.values()}
+        ip = next(str(h) for h in hosts[199:] if str(h) not in taken)  # .200 upwards
+        box = Box(name, "postgres", ip, PG_PORT, env={"HD_NODE": name})
+        if os.geteuid() == 0:
+            # mounted where the image keeps its data, given to the server's user there: no copy
+            for root, dirs, files in os.walk(datadir):
+                for f in (*dirs, *files):
+                    os.chown(os.path.join(root, f), HD_UID, HD_UID, follow_symlinks=False)
+            os.chown(datadir, HD_UID, HD_UID)
+            box.binds = {str(datadir.resolve()): {"bind": "/var/lib/hospital-drill/data", "mode": "rw"}}
+            before = None
+        else:  # not ours to give away: copied into the container instead (a few seconds more)
+            box.env["HD_DATA_FROM"] = "/var/lib/hospital-drill/restored"
+            before = lambda cid: self._put_datadir(cid, datadir)  # noqa: E731
+        self.plan.boxes[name] = box
+        cid = self._start_box(box, before_start=before)
+        self.containers[name] = cid  # before waiting: down() removes it whatever happens next
+        self._save_state()
+        self.addresses[name] = box.address
+        self._wait_box(box, 120)
+        self.db_roles[name] = "restored"
+        return name
+
+    def _put_datadir(self, cid: str, datadir: Path) -> None:
+        """Copy a data directory into a created container, owned by the server's user there."""
+        import tarfile
+
+        def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid = info.gid = HD_UID
+            info.uname = info.gname = "hospital-drill"
+            return info
+
+        with tempfile.TemporaryFile() as fh:
+            with tarfile.open(fileobj=fh, mode="w") as tar:
+                tar.add(datadir, arcname="restored", filter=owned)
+            fh.seek(0)
+            if not self.engine.api.put_archive(cid, "/var/lib/hospital-drill", fh):
+                raise HarnessError(f"could not copy the restored data into {cid[:12]}")
 
     # --- service primitives ---------------------------------------------------------------------
     def _kill_service(self, name: str) -> dict[str, Any]:
         """Server down: the service's container killed (it stays, stopped, to be started again)."""
-        return self.kill_node(name)
+        detail = self.kill_node(name)
+        detail["links_parked"] = self._park_links(name)
+        return detail
 
     def _start_service(self, name: str) -> str:
         """The same container started again: same config, same address; links need not follow."""
         self.start_node(name, timeout=60, any_answer=True)
+        self._unpark_links(name)
         return self.plan.boxes[name].address
 
     # --- container primitives (faults that containers make truer) -------------------------------
@@ -663,6 +793,11 @@ class DockerStack(Stack):
                                 containers=self.containers, keep_logs=True)
         self.containers.clear()
         _state_file(self.run_dir).unlink(missing_ok=True)
+        if self._data_dir is not None:  # backups and restores: gone with the stack, as on local
+            shutil.rmtree(self._data_dir, ignore_errors=True)
+            link = self.run_dir / "pg"
+            if link.is_symlink():
+                link.unlink()
         if errors:
             raise HarnessError("teardown: " + "; ".join(errors))
 
@@ -686,14 +821,20 @@ class DockerStack(Stack):
             if box.node != TOXIPROXY:
                 self.addresses[box.node] = box.address
         self._wait_box(self.plan.boxes[TOXIPROXY], 30)
+        # links to the database wait on a closed port until the primary answers: a standby's base
+        # backup (or an app) dialling a container still starting would stall, not be refused
+        primary = self.plan.boxes["pg-primary"].address
         for link, upstream in self.plan.wiring.items():
             listen = f"0.0.0.0:{self.plan.link_ports[link]}"
-            self.links.ensure_proxy(link, upstream, listen=listen)
+            self.links.ensure_proxy(link, PLACEHOLDER if upstream == primary else upstream, listen=listen)
             self.link_listen[link] = self.plan.link_address(link)
         self.link_listen["app-vip"] = self.published["vip"]
         # the primary first (standbys back up from it); then everything else side by side
         self._wait_box(self.plan.boxes["pg-primary"], 60)
         self.db_roles["pg-primary"] = "primary"
+        for link, upstream in self.plan.wiring.items():
+            if upstream == primary:
+                self.links.repoint(link, upstream)
         rest = [b for b in boxes if b.node not in (TOXIPROXY, "pg-primary")]
         with ThreadPoolExecutor(max_workers=6) as pool:
             list(pool.map(lambda b: self._wait_box(b, READY_TIMEOUT), rest))
@@ -742,13 +883,13 @@ class DockerStack(Stack):
             self.run_images.append(tag)
             self.images[role] = tag
 
-    def _start_box(self, box: Box) -> str:
+    def _start_box(self, box: Box, before_start: Callable[[str], None] | None = None) -> str:
         api = self.engine.api
         labels = {LABEL_RUN: self.plan.run_id, LABEL_DIR: str(self.run_dir.resolve()),
                   LABEL_NODE: box.node}
         host_config = api.create_host_config(
             init=True, dns_opt=DNS_OPTIONS,
-            port_bindings={p: ("127.0.0.1", None) for p in box.publish},
+            port_bindings={p: ("127.0.0.1", None) for p in box.publish}, binds=box.binds,
             log_config={"type": "json-file", "config": {"max-size": "20m"}})
         networking = api.create_networking_config({
             self.plan.network: api.create_endpoint_config(ipv4_address=box.ip, aliases=[box.node])})
@@ -757,7 +898,10 @@ class DockerStack(Stack):
                 self.images[box.image], command=box.command, name=f"{self.plan.run_id}-{box.node}",
                 hostname=box.node, labels=labels, environment=box.env, user=box.user,
                 ports=list(box.publish), host_config=host_config, networking_config=networking,
+                volumes=[b["bind"] for b in (box.binds or {}).values()] or None,
                 use_config_proxy=False)
+            if before_start is not None:
+                before_start(created["Id"])
             api.start(created["Id"])
         except Exception as e:
             raise HarnessError(f"{box.node}: container would not start: {e}") from None
@@ -869,6 +1013,12 @@ def _remove_run(engine, run_id: str | None, run_dir: Path, *, containers: dict[s
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(remove, found.items()))
+    # a removal already in progress elsewhere (a concurrent down) finishes on its own: wait for it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not any(engine.api.containers(all=True, filters={"label": f}) for f in filters):
+            break
+        time.sleep(0.2)
     for f in filters:
         try:
             nets = engine.api.networks(filters={"label": f})
@@ -876,12 +1026,19 @@ def _remove_run(engine, run_id: str | None, run_dir: Path, *, containers: dict[s
             errors.append(f"list networks: {e}")
             continue
         for net in nets:
-            try:
-                engine.api.remove_network(net["Id"])
-                removed.append(f"network {net['Name']}")
-            except Exception as e:
-                if "No such network" not in str(e) and "not found" not in str(e):
+            for attempt in range(10):
+                try:
+                    engine.api.remove_network(net["Id"])
+                    removed.append(f"network {net['Name']}")
+                    break
+                except Exception as e:
+                    if "No such network" in str(e) or "not found" in str(e):
+                        break
+                    if "active endpoints" in str(e) and attempt < 9:
+                        time.sleep(0.3)
+                        continue
                     errors.append(f"network {net['Name']}: {e}")
+                    break
     for f in filters:
         try:
             images = engine.api.images(filters={"label": f})
@@ -956,6 +1113,26 @@ def tear_down_dir(run_dir: Path) -> list[str]:
         raise HarnessError("docker cleanup: " + "; ".join(errors))
     state_path.unlink(missing_ok=True)
     return removed
+
+
+def tear_down_if_reachable(run_dir: Path) -> list[str]:
+    """For `hospital-drill down`: the docker leftovers of `run_dir` removed, when an engine answers.
+
+    Without an engine there is nothing of ours to remove, unless the directory says a docker stack
+    ran there: then that is said, not silently passed over."""
+    try:
+        import docker  # noqa: F401
+    except ImportError:
+        return []
+    ran_here = _state_file(run_dir).exists()
+    if not ran_here and not (os.environ.get("DOCKER_HOST") or Path("/var/run/docker.sock").exists()):
+        return []
+    ok, why = engine_reachable()
+    if not ok:
+        if ran_here:
+            raise HarnessError(f"{run_dir} holds a docker stack but {why}")
+        return []
+    return tear_down_dir(run_dir)
 
 
 def leftovers(engine=None) -> dict[str, list[str]]:

@@ -293,6 +293,9 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
         "routes": {"insurance-primary": link_url("insurance-primary"),
                    "insurance-backup": link_url("insurance-backup"),
                    "payment": link_url("payment"), "notification": link_url("notify")},
+        # each metered line, known by the address its proxy listens on (what callers dial)
+        "lines": {line: {"address": stack.link_listen[f"egress-{line}"], **spec.model_dump()}
+                  for line, spec in stack.config.egress_lines.items()},
     })
     started = {}
     for name, (module, cfg) in configs.items():

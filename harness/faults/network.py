@@ -60,28 +60,34 @@ class LinkDown(Fault):
 
 class SaturationParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    flows: int = Field(8, ge=1, le=64, description="parallel bulk uploads")
-    upload_mb: float = Field(16, gt=0, le=4096, description="size of each upload (MB); then the next")
-    chunk_kb: int = Field(8, ge=1, le=1024, description="the uploader's write size")
+    flows: int = Field(8, ge=1, le=64, description="parallel bulk transfers")
+    transfer_mb: float = Field(16, gt=0, le=1_000_000, description="size of each transfer (MB); "
+                                                                 "a flow starts the next at once")
 
 
-FLOW_SOCKET_BUFFER = 64 * 1024  # a bulk flow's send buffer: what it has in flight, dropped on revert
 EGRESS_LINES = tuple(name for name in topology.LINKS if name.startswith("egress-"))
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 60.0
 
 
 @register
 class EgressSaturation(Fault):
-    """A runaway bulk flow (an image upload to the regional imaging cloud, a backup copy that ran
-    into business hours) saturating an egress line with real traffic.
+    """A runaway bulk transfer saturating an egress line with real traffic: the imaging system
+    pulling a whole archive back from the regional imaging cloud (影像云同步) in business hours.
 
-    `flows` threads of the harness each POST large bodies, back to back, to the egress gateway's
-    `/upload` through the target line's proxy. The line's capacity (stack config `egress_lines`) holds
-    them to the line's rate and everything else on the line queues behind them. Revert closes every
-    socket at once and joins the threads.
+    `flows` threads of the harness each download large transfers, back to back, from the egress
+    gateway through the target line's proxy. The line's capacity (stack config `egress_lines`) holds
+    them to the line's rate, and every call to a third party on that line queues behind them.
+    Revert aborts every connection at once (what was in flight is dropped, not delivered late) and
+    joins the threads.
+
+    Downloads, not uploads: the gateway sends each piece once it has crossed the line, so the line's
+    Toxiproxy byte counters show exactly what the line carries. Uploaded bytes would first sit in
+    loopback socket buffers (megabytes) in front of the line, counted as carried before they were.
     """
 
     type_name = "egress_saturation"
-    description = "saturate an egress line with bulk uploads (a runaway sync); reverting stops them"
+    description = "saturate an egress line with bulk transfers (a runaway sync); revert stops them"
     Params = SaturationParams
     target_links = True
     default_target = "egress-primary"
@@ -95,8 +101,8 @@ class EgressSaturation(Fault):
         self._lock = threading.Lock()
         self._conns: set[http.client.HTTPConnection] = set()
         self._threads: list[threading.Thread] = []
-        self.sent = 0  # body bytes handed to the line
-        self.uploads = 0  # uploads completed
+        self.moved = 0  # bytes the flows moved through the line
+        self.transfers = 0  # transfers completed
         self.errors: dict[str, int] = {}
 
     def inject(self, stack):
@@ -104,70 +110,63 @@ class EgressSaturation(Fault):
         self._stop.clear()
         self._threads = [threading.Thread(target=self._flow, args=(address,), daemon=True,
                                           name=f"{self.id}-flow-{i}") for i in range(self.params.flows)]
+        self.injected = True  # from here on a revert must stop what started
         for t in self._threads:
             t.start()
-        self.injected = True
         return {"link": self.target, "address": address, "flows": self.params.flows,
-                "upload_mb": self.params.upload_mb}
+                "transfer_mb": self.params.transfer_mb}
 
     def revert(self, stack):
         self._stop.set()
         with self._lock:
             conns = list(self._conns)
-        for conn in conns:  # unblock every send at once: a full line would hold them for seconds
-            _cut(conn)
+        for conn in conns:  # a full line would hold a graceful close for seconds
+            _abort(conn)
         deadline = time.monotonic() + 5
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         alive = sum(t.is_alive() for t in self._threads)
-        return {"link": self.target, "flows_stopped": len(self._threads) - alive, "flows_alive": alive,
-                "bytes_sent": self.sent, "uploads_completed": self.uploads,
-                **({"errors": dict(self.errors)} if self.errors else {})}
+        with self._lock:
+            return {"link": self.target, "flows_stopped": len(self._threads) - alive,
+                    "flows_alive": alive, "bytes_moved": self.moved,
+                    "transfers_completed": self.transfers,
+                    **({"errors": dict(self.errors)} if self.errors else {})}
 
     # --- one bulk flow ----------------------------------------------------------------------
     def _flow(self, address: str) -> None:
         host, port = address.rsplit(":", 1)
+        size = int(self.params.transfer_mb * 1_000_000)
         while not self._stop.is_set():
-            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            conn = http.client.HTTPConnection(host, int(port), timeout=CONNECT_TIMEOUT)
+            with self._lock:
+                self._conns.add(conn)
             try:
-                with self._lock:
-                    self._conns.add(conn)
                 conn.connect()
-                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, FLOW_SOCKET_BUFFER)
-                if self._stop.is_set():
+                if self._stop.is_set():  # reverted while connecting: the revert may not have seen us
                     break
-                conn.request("POST", "/upload", body=self._body(), encode_chunked=True,
-                             headers={"Content-Type": "application/octet-stream",
-                                      "Transfer-Encoding": "chunked"})
-                conn.getresponse().read()
+                conn.sock.settimeout(READ_TIMEOUT)  # a full line holds a piece for seconds
+                conn.request("GET", f"/download?bytes={size}")
+                resp = conn.getresponse()
+                while not self._stop.is_set() and (got := resp.read1(256 * 1024)):
+                    with self._lock:
+                        self.moved += len(got)
                 with self._lock:
-                    self.uploads += 1
+                    self.transfers += 1
             except (OSError, http.client.HTTPException) as e:
                 if self._stop.is_set():
                     break
-                name = e.__class__.__name__
                 with self._lock:
+                    name = e.__class__.__name__
                     self.errors[name] = self.errors.get(name, 0) + 1
-                self._stop.wait(0.2)  # the line is down or the gateway busy: try again shortly
+                self._stop.wait(0.2)  # the line is down or the gateway away: try again shortly
             finally:
                 with self._lock:
                     self._conns.discard(conn)
                 conn.close()
 
-    def _body(self):
-        piece = b"\x5a" * (self.params.chunk_kb * 1024)
-        left = int(self.params.upload_mb * 1_000_000)
-        while left > 0 and not self._stop.is_set():
-            n = min(len(piece), left)
-            yield piece[:n]
-            with self._lock:
-                self.sent += n
-            left -= n
 
-
-def _cut(conn: http.client.HTTPConnection) -> None:
-    """Abort the connection (RST, not a graceful close): what the flow had in flight is dropped
-    instead of still crossing the line after the revert."""
+def _abort(conn: http.client.HTTPConnection) -> None:
+    """Reset the connection (RST, not a graceful close): what the flow had in flight is dropped."""
     sock = conn.sock
     if sock is not None:
         try:

@@ -27,16 +27,21 @@ class ProbeResult:
     status: int | None = None
     db: str | None = None  # what the app's health check said of its database
     steps: list[str] = field(default_factory=list)
+    at: dict[str, float] = field(default_factory=dict)  # step -> wall time it began
 
 
-def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0) -> ProbeResult:
-    """Health → login → doctors → consultation → read the reply, as test account T00001."""
+def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0,
+                 pay: bool = False) -> ProbeResult:
+    """Health → login → doctors → consultation → read the reply (→ pay with insurance, when `pay`),
+    as test account T00001."""
     t0 = time.time()
     res = ProbeResult(t=t0, ok=False, ms=0.0)
     headers = {"X-Patient-Id": TEST_ACCOUNT}
 
-    def call(step: str, method: str, path: str, body: dict | None = None) -> dict | None:
+    def call(step: str, method: str, path: str, body: dict | None = None,
+             timeout: float = timeout) -> dict | None:
         res.steps.append(step)
+        res.at[step] = time.time()
         try:
             r = session.request(method, base_url + path, json=body, headers=headers, timeout=timeout)
         except requests.RequestException as e:
@@ -67,6 +72,11 @@ def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0)
                      "write_id": f"probe-{uuid.uuid4()}"})
         if made is None or call("reply", "GET", f"/api/consultations/{made.get('id')}") is None:
             return res
+        # insurance and payment are reached over the egress line: 2 s each at most in the app
+        if pay and call("payment", "POST", "/api/payments",
+                        {"patient_id": TEST_ACCOUNT, "amount": 1.0, "insurance": True,
+                         "write_id": f"probe-pay-{uuid.uuid4()}"}, timeout=timeout + 4.5) is None:
+            return res
         res.ok = True
         return res
     finally:
@@ -76,9 +86,10 @@ def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0)
 class SyntheticPatient(threading.Thread):
     """Walks the journey every `interval` real seconds; keeps the results and logs them to a file."""
 
-    def __init__(self, base_url: str, log_path: Path, interval: float, timeout: float = 2.0):
+    def __init__(self, base_url: str, log_path: Path, interval: float, timeout: float = 2.0,
+                 pay: bool = False):
         super().__init__(name="synthetic-patient", daemon=True)
-        self.base_url, self.interval, self.timeout = base_url, interval, timeout
+        self.base_url, self.interval, self.timeout, self.pay = base_url, interval, timeout, pay
         self.log_path = Path(log_path)
         self.results: list[ProbeResult] = []
         self._lock = threading.Lock()
@@ -88,13 +99,13 @@ class SyntheticPatient(threading.Thread):
     def walk_now(self) -> ProbeResult:
         # a fresh session: the three-step check must not ride on a pooled connection's luck
         with requests.Session() as s:
-            return walk_journey(self.base_url, s, self.timeout)
+            return walk_journey(self.base_url, s, self.timeout, self.pay)
 
     def run(self) -> None:
         with open(self.log_path, "a", encoding="utf-8") as fh:
             while not self._stop_evt.is_set():
                 started = time.monotonic()
-                res = walk_journey(self.base_url, self.session, self.timeout)
+                res = walk_journey(self.base_url, self.session, self.timeout, self.pay)
                 with self._lock:
                     self.results.append(res)
                 fh.write(json.dumps(asdict(res), ensure_ascii=False) + "\n")

@@ -1,2 +1,309 @@
-"""Runbook actions: network_actions."""
+"""Runbook actions of the network and third-party failure classes: egress line saturated or down, an
+insurance interface failing (and a backup interface configured wrong), a third party misbehaving.
+
+- `switch_and_verify`: switch the apps' egress line and/or insurance interface, then walk a test
+  payment through the new route; when it fails, the step fails naming the configured address and
+  what a connection to it did, and the routes go back to what they were.
+- `declare_network_level`: the plan's classification from the share of affected patients, with the
+  plan's network rule on top: while an egress-line alert holds, at least level 2.
+- `degrade_payments`: the app's degraded mode: insurance claims queued (the patient pays now, the
+  claim is settled later) and/or pay-later, checked with a test payment.
+- `settle_deferred`: once the third parties answer again, back to normal mode and settle what was
+  queued, boundedly waiting for them.
+"""
 from __future__ import annotations
+
+import socket
+import time
+import uuid
+from typing import Any, Literal
+
+import requests
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from ..models import Duration
+from ..monitor.probe import TEST_ACCOUNT
+from .actions import MIN_PATIENTS_TO_CLASSIFY, ActionContext, ActionFailed, Params, action
+
+HTTP_TIMEOUT = 2.0
+CONNECT_TIMEOUT = 1.0
+TEST_AMOUNT = 1.0  # insurance covers part of it, payment the rest: both third parties are walked
+ROUTE_NAMES = {"egress": "egress line", "insurance": "insurance interface"}
+
+
+def _real(ctx: ActionContext, drill_seconds: float, floor: float = 0.2) -> float:
+    return max(floor, drill_seconds / ctx.time_scale)
+
+
+PAYMENT_TIMEOUT = 2 * 2.0 + 3.0  # the app waits up to 2 s for insurance, 2 s for payment, then the DB
+
+
+def test_payment(ctx: ActionContext, http: requests.Session, purpose: str) -> dict[str, Any]:
+    """A payment with insurance by the test account through the patient entry point; what happened:
+    {"ok", "status", "ms", "body" or "error"}."""
+    t0 = time.monotonic()
+    body = {"patient_id": TEST_ACCOUNT, "amount": TEST_AMOUNT, "insurance": True,
+            "write_id": f"{purpose}-{uuid.uuid4()}"}
+    out: dict[str, Any] = {"ok": False, "status": None}
+    try:
+        r = http.post(f"{ctx.stack.vip_url}/api/payments", json=body, timeout=PAYMENT_TIMEOUT,
+                      headers={"X-Patient-Id": TEST_ACCOUNT})
+        out["status"] = r.status_code
+        data = r.json() if r.content else {}
+        if r.status_code == 201 and isinstance(data, dict):
+            out.update(ok=True, body={k: data.get(k) for k in (
+                "id", "insurance_covered", "paid", "claim_status", "payment_status")})
+        else:
+            out["error"] = (data.get("error") if isinstance(data, dict) else None) or r.text[:200]
+    except (requests.RequestException, ValueError) as e:
+        out["error"] = f"{e.__class__.__name__}: {str(e)[:160]}"
+    out["ms"] = round((time.monotonic() - t0) * 1000, 1)
+    return out
+
+
+def probe_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> tuple[bool, str]:
+    """Try a TCP connection to host:port: (connected, what happened, in words)."""
+    if not address or ":" not in address:
+        return False, f"is not a host:port address ({address!r})"
+    host, port = address.rsplit(":", 1)
+    if not port.isdigit():
+        return False, f"has no valid port ({address!r})"
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return True, "takes connections"
+    except ConnectionRefusedError:
+        return False, "refused connection"
+    except socket.gaierror:
+        return False, "does not resolve (no such host name)"
+    except TimeoutError:
+        return False, f"did not answer within {timeout:g}s"
+    except OSError as e:
+        return False, f"unreachable ({e.strerror or e.__class__.__name__})"
+
+
+def configured_address(ctx: ActionContext, route: str, target: str) -> str | None:
+    """Where the apps' `route` (egress or insurance) leads when set to `target`: the address of the
+    insurance interface as configured (its link's upstream), or the line's address the apps dial."""
+    stack = ctx.stack
+    if route == "egress":
+        return stack.link_listen.get(f"egress-{target}")
+    link = f"insurance-{target}"
+    try:
+        proxy = stack.links.get(link)
+    except Exception:
+        proxy = None
+    if proxy and proxy.get("upstream"):
+        return proxy["upstream"]
+    if target == "backup" and stack.config.insurance_backup_address:
+        return stack.config.insurance_backup_address
+    return stack.addresses.get(link)
+
+
+def _routes_now(ctx: ActionContext, http: requests.Session) -> dict[str, str]:
+    for app in ctx.stack.live_app_nodes():
+        try:
+            r = http.get(f"{ctx.stack.url(app)}/admin/config", timeout=HTTP_TIMEOUT)
+            if r.status_code == 200:
+                return dict(r.json().get("routes") or {})
+        except (requests.RequestException, ValueError):
+            continue
+    return {}
+
+
+def _post_live(ctx: ActionContext, path: str, body: dict) -> dict[str, Any]:
+    live = ctx.stack.live_app_nodes()
+    answered = ctx.stack.post_apps(path, body, apps=live)
+    if not live or not all(v == 200 for v in answered.values()):
+        raise ActionFailed(f"{path} {body} not taken by every running app instance: {answered}")
+    return answered
+
+
+# --- a verified switch ---------------------------------------------------------------------------
+
+def _one_of(first: str):
+    """A validator for the second of two optional fields: at least one of them must be given
+    (on a field, not the model, so that the error names where to add it)."""
+    def check(v: Any, info: ValidationInfo) -> Any:
+        if v is None and info.data.get(first) is None:
+            raise PydanticCustomError("missing_choice", f"give {first} or {info.field_name} (or both)")
+        return v
+    return check
+
+
+class VerifiedSwitchParams(Params):
+    egress: Literal["primary", "backup"] | None = None
+    insurance: Literal["primary", "backup"] | None = Field(None, validate_default=True)
+    attempts: int = Field(3, ge=1, le=10, description="test payments before the switch is judged failed")
+    rollback: bool = Field(True, description="when the new route does not work, switch back")
+
+    _either = field_validator("insurance")(_one_of("egress"))
+
+
+@action("switch_and_verify", VerifiedSwitchParams,
+        "switch the apps' egress line / insurance interface, then walk a test payment through it")
+def switch_and_verify(ctx: ActionContext, p: VerifiedSwitchParams) -> dict[str, Any]:
+    body = {k: v for k, v in (("egress", p.egress), ("insurance", p.insurance)) if v is not None}
+    with requests.Session() as http:
+        before = _routes_now(ctx, http)
+        answered = _post_live(ctx, "/admin/route", body)
+        tries = []
+        for i in range(p.attempts):
+            tried = test_payment(ctx, http, "verify-route")
+            # a payment whose claim was only queued (degraded mode) did not reach the insurer
+            reached = tried["ok"] and (tried["body"].get("claim_status") != "queued"
+                                       or "insurance" not in body)
+            tries.append(tried)
+            if reached:
+                detail = {"routes": body, "apps": answered, "test_payment": tried,
+                          "addresses": {r: configured_address(ctx, r, t) for r, t in body.items()}}
+                ctx.journal.record("route.verified", ok=True, routes=body, attempts=i + 1,
+                                   test_payment=tried)
+                return detail
+            time.sleep(min(0.5, _real(ctx, 5.0)))
+        # what went wrong, in the terms of the configuration: the address and what it did
+        found = []
+        for route, target in body.items():
+            address = configured_address(ctx, route, target)
+            connected, what = probe_address(address)
+            found.append({"route": route, "target": target, "address": address,
+                          "connected": connected, "what": what})
+        culprit = next((f for f in found if not f["connected"]), found[0])
+        last = tries[-1]
+        paid = f"HTTP {last['status']}" if last["status"] else "no answer"
+        rolled = None
+        if p.rollback and before:
+            back = {k: before[k] for k in body if before.get(k) and before[k] != body[k]}
+            if back:
+                rolled = ctx.stack.post_apps("/admin/route", back, apps=ctx.stack.live_app_nodes())
+                rolled = {"routes": back, "apps": rolled}
+        fix = ("correct the configured address (stack.insurance_backup_address) and test it"
+               if culprit["route"] == "insurance" and culprit["target"] == "backup" else
+               f"correct or restore the {culprit['target']} {ROUTE_NAMES[culprit['route']]} and test it")
+        msg = (f"{culprit['target']} {ROUTE_NAMES[culprit['route']]} {culprit['address']} "
+               f"{culprit['what']}; {len(tries)} test payment(s) through it: {paid}; fix: {fix}"
+               + (f"; switched back to {', '.join(f'{k} {v}' for k, v in rolled['routes'].items())}"
+                  if rolled else ""))
+        ctx.journal.record("route.verified", ok=False, routes=body, attempts=len(tries),
+                           test_payment=last, found=found, corrective_action=fix, rolled_back=rolled)
+        raise ActionFailed(msg)
+
+
+# --- the plan's network rule in the classification ------------------------------------------------
+
+class NetworkLevelParams(Params):
+    alerts: list[str] = Field(default_factory=lambda: ["egress_saturated", "egress_line_down"],
+                              min_length=1, description="alerts that invoke the network rule")
+    level: int = Field(2, ge=1, le=3, description="the level the rule sets at least")
+
+    @field_validator("alerts")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        from ..monitor.monitor import RULES  # the board's rules (importing it registers them all)
+        bad = [a for a in v if a not in RULES]
+        if bad:
+            raise PydanticCustomError("unknown_alert", f"unknown alert {bad[0]!r} "
+                                      f"(known: {', '.join(sorted(RULES))})")
+        return v
+
+
+@action("declare_network_level", NetworkLevelParams,
+        "classify the level from the share of affected patients; while an egress-line alert holds, "
+        "at least level 2 (the plan's network rule)")
+def declare_network_level(ctx: ActionContext, p: NetworkLevelParams) -> dict[str, Any]:
+    deadline = time.monotonic() + max(1.0, 60.0 / ctx.time_scale)
+    seen = ctx.monitor.affected()
+    while seen["active"] < MIN_PATIENTS_TO_CLASSIFY and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = ctx.monitor.affected()
+    share = seen["share"]
+    lv = ctx.drill.levels
+    by_share = 1 if share > lv.level1_above else 2 if share > lv.level2_above else 3
+    holding = sorted(a for a in p.alerts if a in ctx.monitor.active)
+    level = min(by_share, p.level) if holding else by_share
+    if ctx.state.get("verdict") == "not_system_failure":
+        level = 3  # the plan: a false alarm never escalates past the technical group
+    ctx.state["level"] = level
+    rule = {"alerts": holding, "level": p.level} if holding else None
+    ctx.journal.record("level.declared", level=level, affected=seen["affected"],
+                       active=seen["active"], share=round(share, 4), by_share=by_share, rule=rule)
+    return {"level": level, "by_share": by_share, "network_rule": rule, **seen}
+
+
+# --- degraded payments ---------------------------------------------------------------------------
+
+class DegradeParams(Params):
+    insurance: Literal["queue", "normal"] | None = Field(
+        None, description="queue: patients pay in full now, claims are settled after recovery")
+    payment: Literal["later", "normal"] | None = Field(
+        None, validate_default=True,
+        description="later: the payment is recorded as owed and charged after recovery")
+    verify: bool = Field(True, description="walk a test payment in the new mode")
+
+    _either = field_validator("payment")(_one_of("insurance"))
+
+
+@action("degrade_payments", DegradeParams,
+        "degraded payments: queue insurance claims / pay later instead of failing the patient")
+def degrade_payments(ctx: ActionContext, p: DegradeParams) -> dict[str, Any]:
+    body = {k: v for k, v in (("insurance", p.insurance), ("payment", p.payment)) if v is not None}
+    answered = _post_live(ctx, "/admin/degrade", body)
+    out: dict[str, Any] = {"mode": body, "apps": answered}
+    if p.verify:
+        with requests.Session() as http:
+            tried = test_payment(ctx, http, "verify-degrade")
+        out["test_payment"] = tried
+        if not tried["ok"]:
+            raise ActionFailed(f"degraded mode {body} set, but a test payment still fails: "
+                               f"HTTP {tried['status']} {tried.get('error')}")
+    return out
+
+
+class SettleParams(Params):
+    wait: Duration = Field(1800.0, description="how long to wait for the third parties (drill)")
+    every: Duration = Field(30.0, gt=0, description="how often to try again (drill)")
+    restore: bool = Field(True, description="switch degraded mode off once the third parties answer")
+
+
+def _settle_once(ctx: ActionContext, http: requests.Session) -> dict[str, Any]:
+    try:
+        r = http.post(f"{ctx.stack.vip_url}/admin/settle-claims", json={}, timeout=30)
+        data = r.json()
+    except (requests.RequestException, ValueError) as e:
+        return {"error": f"the app did not answer: {e.__class__.__name__}"}
+    if r.status_code != 200 or not isinstance(data, dict):
+        return {"error": f"HTTP {r.status_code}: {str(data)[:160]}"}
+    return data
+
+
+@action("settle_deferred", SettleParams,
+        "once the third parties answer again: normal mode, then settle queued claims and pay-later "
+        "payments")
+def settle_deferred(ctx: ActionContext, p: SettleParams) -> dict[str, Any]:
+    deadline = time.monotonic() + _real(ctx, p.wait)
+    settled = {"claims": 0, "payments": 0}
+    refund, tries, restored = 0.0, 0, None
+    with requests.Session() as http:
+        while True:
+            tries += 1
+            got = _settle_once(ctx, http)
+            for k in settled:
+                settled[k] += int((got.get("settled") or {}).get(k) or 0)
+            refund += float(got.get("refund_due") or 0)
+            pending = got.get("pending") or {}
+            answered = got.get("error") is None
+            if answered and p.restore and restored is None:
+                # the third parties are back: new payments go the normal way again, and the loop
+                # settles whatever was queued meanwhile
+                restored = _post_live(ctx, "/admin/degrade", {"insurance": "normal", "payment": "normal"})
+                continue
+            if answered and not any(pending.values()):
+                ctx.journal.record("payments.settled", settled=settled, refund_due=round(refund, 2),
+                                   tries=tries)
+                return {"settled": settled, "refund_due": round(refund, 2), "tries": tries,
+                        "normal_mode": restored}
+            if time.monotonic() > deadline:
+                raise ActionFailed(f"{pending.get('claims', '?')} queued claims and "
+                                   f"{pending.get('payments', '?')} pay-later payments still "
+                                   f"unsettled after {p.wait:g}s: {got.get('error')}")
+            time.sleep(_real(ctx, p.every, floor=0.05))

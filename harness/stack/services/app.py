@@ -10,6 +10,7 @@ Run as `python -m harness.stack.services.app --config FILE`. Config keys:
   egress      {"primary": "http://127.0.0.1:P1", "backup": "http://127.0.0.1:P2"}: the egress lines
   routes      {"egress": "primary", "insurance": "primary"}: active line and insurance interface
   timeouts    {db_connect_s: 1, statement_s: 3, third_party_s: 2} (real seconds)
+  degrade     {insurance: normal|queue, payment: normal|later}: the starting payment mode
 
 The API is the table in docs/internals.md. A 2xx on a write means it is committed; writes are
 idempotent on the client's `write_id`. The database failing answers 503, a third party failing 502
@@ -300,6 +301,19 @@ def _insert_once(conn: psycopg.Connection, table: str, row: dict[str, Any],
     return out, True
 
 
+# --- degraded payments ---------------------------------------------------------------------------
+QUEUED = "QUEUED-"  # claim_id of an insurance claim queued while the insurer was away
+LATER = "LATER-"  # payment_id of a payment the patient makes later (pay-later)
+
+
+def _payment_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A payments row as the patient sees it: with where its claim and its payment stand."""
+    claim, pay = row.get("claim_id"), row.get("payment_id")
+    return {**row,
+            "claim_status": None if claim is None else "queued" if claim.startswith(QUEUED) else "settled",
+            "payment_status": None if pay is None else "pay_later" if pay.startswith(LATER) else "paid"}
+
+
 # --- the edge: who calls how often, who is blocked, which front-end release is live ----------------
 EDGE_PREFIXES = ("/api/", "/static/")  # patient traffic; /health and /admin are not counted
 TRAFFIC_SPAN_S = 60
@@ -441,7 +455,8 @@ class HospitalApp:
                                   float(self.timeouts["third_party_s"]))
         self.notice: str | None = config.get("notice")
         self.edge = Edge(config)
-        self.report_db_s = float(config.get("report_db_ms", 250)) / 1000
+        self.report_db_s = float(config.get("report_db_ms", 500)) / 1000
+        self.degraded = {"insurance": "normal", "payment": "normal", **(config.get("degrade") or {})}
 
     def routes(self) -> Router:
         r = EdgeRouter(self.edge)
@@ -458,6 +473,8 @@ class HospitalApp:
         r.add("POST", "/admin/notice", self.set_notice)
         r.add("POST", "/admin/route", self.set_route)
         r.add("GET", "/admin/config", self.effective_config)
+        r.add("POST", "/admin/degrade", self.set_degrade)
+        r.add("POST", "/admin/settle-claims", self.settle_claims)
         r.add("GET", "/api/exam-reports", self.exam_reports)
         r.add("GET", "/static/app.js", self.edge.app_js)
         r.add("GET", "/admin/traffic", self.edge.traffic)
@@ -492,7 +509,62 @@ class HospitalApp:
         return 200, {"name": self.name, "host": self.config.get("host", "127.0.0.1"),
                      "port": self.config.get("port", 0), "db": db, "egress": self.third.egress,
                      "routes": dict(self.third.routes), "timeouts": self.timeouts,
-                     "notice": self.notice}
+                     "notice": self.notice, "degrade": dict(self.degraded)}
+
+    # --- degraded payments: queue insurance claims, let patients pay later -------------------
+    def set_degrade(self, req: Request) -> tuple[int, Any]:
+        """`{"insurance": "queue"|"normal", "payment": "later"|"normal"}` (either or both)."""
+        body = _body(req)
+        allowed = {"insurance": ("normal", "queue"), "payment": ("normal", "later")}
+        for key, value in body.items():
+            if key not in allowed or value not in allowed[key]:
+                raise HttpError(400, "degrade takes insurance: normal|queue and payment: normal|later")
+        self.degraded = {**self.degraded, **body}
+        return 200, dict(self.degraded)
+
+    def settle_claims(self, req: Request) -> tuple[int, Any]:
+        """Settle what degraded mode deferred: claim each queued claim from the insurer, charge each
+        pay-later payment, oldest first, until none is left, `limit` is reached or a third party
+        fails (said in `error`; the rest stay pending for the next call). Rows are taken with
+        SKIP LOCKED, so two instances settling at once never claim the same payment twice."""
+        limit = _body(req).get("limit", 1000)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise HttpError(400, "limit must be a positive integer")
+        done = {"claims": 0, "payments": 0}
+        refund_due, error = Decimal(0), None
+        deadline = 2 * float(self.timeouts["third_party_s"]) + float(self.timeouts["statement_s"])
+        while error is None and done["claims"] + done["payments"] < limit:
+            with self.db.transaction(deadline) as conn:
+                row = conn.execute(
+                    "SELECT id, patient_id, amount, paid, claim_id, payment_id FROM payments "
+                    "WHERE claim_id LIKE %s OR payment_id LIKE %s ORDER BY id LIMIT 1 "
+                    "FOR UPDATE SKIP LOCKED", [f"{QUEUED}%", f"{LATER}%"]).fetchone()
+                if row is None:
+                    break
+                change: dict[str, Any] = {}
+                try:
+                    if (row["claim_id"] or "").startswith(QUEUED):
+                        claim = self.third.claim(row["patient_id"], row["amount"])
+                        covered = min(row["amount"], Decimal(str(claim["covered"])).quantize(MONEY))
+                        change.update(claim_id=claim.get("claim_id"), insurance_covered=covered)
+                        refund_due += covered  # the patient paid it all; the insurer's share goes back
+                    if (row["payment_id"] or "").startswith(LATER):
+                        change["payment_id"] = self.third.pay(row["patient_id"], row["paid"])["payment_id"]
+                except HttpError as e:
+                    error = e.message  # keep what did settle (a claim made is a claim made)
+                if change:
+                    sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in change)
+                    conn.execute(sql.SQL("UPDATE payments SET {} WHERE id = %s").format(sets),
+                                 [*change.values(), row["id"]])
+                    done["claims"] += "claim_id" in change
+                    done["payments"] += "payment_id" in change
+        with self.db.transaction() as conn:
+            pending = conn.execute(
+                "SELECT count(*) FILTER (WHERE claim_id LIKE %s) AS claims, "
+                "count(*) FILTER (WHERE payment_id LIKE %s) AS payments FROM payments",
+                [f"{QUEUED}%", f"{LATER}%"]).fetchone()
+        return 200, {"settled": done, "pending": dict(pending), "refund_due": refund_due,
+                     "error": error}
 
     # --- reads -------------------------------------------------------------------------------
     def login(self, req: Request) -> tuple[int, Any]:
@@ -528,7 +600,7 @@ class HospitalApp:
     def exam_reports(self, req: Request) -> tuple[int, Any]:
         """检查报告: the patient's exams and whether their reports are out. The report archive is
         the slow part of the patient API: a lookup holds its database connection `report_db_ms`
-        (config, default 250 ms), as a query over a real archive would."""
+        (config, default 500 ms), as a query over a real archive would."""
         patient_id = _field({}, "patient_id", default=req.query.get("patient_id")
                             or req.headers.get("X-Patient-Id"))
         today = dt.date.today().isoformat()
@@ -606,20 +678,24 @@ class HospitalApp:
                                               [patient_id]).fetchone() is None:
                 raise HttpError(404, f"unknown patient {patient_id}")
         if known is not None:
-            return self._created(known, write_id, True)
+            return self._created(_payment_view(known), write_id, True)
         covered, claim_id, payment_id = Decimal(0), None, None
-        if insurance:
+        if insurance and self.degraded["insurance"] == "queue":
+            claim_id = f"{QUEUED}{secrets.token_hex(6)}"  # the patient pays it all now; settled later
+        elif insurance:
             claim = self.third.claim(patient_id, amount)
             covered = min(amount, Decimal(str(claim["covered"])).quantize(MONEY))
             claim_id = claim.get("claim_id")
         paid = amount - covered
-        if paid > 0:
+        if paid > 0 and self.degraded["payment"] == "later":
+            payment_id = f"{LATER}{secrets.token_hex(6)}"  # owed: charged when payment is back
+        elif paid > 0:
             payment_id = self.third.pay(patient_id, paid)["payment_id"]
         row = {"write_id": write_id, "patient_id": patient_id, "amount": amount, "insurance": insurance,
                "insurance_covered": covered, "paid": paid, "claim_id": claim_id, "payment_id": payment_id}
         with self.db.transaction() as conn:
             out, replayed = _insert_once(conn, "payments", row, cols)
-        return self._created(out, write_id, replayed)
+        return self._created(_payment_view(out), write_id, replayed)
 
 
 def main(argv: list[str] | None = None) -> None:

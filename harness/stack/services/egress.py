@@ -7,73 +7,95 @@ optional `lines` ({"primary": {"address": "127.0.0.1:P", "capacity_kbps": 2000, 
 
 `/<route>/<rest>` is forwarded to `<routes[route]>/<rest>` (method, query, body, content type) and the
 upstream's answer is streamed back. The egress lines (primary and backup) are proxies in front of this
-gateway, so `POST /upload` exists to push bulk traffic through a line and saturate it.
+gateway, so `POST /upload` and `GET /download?bytes=N` exist to push bulk traffic through a line and
+saturate it, and `GET /_ping` to time a round trip over a line.
 
 Line capacity. A line's capacity is shared by every flow on it, which a Toxiproxy `bandwidth` toxic
-cannot express (it paces each connection on its own, in the real Toxiproxy as in ours). So the gateway,
-where the lines end, meters them: a request that arrived over a line with a configured capacity (told
-by the address it was sent to: its `Host` header names the line's listen address) crosses that line's
-queue, one queue per direction, drained at `capacity_kbps` (KB = 1000 bytes). Bulk flows fill the
-queue up to `buffer_kb` and then wait for room; every other request joins the queue at once and waits
-until the bytes ahead of it have crossed, as behind a full router buffer. A saturated line therefore
-makes every call on it as slow as `buffer_kb / capacity_kbps` seconds (3 s by default), while the
-Toxiproxy byte counters of the line show it carrying exactly its capacity. `GET /_lines` tells each
-line's capacity, bytes carried and current queueing delay.
+cannot express: it paces each connection on its own, in the real Toxiproxy as in ours, so N bulk flows
+get N times its rate. So the gateway, where the lines end, meters them. A request that arrived over a
+line with a configured capacity (told by the address it was sent to: its `Host` header is the line's
+listen address) crosses that line's queue, one queue per direction, emptied at `capacity_kbps`
+(KB = 1000 bytes): a call's request and its answer each wait for the bytes queued ahead of them, and
+bulk flows keep the queue filled up to `buffer_kb` (default: 3 s of capacity), each of their pieces
+sent on only once it has crossed. A saturated line thus delays every call on it by about
+`buffer_kb / capacity_kbps` seconds, as a full router buffer does, while the line's Toxiproxy byte
+counters show it carrying its capacity. `GET /_lines` tells each line's capacity, bytes carried and
+current queueing delay.
 """
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
+from collections import deque
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from .common import CHUNK, HttpError, Request, Router, Stream, load_config, serve
 
 FORWARDED_HEADERS = ("Content-Type", "Accept", "X-Patient-Id", "X-Request-Id")
-DEFAULT_QUEUE_S = 3.0  # a line's buffer, when not configured: this many seconds of its capacity
-RESPONSE_HEAD = 160  # bytes charged to a line for an answer's status line and headers
-# the kernel's own buffers on a connection over a metered line: small, so that what the line's proxy
-# counts as carried is what crossed the line (loopback autotuning would buffer megabytes)
-LINE_SOCKET_BUFFER = 32 * 1024
+DEFAULT_QUEUE_S = 3.0  # a line's buffer when not configured: this many seconds of its capacity
+HEAD_BYTES = 160  # what a status line and its headers weigh on a line
+MAX_DOWNLOAD = 1 << 40
 
 
 class LineQueue:
-    """One direction of a line: a FIFO queue emptied at `rate` bytes/s (a virtual clock, no drift).
+    """One direction of a line: a FIFO queue emptied at `rate` bytes/s, kept as a virtual clock (the
+    moment everything queued so far will have crossed), so that pacing does not drift.
 
-    `admit(n)` puts n bytes in the queue and returns the monotonic time at which they will have
-    crossed. A bulk flow (`bulk=True`) first waits for room (at most `buffer` bytes queued); anything
-    else is queued at once, behind whatever the bulk flows have queued.
+    `admit(n)` queues n bytes behind everything queued already and says when they will have crossed;
+    `admit(n, bulk=True)` does so only while at most `buffer` bytes are queued, and answers None
+    otherwise: a bulk sender comes back when `room_at(n)` says there is room.
     """
 
     def __init__(self, rate: float, buffer: float):
         self.rate, self.buffer = float(rate), float(buffer)
-        self.bytes = 0
-        self._free = 0.0  # when everything queued so far will have crossed
+        self.bytes = 0  # admitted so far
+        self._free = 0.0
         self._lock = threading.Lock()
 
-    def admit(self, n: int, bulk: bool = False) -> float:
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                start = max(now, self._free)
-                queued = (start - now) * self.rate
-                if not bulk or queued <= 0 or queued + n <= self.buffer:
-                    self._free = start + n / self.rate
-                    self.bytes += n
-                    return self._free
-                wait = (queued + n - self.buffer) / self.rate
-            time.sleep(wait)
+    def admit(self, n: int, bulk: bool = False) -> float | None:
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._free)
+            if bulk and (start - now) * self.rate + n > self.buffer and start > now:
+                return None
+            self._free = start + n / self.rate
+            self.bytes += n
+            return self._free
+
+    def room_at(self, n: int) -> float:
+        with self._lock:
+            return self._free - max(0.0, self.buffer - n) / self.rate
 
     def cross(self, n: int) -> None:
-        """Queue n bytes and wait until they have crossed the line."""
+        """Queue n bytes and wait until they have crossed."""
         wait_until(self.admit(n))
 
     def delay(self) -> float:
         """Seconds a byte queued now would wait."""
         with self._lock:
             return max(0.0, self._free - time.monotonic())
+
+    def paced(self, total: int, piece: int) -> Iterator[int]:
+        """A bulk sender of `total` bytes: yields each piece's size once it has crossed, keeping as
+        many pieces queued as there is room for."""
+        queued: deque[tuple[float, int]] = deque()
+        left = total
+        while left > 0 or queued:
+            while left > 0:
+                n = min(piece, left)
+                t = self.admit(n, bulk=True)
+                if t is None:
+                    break
+                queued.append((t, n))
+                left -= n
+            if queued:
+                t, n = queued.popleft()
+                wait_until(t)
+                yield n
+            else:
+                wait_until(self.room_at(min(piece, left)))
 
 
 def wait_until(t: float) -> None:
@@ -83,17 +105,23 @@ def wait_until(t: float) -> None:
 
 
 class Line:
-    """An egress line with a capacity: one queue per direction (lines are full duplex)."""
+    """An egress line with a capacity: one queue each way (a line is full duplex)."""
 
-    def __init__(self, name: str, address: str, capacity_kbps: float, buffer_kb: float | None):
-        if not capacity_kbps or float(capacity_kbps) <= 0:
-            raise SystemExit(f"line {name!r}: capacity_kbps must be a positive number")
+    def __init__(self, name: str, address: Any, capacity_kbps: Any, buffer_kb: Any = None):
+        try:
+            capacity = float(capacity_kbps)
+            buffer = float(buffer_kb) if buffer_kb is not None else capacity * DEFAULT_QUEUE_S
+        except (TypeError, ValueError):
+            capacity = buffer = 0.0
+        if capacity <= 0 or buffer <= 0 or not address:
+            raise SystemExit(f"line {name!r}: needs an address and a positive capacity_kbps and "
+                             f"buffer_kb, not {address!r}, {capacity_kbps!r}, {buffer_kb!r}")
         self.name, self.address = name, str(address)
-        self.capacity_kbps = float(capacity_kbps)
-        rate = self.capacity_kbps * 1000
-        self.buffer_kb = float(buffer_kb) if buffer_kb else self.capacity_kbps * DEFAULT_QUEUE_S
-        self.up = LineQueue(rate, self.buffer_kb * 1000)  # towards the third parties
-        self.down = LineQueue(rate, self.buffer_kb * 1000)  # their answers
+        self.capacity_kbps, self.buffer_kb = capacity, buffer
+        self.up = LineQueue(capacity * 1000, buffer * 1000)  # towards the third parties, uploads
+        self.down = LineQueue(capacity * 1000, buffer * 1000)  # their answers, downloads
+        # a bulk piece is a few ms of the line, so that the line's byte counters advance smoothly
+        self.piece = int(min(64 * 1024, max(1024, capacity * 1000 * 0.0025)))
 
     def state(self) -> dict[str, Any]:
         return {"address": self.address, "capacity_kbps": self.capacity_kbps,
@@ -102,17 +130,12 @@ class Line:
                 "downstream_delay_s": round(self.down.delay(), 3)}
 
 
-def _small_buffers(req: Request) -> None:
-    sock = getattr(getattr(req, "_http", None), "connection", None)
-    if isinstance(sock, socket.socket):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, LINE_SOCKET_BUFFER)
-        except OSError:
-            pass
-
-
 def _port(address: str) -> str:
     return address.rsplit(":", 1)[-1] if ":" in address else ""
+
+
+def _head_bytes(req: Request) -> int:
+    return len(req.method) + len(req.path) + len(req.raw_query) + len(str(req.headers)) + 12
 
 
 class Upstream:
@@ -136,8 +159,8 @@ class Upstream:
         path = f"{self.prefix}/{rest}" + (f"?{req.raw_query}" if req.raw_query else "")
         headers = {h: req.headers[h] for h in FORWARDED_HEADERS if req.headers.get(h)}
         body = req.body()
-        if line is not None:  # the request crosses the line before it can go on
-            line.up.cross(len(req.method) + len(req.path) + len(str(req.headers)) + len(body) + 12)
+        if line is not None:  # the request crosses the line before it goes on
+            line.up.cross(_head_bytes(req) + len(body))
         # a fresh connection per call: a link fault must show on the next request, not on a pooled one
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
@@ -151,19 +174,28 @@ class Upstream:
             reason = f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__
             raise self.error(502, reason) from None
         length = resp.getheader("Content-Length")
-        return Stream(resp.status, _relay(resp, conn, line),
-                      content_type=resp.getheader("Content-Type", "application/octet-stream"),
+        ctype = resp.getheader("Content-Type", "application/octet-stream")
+        if line is not None:
+            # third parties answer in a few hundred bytes: the answer crosses the line whole, status
+            # line first, so a full line holds back the caller's first byte
+            try:
+                data = resp.read()
+            except TimeoutError:
+                raise self.error(504, f"timed out after {self.timeout:g}s") from None
+            except (OSError, http.client.HTTPException) as e:
+                raise self.error(502, f"reading the answer: {e.__class__.__name__}") from None
+            finally:
+                conn.close()
+            line.down.cross(HEAD_BYTES + len(data))
+            return Stream(resp.status, [data], content_type=ctype, length=len(data))
+        return Stream(resp.status, _relay(resp, conn),
+                      content_type=ctype,
                       length=int(length) if length and length.isdigit() else None)
 
 
-def _relay(resp: http.client.HTTPResponse, conn: http.client.HTTPConnection,
-           line: Line | None = None) -> Iterator[bytes]:
+def _relay(resp: http.client.HTTPResponse, conn: http.client.HTTPConnection) -> Iterator[bytes]:
     try:
-        if line is not None:
-            line.down.cross(RESPONSE_HEAD)
         while chunk := resp.read1(CHUNK):
-            if line is not None:
-                line.down.cross(len(chunk))
             yield chunk
     finally:
         conn.close()
@@ -175,11 +207,11 @@ class Gateway:
         per_route = config.get("route_timeouts") or {}
         self.upstreams = {name: Upstream(name, url, float(per_route.get(name, default)))
                           for name, url in (config.get("routes") or {}).items()}
-        self.lines = {name: Line(name, spec.get("address", ""), spec.get("capacity_kbps"),
+        self.lines = {name: Line(name, spec.get("address"), spec.get("capacity_kbps"),
                                  spec.get("buffer_kb"))
                       for name, spec in (config.get("lines") or {}).items()}
         self._by_address = {line.address: line for line in self.lines.values()}
-        self._by_port = {_port(line.address): line for line in self.lines.values() if _port(line.address)}
+        self._by_port = {_port(line.address): line for line in self.lines.values()}
 
     def line_of(self, req: Request) -> Line | None:
         """The metered line a request came over, told by the address it was sent to."""
@@ -193,23 +225,56 @@ class Gateway:
         r.add("GET", "/health", lambda req: (200, {
             "status": "ok", "routes": {n: u.addr for n, u in self.upstreams.items()}}))
         r.add("GET", "/_lines", lambda req: (200, {n: l.state() for n, l in self.lines.items()}))
+        r.add("GET", "/_ping", self.ping)
         r.add("POST", "/upload", self.upload)
+        r.add("GET", "/download", self.download)
         r.add("*", r"/(?P<route>[^/]+)(?:/(?P<rest>.*))?", self.forward)
         return r
 
-    def upload(self, req: Request) -> tuple[int, Any]:
-        """Bulk traffic (an image upload, a backup copy): on a metered line, each piece read waits
-        for room in the line's queue, so the sender is held to the line's capacity."""
+    def ping(self, req: Request) -> tuple[int, Any]:
+        """A line's round trip: on a metered line the request and the answer each cross it, so a
+        full line shows in the time this takes (what a network team's latency probe measures)."""
         line = self.line_of(req)
         if line is not None:
-            _small_buffers(req)
+            line.up.cross(_head_bytes(req))
+            line.down.cross(HEAD_BYTES)
+        return 200, {"line": line.name if line is not None else None}
+
+    def upload(self, req: Request) -> tuple[int, Any]:
+        """Bulk traffic out (an image upload, a backup copy). On a metered line the body is read
+        only as there is room in the line's queue, and answered once all of it has crossed."""
+        line = self.line_of(req)
         total, crossed = 0, 0.0
         for chunk in req.iter_body():
             total += len(chunk)
-            if line is not None:
-                crossed = line.up.admit(len(chunk), bulk=True)
+            if line is None:
+                continue
+            for off in range(0, len(chunk), line.piece):
+                n = min(line.piece, len(chunk) - off)
+                while (t := line.up.admit(n, bulk=True)) is None:
+                    wait_until(line.up.room_at(n))
+                crossed = t
         wait_until(crossed)
         return 200, {"bytes": total}
+
+    def download(self, req: Request) -> Stream:
+        """Bulk traffic in (`?bytes=N`, default 16 MB: an image sync, an update). On a metered line
+        each piece is sent once it has crossed the line."""
+        raw = req.query.get("bytes", "16000000")
+        if not raw.isdigit() or not 0 < int(raw) <= MAX_DOWNLOAD:
+            raise HttpError(400, f"bytes must be a whole number from 1 to {MAX_DOWNLOAD}")
+        total, line = int(raw), self.line_of(req)
+        piece = line.piece if line is not None else CHUNK
+        block = b"\x5a" * piece
+
+        def chunks() -> Iterator[bytes]:
+            if line is None:
+                for off in range(0, total, piece):
+                    yield block[:min(piece, total - off)]
+                return
+            for n in line.down.paced(total, piece):
+                yield block[:n]
+        return Stream(200, chunks(), length=total)
 
     def forward(self, req: Request) -> Stream:
         upstream = self.upstreams.get(req.params["route"])

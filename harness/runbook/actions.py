@@ -134,18 +134,25 @@ def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
     return {"verdict": verdict, "reason": why}
 
 
-@action("declare_level", describe="classify the response level from the share of affected patients")
-def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
-    # the share needs patients to judge by: wait (boundedly) until enough have been seen since the
-    # incident began, as an operator would look at the board for half a minute before classifying
+def observe_share(ctx: ActionContext) -> tuple[dict[str, Any], int]:
+    """The affected share since the incident began and the level it implies.
+
+    The share needs patients to judge by: wait (boundedly) until enough have been seen, as an
+    operator would look at the board for up to a minute before classifying."""
     deadline = time.monotonic() + max(1.0, 60.0 / ctx.time_scale)
     seen = ctx.monitor.affected()
     while seen["active"] < MIN_PATIENTS_TO_CLASSIFY and time.monotonic() < deadline:
         time.sleep(0.1)
         seen = ctx.monitor.affected()
-    share = seen["share"]
     lv = ctx.drill.levels
-    level = 1 if share > lv.level1_above else 2 if share > lv.level2_above else 3
+    share = seen["share"]
+    return seen, 1 if share > lv.level1_above else 2 if share > lv.level2_above else 3
+
+
+@action("declare_level", describe="classify the response level from the share of affected patients")
+def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
+    seen, level = observe_share(ctx)
+    share = seen["share"]
     if ctx.state.get("verdict") == "not_system_failure":
         level = 3  # the plan: a false alarm never escalates past the technical group
     ctx.state["level"] = level

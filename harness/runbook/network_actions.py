@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from ..models import Duration
 from ..monitor.probe import TEST_ACCOUNT
-from .actions import MIN_PATIENTS_TO_CLASSIFY, ActionContext, ActionFailed, Params, action
+from .actions import ActionContext, ActionFailed, Params, action, observe_share
 
 HTTP_TIMEOUT = 2.0
 CONNECT_TIMEOUT = 1.0
@@ -211,14 +211,8 @@ class NetworkLevelParams(Params):
         "classify the level from the share of affected patients; while an egress-line alert holds, "
         "at least level 2 (the plan's network rule)")
 def declare_network_level(ctx: ActionContext, p: NetworkLevelParams) -> dict[str, Any]:
-    deadline = time.monotonic() + max(1.0, 60.0 / ctx.time_scale)
-    seen = ctx.monitor.affected()
-    while seen["active"] < MIN_PATIENTS_TO_CLASSIFY and time.monotonic() < deadline:
-        time.sleep(0.1)
-        seen = ctx.monitor.affected()
+    seen, by_share = observe_share(ctx)
     share = seen["share"]
-    lv = ctx.drill.levels
-    by_share = 1 if share > lv.level1_above else 2 if share > lv.level2_above else 3
     holding = sorted(a for a in p.alerts if a in ctx.monitor.active)
     level = min(by_share, p.level) if holding else by_share
     if ctx.state.get("verdict") == "not_system_failure":

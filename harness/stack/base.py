@@ -84,6 +84,38 @@ class Stack(ABC):
         container."""
         raise NotImplementedError(f"the {self.backend} backend cannot restore database backups")
 
+    def entry_log_tail(self) -> str:
+        """The last lines of the primary app's log, for an error when the entry stays unhealthy."""
+        return ""
+
+    # --- shared bring-up steps ------------------------------------------------------------------
+    def apply_replication_lag(self) -> None:
+        """The drill's lag knob (drill time) as real latency on the replication links; the remote
+        DR, ten times further, gets twice the same-city delay."""
+        lag = self.config.replication.lag
+        if lag > 0:
+            base_ms = lag / self.time_scale * 1000
+            for name, factor in (("repl-samecity", 1), ("repl-remote", 2)):
+                self.links.add_toxic(name, "latency", {"latency": int(base_ms * factor), "jitter": 0},
+                                     stream="downstream", name="replication-lag")
+
+    def wait_entry(self, timeout: float) -> None:
+        """Until the patient entry point answers /health with 200."""
+        from ..errors import HarnessError
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                r = requests.get(self.vip_url + "/health", timeout=1)
+                if r.status_code == 200:
+                    return
+                last = f"HTTP {r.status_code} {r.text[:200]}"
+            except requests.RequestException as e:
+                last = e.__class__.__name__
+            time.sleep(0.05)
+        raise HarnessError(f"patient entry point {self.vip_url} not healthy after {timeout:.0f}s: "
+                           f"{last}\n{self.entry_log_tail()}")
+
     # --- addresses ------------------------------------------------------------------------------
     @property
     def vip_url(self) -> str:

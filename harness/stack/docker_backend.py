@@ -842,7 +842,7 @@ class DockerStack(Stack):
             if name in self.containers:
                 self.db_roles[name] = "standby"
         self._apply_replication()
-        self._wait_entry()
+        self.wait_entry(30.0)
         log.info("docker stack %s up in %.1fs", self.plan.run_id, time.monotonic() - t0)
 
     def _create_network(self) -> None:
@@ -941,29 +941,12 @@ class DockerStack(Stack):
         raise HarnessError(f"{box.node} not ready after {timeout:.0f}s ({last}):\n{self.logs(box.node, 15)}")
 
     def _apply_replication(self) -> None:
-        rep = self.config.replication
-        if rep.lag > 0:
-            # the lag knob is drill time; the link delays what it carries by that much real time
-            base_ms = rep.lag / self.time_scale * 1000
-            for name, factor in (("repl-samecity", 1), ("repl-remote", 2)):
-                self.links.add_toxic(name, "latency", {"latency": int(base_ms * factor), "jitter": 0},
-                                     stream="downstream", name="replication-lag")
-        pg.set_sync(PgContainer(self, "pg-primary"), ["pg-samecity"] if rep.mode == "sync" else None)
+        self.apply_replication_lag()
+        pg.set_sync(PgContainer(self, "pg-primary"),
+                    ["pg-samecity"] if self.config.replication.mode == "sync" else None)
 
-    def _wait_entry(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                r = requests.get(self.vip_url + "/health", timeout=1)
-                if r.status_code == 200:
-                    return
-                last = f"HTTP {r.status_code} {r.text[:200]}"
-            except requests.RequestException as e:
-                last = e.__class__.__name__
-            time.sleep(0.05)
-        raise HarnessError(f"patient entry point {self.vip_url} not healthy after {timeout:.0f}s: {last}\n"
-                           f"{self.logs('app-primary', 10)}")
+    def entry_log_tail(self) -> str:
+        return self.logs("app-primary", 10)
 
     def _save_state(self) -> None:
         state = {"backend": "docker", "run_id": self.plan.run_id, "network": self.plan.network,

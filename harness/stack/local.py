@@ -15,12 +15,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
 
 from ..errors import HarnessError
 from ..models import StackConfig
@@ -46,6 +44,9 @@ class LocalStack(Stack):
         self.pg: dict[str, pg.PgNode] = {}
         self.own_toxiproxy = False
         self.state_dir = pg.data_root(run_dir)
+
+    def entry_log_tail(self) -> str:
+        return log_tail(self.run_dir / "logs" / "app-primary.log")
 
     # --- primitives -----------------------------------------------------------------------------
     def _kill_db(self, name: str) -> dict[str, Any]:
@@ -219,7 +220,7 @@ def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
         # the hospital's own configuration, typo and all
         stack.links.repoint("insurance-backup", stack.config.insurance_backup_address)
     _apply_replication(stack, primary)
-    _wait_entry(stack)
+    stack.wait_entry(20.0)
 
 
 def _seeded_template() -> Path:
@@ -310,33 +311,11 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
 
 
 def _apply_replication(stack: LocalStack, primary: pg.PgNode) -> None:
-    rep = stack.config.replication
     for name in stack.pg:
         if name != "pg-primary":
             pg.wait_streaming(stack.pg[name], timeout=15)
-    if rep.lag > 0:
-        # the lag knob is drill time; the link delays what it carries by that much real time
-        base_ms = rep.lag / stack.time_scale * 1000
-        for name, factor in (("repl-samecity", 1), ("repl-remote", 2)):
-            stack.links.add_toxic(name, "latency", {"latency": int(base_ms * factor), "jitter": 0},
-                                  stream="downstream", name="replication-lag")
-    pg.set_sync(primary, ["pg-samecity"] if rep.mode == "sync" else None)
-
-
-def _wait_entry(stack: LocalStack, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            r = requests.get(stack.vip_url + "/health", timeout=1)
-            if r.status_code == 200:
-                return
-            last = f"HTTP {r.status_code} {r.text[:200]}"
-        except requests.RequestException as e:
-            last = e.__class__.__name__
-        time.sleep(0.05)
-    raise HarnessError(f"patient entry point {stack.vip_url} not healthy after {timeout:.0f}s: {last}\n"
-                       f"{log_tail(stack.run_dir / 'logs' / 'app-primary.log')}")
+    stack.apply_replication_lag()
+    pg.set_sync(primary, ["pg-samecity"] if stack.config.replication.mode == "sync" else None)
 
 
 def tear_down_dir(run_dir: Path) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import alive, assert_nothing_left, postgres_under, recorded_pids
+from tests.helpers import alive, assert_nothing_left, recorded_pids
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

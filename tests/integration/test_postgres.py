@@ -13,72 +13,9 @@ import pytest
 
 from harness.stack import postgres as pg
 
+from tests.relay import Relay
+
 pytestmark = pytest.mark.integration
-
-
-class Relay:
-    """A plain TCP relay standing in for the replication link's proxy; cut() drops it like a dead line."""
-
-    def __init__(self, upstream_port: int):
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.socks: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.upstream, timeout=2)
-                upstream.settimeout(None)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                if self.closed:
-                    client.close()
-                    upstream.close()
-                    return
-                self.socks += [client, upstream]
-            for s in (client, upstream):
-                # as a real proxy does; without it Nagle + delayed ACK add 40 ms per sync commit
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self) -> None:
-        with self.lock:
-            self.closed = True
-            try:
-                self.listener.shutdown(socket.SHUT_RDWR)  # close() alone does not wake accept()
-            except OSError:
-                pass
-            self.listener.close()
-            for s in self.socks:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ import requests
 
 from harness.stack import postgres as pg
 
+from tests.relay import Relay
+
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,51 +113,6 @@ def db(workdir):
         pg.kill_leftovers(workdir)
         if root != workdir / "pg":  # relocated under /var/tmp for the run-as user: ours to remove
             shutil.rmtree(root, ignore_errors=True)
-
-
-class Relay:
-    """A TCP relay in front of the database whose traffic can be frozen: a network that stalls
-    without closing anything, where no server-side timeout ever fires."""
-
-    def __init__(self, upstream_port: int):
-        self.upstream = ("127.0.0.1", upstream_port)
-        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.port = self.listener.getsockname()[1]
-        self.frozen = threading.Event()
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-                upstream = socket.create_connection(self.upstream, timeout=2)
-            except OSError:
-                if self.listener.fileno() < 0:
-                    return
-                continue
-            self.socks += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                while self.frozen.is_set():  # hold the bytes: the peer just waits
-                    time.sleep(0.02)
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self) -> None:
-        self.listener.close()
-        for s in self.socks:
-            s.close()
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ def card() -> ScoreCard:
     """At ×60: alert 0.2 s after the fault (12 s drill), takeover done 250/60 s after it (4m10s drill),
     level 1 declared with 6 of 10 patients failing, no recovery."""
     e = [{"seq": 1, "wall": 100.0, "drill": None, "type": "run.started", "run_id": "r1",
-          "drill": "db-crash-failover", "scenario": "db-crash", "time_scale": 60, "backend": "local"},
+          "drill_name": "db-crash-failover", "scenario": "db-crash", "time_scale": 60, "backend": "local"},
          {"seq": 2, "wall": 101.0, "drill": 0.0, "type": "scenario.started"},
          {"seq": 3, "wall": 103.0, "drill": 120.0, "type": "steady_state", "ok": True, "error_rate": 0.0},
          {"seq": 4, "wall": 104.0, "drill": 180.0, "type": "fault.injected", "fault": "db", "fault_type": "db_crash"},

@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.journal import JournalRead
 from harness.models import Drill
 from harness.report.render import write_reports
-from harness.report.trend import find_regressions, find_runs, frame_of, quarter_table, write_trend
+from harness.report.trend import find_regressions, find_runs, write_trend
 from harness.score.scorecard import build_scorecard
 
 DRILL = {

@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -86,3 +89,23 @@ def assert_nothing_left(run_dir: Path, addresses: list[str] = ()) -> None:
     assert not load_under(run_dir), "patient load (locust) left running"
     still = [a for a in addresses if port_open(a)]
     assert not still, f"ports still listening: {still}"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_drill(*args: str) -> "subprocess.Popen":
+    """`hospital-drill run ARGS…` in the background, output captured, from the project root."""
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_in_journal(proc: "subprocess.Popen", run_dir: Path, marker: str, never: str,
+                    timeout: float = 120, poll: float = 0.05) -> None:
+    """Until the run's journal mentions `marker`; fail with `never` (or the run's output if it ended)."""
+    journal = Path(run_dir) / "journal.jsonl"
+    deadline = time.monotonic() + timeout
+    while not (journal.exists() and marker in journal.read_text()):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else proc.returncode
+        assert time.monotonic() < deadline, never
+        time.sleep(poll)

@@ -19,7 +19,7 @@ from harness.journal import read_journal
 from harness.models import StackConfig
 from harness.stack import docker_backend, topology
 from tests.docker.conftest import run_leftovers
-from tests.helpers import alive, port_open
+from tests.helpers import alive, port_open, start_drill, wait_in_journal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,15 +131,9 @@ def test_stack_up_crash_failover_faults_and_down(tmp_path, docker_engine, base_i
 @pytest.mark.docker
 def test_down_removes_what_a_killed_run_left(tmp_path, docker_engine, base_image):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "drills/db-crash-failover.yaml",
-                             "--backend", "docker", "--base-image", base_image, "--out", str(out), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    journal = out / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while not (journal.exists() and "load.started" in journal.read_text()):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the run never got its load going"
-        time.sleep(0.1)
+    proc = start_drill("drills/db-crash-failover.yaml", "--backend", "docker", "--base-image", base_image,
+                       "--out", str(out), "--quiet")
+    wait_in_journal(proc, out, "load.started", "the run never got its load going", poll=0.1)
     proc.send_signal(signal.SIGKILL)  # no teardown at all
     proc.wait(timeout=10)
     proc.stdout.close()

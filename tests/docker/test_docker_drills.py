@@ -13,6 +13,7 @@ import pytest
 
 from harness.journal import read_journal
 from tests.docker.conftest import run_leftovers
+from tests.helpers import start_drill, wait_in_journal
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,15 +84,10 @@ def test_db_crash_drill_on_docker_measures_what_local_does(tmp_path, docker_engi
 
 def test_interrupted_docker_drill_removes_everything(tmp_path, docker_engine, base_image):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "drills/db-crash-failover.yaml",
-                             "--backend", "docker", "--base-image", base_image, "--out", str(out), "--quiet"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = start_drill("drills/db-crash-failover.yaml", "--backend", "docker", "--base-image", base_image,
+                       "--out", str(out), "--quiet")
+    wait_in_journal(proc, out, "fault.injected", "the fault was never injected")
     journal = out / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while not (journal.exists() and "fault.injected" in journal.read_text()):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the fault was never injected"
-        time.sleep(0.05)
     assert run_leftovers(docker_engine, out)["containers"]
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=90)

@@ -5,13 +5,12 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.journal import read_journal
-from tests.helpers import assert_nothing_left
+from tests.helpers import assert_nothing_left, start_drill, wait_in_journal
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,15 +110,9 @@ def test_failing_runbook_step_still_cleans_up(tmp_path, drill_copy):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_mid_drill_leaves_nothing_behind(tmp_path, sig):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "drills/db-crash-failover.yaml",
-                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = start_drill("drills/db-crash-failover.yaml", "--out", str(out), "--quiet")
+    wait_in_journal(proc, out, "fault.injected", "the fault was never injected")
     journal = out / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while not (journal.exists() and "fault.injected" in journal.read_text()):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the fault was never injected"
-        time.sleep(0.05)
     proc.send_signal(sig)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3, output

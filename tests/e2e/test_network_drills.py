@@ -7,14 +7,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.journal import read_journal
 from harness.load.records import iter_records
-from tests.helpers import assert_nothing_left
+from tests.helpers import assert_nothing_left, start_drill, wait_in_journal
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,15 +124,9 @@ def test_egress_saturation_is_detected_and_the_backup_line_takes_over(tmp_path):
 
 def test_interrupted_saturation_stops_its_bulk_flows(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "drills/egress-saturation.yaml",
-                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = start_drill("drills/egress-saturation.yaml", "--out", str(out), "--quiet")
+    wait_in_journal(proc, out, "egress_latency_high", "the line never filled")
     journal = out / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while not (journal.exists() and "egress_latency_high" in journal.read_text()):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the line never filled"
-        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)  # mid-incident: the flows are running
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 3, output

@@ -1,13 +1,26 @@
-"""Drill time versus wall time.
+"""Drill time versus wall time: compress the plan's waits, never the machines' work.
 
-Everything a user writes is drill time. `time_scale` drill seconds pass per real second, so at 60 a
-30-minute target is 30 real seconds. Real durations are multiplied by the scale when scored: for
-automated actions that is pessimistic, never flattering.
+Everything a user writes is drill time. `time_scale` says how many drill seconds of the plan's
+*declared waits* (sampling intervals, observation windows, modeled human steps, backup schedules,
+fault times) pass per real second. What the hospital's machines do (a crash, a promotion, a request
+and its timeout) takes its real duration and counts as that much drill time at any scale.
+
+Two views of time follow from that:
+- `DrillClock.tplus(wall)`: the scenario's timeline, wall time × scale from T+0. Fault times, patient
+  load (think times are declared) and the charts live on it.
+- `Lane`: the causal time of one thread of work (the monitor, one runbook step, the scenario). It is
+  anchored at its cause (an event's drill time and wall time); from there on its declared waits count
+  at their declared length and everything else it spends counts 1:1. Figures (detect, takeover,
+  recovery) are read from lanes, so a 0.13 s promotion is 0.13 drill s at ×20 and at ×120.
+Lanes run side by side and each keeps its own account, which one global clock could not.
 """
 from __future__ import annotations
 
+import math
 import re
+import threading
 import time
+from dataclasses import dataclass, field
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
@@ -54,8 +67,18 @@ def format_duration(seconds: float | None) -> str:
     return sign + (out or "0s")
 
 
+TIME_MODEL = "v2"  # declared waits compressed, real work 1:1 (v1: every real second × scale)
+
+# A harness wait for a machine (a promotion, a route to take) polls this often, in real seconds: the
+# poll is part of the machine's real work, so it must be short, not a declared interval.
+POLL_REAL = 0.02
+# A declared budget for a machine's work is compressed like any wait, but a machine is never given
+# less real time than this before the harness calls its work failed.
+GIVE_UP_FLOOR_REAL = 5.0
+
+
 class DrillClock:
-    """Maps wall time to drill time around T+0 (the scenario start)."""
+    """The scenario's timeline around T+0 (the scenario start), and the factory of lanes."""
 
     def __init__(self, time_scale: float, now=time.time, sleep=time.sleep):
         if time_scale <= 0:
@@ -69,10 +92,22 @@ class DrillClock:
         return self.t0
 
     def drill(self, wall: float | None = None) -> float | None:
-        """Drill seconds since T+0 for a wall time (now by default); None before start."""
+        """T+ drill seconds on the scenario's timeline for a wall time (now by default); None before
+        start. Right for what is scheduled (faults, backups) and for patients, whose think times are
+        declared; figures of a causal chain come from a `Lane` instead."""
         if self.t0 is None:
             return None
         return ((self._now() if wall is None else wall) - self.t0) * self.scale
+
+    tplus = drill
+
+    def lane(self, name: str, t: float | None = None, wall: float | None = None,
+             cause: int | None = None) -> "Lane":
+        """A lane anchored at (t, wall); by default at the scenario's timeline now."""
+        lane = Lane(self, name)
+        wall = self._now() if wall is None else wall
+        lane.anchor((self.drill(wall) or 0.0) if t is None else t, wall, cause)
+        return lane
 
     def wall_at(self, drill_seconds: float) -> float:
         assert self.t0 is not None, "clock not started"
@@ -93,3 +128,128 @@ class DrillClock:
                     return False
             else:
                 self._sleep(min(left, 0.5))
+
+
+@dataclass
+class _Wait:
+    start: float  # wall
+    end: float  # wall at which the declared wait is (or was) due to end
+    drill: float  # declared drill seconds it stands for
+
+
+@dataclass
+class _Segment:
+    t: float  # drill time of the anchor
+    wall: float
+    cause: int | None  # journal seq of the anchoring event
+    waits: list[_Wait] = field(default_factory=list)
+
+
+class Lane:
+    """The causal drill time of one thread of work.
+
+    Anchored at its cause; from there `wait()` (a declared wait) counts its declared drill seconds
+    and all other elapsed wall time counts 1:1 as real work. Re-anchoring starts a new segment, so
+    `at(wall)` still answers for moments before the latest anchor. Thread-safe: the monitor's lane is
+    read by the threads that journal its alerts."""
+
+    def __init__(self, clock: DrillClock, name: str):
+        self.clock, self.name = clock, name
+        self._segments: list[_Segment] = []
+        self._lock = threading.Lock()
+
+    # --- anchoring ------------------------------------------------------------------------------
+    def anchor(self, t: float, wall: float, cause: int | None = None) -> None:
+        with self._lock:
+            self._segments.append(_Segment(float(t), float(wall), cause))
+            del self._segments[:-64]  # old segments are no longer asked about
+
+    def anchor_to(self, event: dict) -> bool:
+        """Re-anchor at a journal event (its `drill` and `wall`) unless it precedes the anchor."""
+        t, wall = event.get("drill"), event.get("wall")
+        if not isinstance(t, (int, float)) or not isinstance(wall, (int, float)):
+            return False
+        with self._lock:
+            if self._segments and wall < self._segments[-1].wall:
+                return False
+        self.anchor(t, wall, event.get("seq"))
+        return True
+
+    # --- reading --------------------------------------------------------------------------------
+    def _segment(self, wall: float) -> _Segment:
+        for seg in reversed(self._segments):
+            if seg.wall <= wall:
+                return seg
+        return self._segments[0]
+
+    def account(self, wall: float | None = None) -> dict:
+        """{"t", "cause", "declared", "real"} at a wall time (now by default): drill time, the anchor's
+        journal seq, and the declared waits and real work since the anchor."""
+        wall = self.clock._now() if wall is None else wall
+        with self._lock:
+            seg = self._segment(wall)
+            declared = waited = 0.0
+            for w in seg.waits:
+                if w.start >= wall:
+                    break
+                span = w.end - w.start
+                covered = min(wall, w.end) - w.start
+                declared += w.drill * (covered / span if span > 0 else 1.0)
+                waited += covered
+            real = max(0.0, wall - seg.wall - waited)
+            return {"t": seg.t + declared + real, "cause": seg.cause,
+                    "declared": round(declared, 3), "real": round(real, 4)}
+
+    def at(self, wall: float | None = None) -> float:
+        return self.account(wall)["t"]
+
+    def now(self) -> float:
+        return self.at()
+
+    # --- waiting --------------------------------------------------------------------------------
+    def wait(self, drill_seconds: float, stop: threading.Event | None = None) -> bool:
+        """A declared wait of `drill_seconds` (compressed by the scale). False if `stop` cut it short;
+        the part that was waited still counts."""
+        if not math.isfinite(drill_seconds) or drill_seconds <= 0:
+            return not (stop is not None and stop.is_set())
+        start = self.clock._now()
+        w = _Wait(start, start + drill_seconds / self.clock.scale, drill_seconds)
+        with self._lock:
+            self._segments[-1].waits.append(w)
+        left = w.end - start
+        while left > 0:
+            if stop is not None:
+                if stop.wait(min(left, 0.5)):
+                    with self._lock:  # only what was waited counts
+                        now = self.clock._now()
+                        if now < w.end:
+                            w.drill *= (now - w.start) / (w.end - w.start)
+                            w.end = now
+                    return False
+            else:
+                self.clock._sleep(min(left, 0.5))
+            left = w.end - self.clock._now()
+        return True
+
+    def wait_until(self, t: float, stop: threading.Event | None = None) -> bool:
+        """A declared wait until this lane's drill time reaches `t`."""
+        return self.wait(t - self.now(), stop)
+
+    def poll(self, check, budget: float, stop: threading.Event | None = None,
+             every: float = POLL_REAL):
+        """Wait for a machine: call `check()` every `every` real seconds until it answers something
+        truthy, and return that; None when the budget ran out or `stop` was set. The polling is the
+        machine's real work (1:1). The budget is drill time, compressed like a declared wait, but
+        never below GIVE_UP_FLOOR_REAL real seconds (nor above the budget itself)."""
+        give_up = time.monotonic() + min(budget, max(budget / self.clock.scale, GIVE_UP_FLOOR_REAL))
+        while True:
+            got = check()
+            if got:
+                return got
+            if time.monotonic() >= give_up:
+                return None
+            if stop is not None:
+                if stop.wait(every):
+                    return None
+            else:
+                time.sleep(every)

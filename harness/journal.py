@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .clock import DrillClock
+from .clock import DrillClock, Lane
 
 Listener = Callable[[dict], None]
 
@@ -28,28 +28,48 @@ class Journal:
         self._lock = threading.Lock()
         self._fh = open(self.path, "a", encoding="utf-8")
         self._seq = 0
-        self._listeners: list[Listener] = []
+        self._listeners: list[tuple[Listener, bool]] = []
         self.events: list[dict] = []
+        self.failure: str | None = None  # a critical listener's error: the run must abort on it
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def subscribe(self, listener: Listener, *, critical: bool = False) -> None:
+        """`critical` listeners (runbook engine, monitor) fail the run loudly when they raise; the
+        others (progress display) may fail quietly."""
+        self._listeners.append((listener, critical))
 
-    def record(self, type_: str, *, wall: float | None = None, **fields: Any) -> dict:
+    def record(self, type_: str, *, wall: float | None = None, lane: "Lane | None" = None,
+               **fields: Any) -> dict:
+        """Append one event. With a `lane`, its drill time is that lane's causal time and the event
+        carries its account (`chain`: the anchoring event's seq, declared waits and real work since
+        it); without, drill time is the scenario timeline's (wall × scale from T+0)."""
         wall = time.time() if wall is None else wall
-        drill = self.clock.drill(wall)
+        chain = None
+        if lane is not None:
+            acc = lane.account(wall)
+            drill = acc.pop("t")
+            chain = {"lane": lane.name, **acc}
+        else:
+            drill = self.clock.drill(wall)
         with self._lock:
             self._seq += 1
             event = {"seq": self._seq, "wall": round(wall, 6),
                      "drill": None if drill is None else round(drill, 3), "type": type_, **fields}
+            if chain is not None:
+                event["chain"] = chain
             self._fh.write(json.dumps(event, ensure_ascii=False, default=str) + "\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self.events.append(event)
-        for listener in list(self._listeners):
+        for listener, critical in list(self._listeners):
             try:
                 listener(event)
-            except Exception:  # a display bug must not stop the drill
-                pass
+            except Exception as e:
+                if not critical:
+                    continue  # a display bug must not stop the drill
+                why = f"{getattr(listener, '__qualname__', listener)}: {e.__class__.__name__}: {e}"
+                if self.failure is None:
+                    self.failure = why
+                    self.record("harness.error", part="listener", error=why)
         return event
 
     def close(self) -> None:

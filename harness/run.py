@@ -18,7 +18,7 @@ from typing import Callable
 import yaml
 
 
-from .clock import DrillClock
+from .clock import TIME_MODEL, DrillClock, Lane
 from .errors import HarnessError
 from .journal import Journal
 from .load.records import iter_records
@@ -58,14 +58,17 @@ class DrillRun:
         self.backend_name = backend
         self.backend = backends.get(backend)  # unknown backend: InputError, nothing started
         lp = self.scenario.load
-        self.load_config = {"personas": lp.personas, "wait": list(lp.think_time)}
+        # think times are declared (drill time): compressed, so that a window holds as many journeys
+        # at any scale; the requests themselves take their real time
+        self.load_config = {"personas": lp.personas,
+                            "wait": [round(w / self.time_scale, 6) for w in lp.think_time]}
         self.lang = lang  # the report's language: zh (default) or en
         check_config(self.load_config)
         self.toxiproxy_url, self.live = toxiproxy_url, live
         self.backend_options = dict(backend_options or {})  # e.g. docker: base_image, toxiproxy_image
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.run_id = f"{self.drill.name}-{stamp}"
-        self.run_dir = Path(out_dir) if out_dir else Path(reports_root) / self.run_id
+        from .rundir import claim_run_dir  # a directory of its own, even for runs started together
+        self.run_id, self.run_dir = claim_run_dir(reports_root, self.drill.name, stamp, out_dir)
         self.say = progress or (lambda line: None)
         self.clock = DrillClock(self.time_scale)
         self.faults = self.loaded.faults
@@ -92,7 +95,8 @@ class DrillRun:
         self.journal.subscribe(self._announce)
         self.journal.record("run.started", run_id=self.run_id, drill_name=self.drill.name,
                             scenario=self.scenario.name, failure_class=self.scenario.failure_class,
-                            time_scale=self.time_scale, backend=self.backend_name,
+                            time_scale=self.time_scale, time_model=TIME_MODEL,
+                            backend=self.backend_name,
                             live=self.live, drill_file=str(self.loaded.drill_path),
                             config=self.drill.stack.model_dump())
         return self
@@ -130,15 +134,15 @@ class DrillRun:
         self.say(f"stack up in {time.monotonic() - t0:.1f}s; patients enter at {self.stack.vip_url}")
 
         self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
-                               self.run_dir, self.scenario.steady_state, self.time_scale,
-                               on_tick=self._tick, stack=self.stack)
+                               self.run_dir, self.scenario.steady_state, self.clock,
+                               on_tick=self._tick, stack=self.stack, levels=self.drill.levels)
         if any(f.type_name in DATA_LOSS_FAULTS for f in self.faults):
             from .monitor.data_rules import watch
             watch(self.monitor, self.run_dir / "records", self.run_dir)
         ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale)
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
-        self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator)
-        self.journal.subscribe(self.engine.on_event)
+        self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator, self.clock)
+        self.journal.subscribe(self.engine.on_event, critical=True)
 
         self.phase = "warm-up"
         lp = self.scenario.load
@@ -151,15 +155,18 @@ class DrillRun:
         record_pids(self.run_dir, {f"locust-{i}": pid for i, pid in enumerate(self.load.pids())})
         self.load.wait_started(timeout=30)
         self.journal.record("load.started", users=lp.users, workers=lp.workers)
-        self.monitor.start()
         self.clock.start()
+        self.monitor.lane.anchor(0.0, self.clock.t0)
+        self.monitor.start()
+        # the scenario's own lane: its waits are the declared fault times, its work the injections
+        lane = self.clock.lane("scenario", 0.0, self.clock.t0)
         self.journal.record("scenario.started")
         if self.drill.stack.backups is not None:
             self.backups = BackupSchedule(self.stack, self.journal, self.clock, self.drill.stack.backups)
             self.backups.start()
 
         # steady state: judged over the last part of the warm-up
-        self.clock.sleep_until(self.scenario.warmup)
+        lane.wait_until(self.scenario.warmup)
         steady = self.monitor.steady_state(since=self.clock.wall_at(self.scenario.warmup / 2))
         self.journal.record("steady_state", **steady)
         if not steady["ok"]:
@@ -169,48 +176,59 @@ class DrillRun:
         self.phase = "incident"
         self.engine.arm()
         for fault in sorted(self.faults, key=lambda f: f.spec.at):
-            self.clock.sleep_until(fault.spec.at)
+            self._check_health()
+            lane.wait_until(fault.spec.at)
             wall = time.time()
             detail = fault.inject(self.stack)
             if self.monitor.incident_start is None:
                 # patients are judged from when the fault has taken hold, not from when it began
-                self.monitor.begin_incident(time.time(), fault_wall=wall)
-            self.journal.record("fault.injected", wall=wall, fault=fault.id,
+                self.monitor.begin_incident(time.time(), fault_wall=wall,
+                                            fault_drill=lane.at(wall))
+            self.journal.record("fault.injected", wall=wall, lane=lane, fault=fault.id,
                                 fault_type=fault.type_name, target=fault.target, detail=detail)
             if fault.spec.duration is not None:
                 self._revert_later(fault)
-        self._wait_for_end()
+        self._wait_for_end(lane)
 
-    def _wait_for_end(self) -> None:
+    def _check_health(self) -> None:
+        """A critical part (runbook engine, monitor) that failed ends the run loudly."""
+        if self.journal.failure is not None:
+            self.abort_reason = f"harness error: {self.journal.failure}"
+            raise HarnessError(self.abort_reason)
+
+    def _wait_for_end(self, lane: Lane) -> None:
         last_fault = max(f.spec.at for f in self.faults)
         horizon = self.scenario.max_duration or (
             last_fault + max((t.within or 0) for t in self.drill.targets if t.measure != "rpo")
             + self.scenario.observe)
-        while self.clock.drill() < horizon:
+        while lane.now() < horizon:
+            self._check_health()
             rec = self.monitor.recovered_at
             if rec is not None:
                 self.phase = "recovered"
+                # keep watching for `observe` (declared) after patients were back
                 if (self.engine.settled()
-                        and self.clock.drill() >= self.clock.drill(rec) + self.scenario.observe):
+                        and time.time() >= rec + self.clock.real(self.scenario.observe)):
                     return
-            time.sleep(0.1)
+            lane.wait(min(5.0, horizon - lane.now()))
         self.journal.record("run.horizon", drill_limit=horizon,
                             recovered=self.monitor.recovered_at is not None)
 
     def _revert_later(self, fault) -> None:
         def revert() -> None:
-            self.clock.sleep_until(fault.spec.at + fault.spec.duration)
-            self._revert(fault)
+            lane = self.clock.lane(f"revert:{fault.id}", 0.0, self.clock.t0)
+            lane.wait_until(fault.spec.at + fault.spec.duration)
+            self._revert(fault, lane)
         threading.Thread(target=revert, daemon=True, name=f"revert-{fault.id}").start()
 
-    def _revert(self, fault) -> None:
+    def _revert(self, fault, lane: Lane | None = None) -> None:
         if not fault.injected or self.stack is None:
             return
         try:
             detail = fault.revert(self.stack)
             fault.injected = False
-            self.journal.record("fault.reverted", fault=fault.id, fault_type=fault.type_name,
-                                target=fault.target, detail=detail)
+            self.journal.record("fault.reverted", lane=lane, fault=fault.id,
+                                fault_type=fault.type_name, target=fault.target, detail=detail)
         except Exception as e:  # keep reverting the others; say loudly what stayed behind
             self.journal.record("fault.revert_failed", fault=fault.id, error=str(e))
 

@@ -1,7 +1,13 @@
 """The monitoring board: patient request records + the synthetic patient → alerts and recovery.
 
-Windows are in real seconds with a floor on the number of requests, so that patient-impact measures
-(error rate, share of affected patients) mean the same whatever the drill's time scale.
+Time: the board samples every SAMPLE_EVERY drill seconds (a declared interval, compressed by the
+scale) and walks the test account in each sample, in its own thread, so the walk's real duration
+counts 1:1. Its alerts and the recovery are stamped with the board's own lane (clock.Lane), anchored
+at whatever last changed the world (a fault injected or reverted, a runbook action finished): a
+harness's real overhead elsewhere is never multiplied by the scale into a figure.
+
+Windows of patient records are drill time too (the steady-state window, the plan's observation
+window): patients' think times are declared, so a window holds as many journeys at any scale.
 """
 from __future__ import annotations
 
@@ -12,11 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..clock import DrillClock, Lane
 from ..journal import Journal
 from ..load.records import RecordTail
-from ..models import SteadyState
+from ..models import Levels, SteadyState
 from .probe import ProbeResult, SyntheticPatient
 
+SAMPLE_EVERY = 5.0  # drill seconds between two looks at the board
+PROBE_TIMEOUT = 2.0  # real seconds a test-account request may take (a machine's time, never scaled)
+# events after which the world may have changed: the board's lane is re-anchored at each
+CAUSES = ("fault.injected", "fault.reverted", "step.finished")
 
 @dataclass
 class Observation:
@@ -110,18 +121,20 @@ class Window:
 
 class Monitor(threading.Thread):
     def __init__(self, journal: Journal, records_dir: Path, vip_url: str, run_dir: Path,
-                 steady: SteadyState, time_scale: float,
-                 on_tick: Callable[["Monitor"], None] | None = None, stack=None):
+                 steady: SteadyState, clock: DrillClock,
+                 on_tick: Callable[["Monitor"], None] | None = None, stack=None,
+                 levels: Levels | None = None):
         super().__init__(name="monitor", daemon=True)
-        self.journal, self.steady, self.scale = journal, steady, time_scale
+        self.journal, self.steady, self.clock, self.scale = journal, steady, clock, clock.scale
+        self.levels = levels or Levels()
         self.stack = stack  # samplers read link counters through it
         self.samples: dict[str, deque] = {}  # sampler name -> recent samples
-        # sample fast enough that a 1-minute drill target is resolvable at any scale
-        self.interval = min(2.0, max(0.1, 5.0 / time_scale))
-        self.window = Window(span=min(30.0, max(2.0, steady.window / time_scale)))
+        self.interval = SAMPLE_EVERY / clock.scale  # real seconds, for samplers that rate per second
+        self.window = Window(span=steady.window / clock.scale)
         self.tail = RecordTail(Path(records_dir))
         self.probe = SyntheticPatient(vip_url, Path(run_dir) / "probes.jsonl",
-                                      interval=self.interval, timeout=2.0, pay=steady.probe_payment)
+                                      timeout=PROBE_TIMEOUT, pay=steady.probe_payment)
+        self.lane: Lane = clock.lane("monitor")
         self.on_tick = on_tick
         self._stop_evt = threading.Event()
         self._lock = threading.Lock()
@@ -139,28 +152,38 @@ class Monitor(threading.Thread):
         self.ledger = None  # data_rules.ConsultationLedger when the run reconciles patient data
         self._unblocked_at = 0.0
         self._failed_step: str | None = None  # where the test journey failed last
+        self.closers: list[Callable[[], None]] = []  # what samplers opened, closed on stop
+        self.incident_drill: float | None = None  # drill time of the first fault
+        self._incident: list[tuple] = []  # (t, patient, ok, ms, journey) for the level rule
+        self._newest_record = 0.0  # wall start of the newest record ingested
+        journal.subscribe(self._on_event, critical=True)
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> None:
-        self.probe.start()
-        super().start()
-
     def stop(self) -> None:
         self._stop_evt.set()
-        self.probe.stop()
         if self.is_alive():
-            self.join(timeout=5)
-        if self.probe.is_alive():
-            self.probe.join(timeout=5)
+            self.join(timeout=PROBE_TIMEOUT * 8)
+        self.probe.close()
+        for close in self.closers:
+            close()
         if self.ledger is not None:
             self.ledger.close()
 
     def run(self) -> None:
-        while not self._stop_evt.wait(self.interval):
+        while self.lane.wait(SAMPLE_EVERY, self._stop_evt):
+            self.probe.walk()
             self.tick()
+
+    def _on_event(self, event: dict) -> None:
+        """The board's time follows the world's: re-anchor at faults and at finished actions (a
+        modeled manual step changes nothing the board can see)."""
+        if event.get("type") in CAUSES and event.get("kind") != "manual":
+            self.lane.anchor_to(event)
 
     # --- evaluation -----------------------------------------------------------------------------
     def ingest(self) -> None:
+        keep_until = (None if self.incident_start is None
+                      else self.incident_start + 4 * self.levels.observe / self.scale)
         for rec in self.tail.poll():
             if rec.get("persona") == "attacker":
                 continue  # bots of a flood are not patients
@@ -168,10 +191,13 @@ class Monitor(threading.Thread):
                 self.window.add(rec)
                 self.totals["requests"] += 1
                 self.totals["failed"] += 0 if rec.get("ok") else 1
+                self._newest_record = max(self._newest_record, rec["t"])
                 if self.incident_start is not None and rec["t"] >= self.incident_start:
                     self.incident_patients.add(rec.get("patient"))
                     if not rec.get("ok"):
                         self.incident_failed.add(rec.get("patient"))
+                    if rec["t"] < keep_until:
+                        self._incident.append(rec)
 
     def tick(self) -> None:
         now = time.time()
@@ -206,13 +232,13 @@ class Monitor(threading.Thread):
                 detail.update(probe_step=probe.failed_step, probe_error=probe.error)
             detail.update(evidence or {})
             self.active[rule.name] = self.journal.record(
-                "alert.raised", alert=rule.name, severity=rule.severity, detail=detail,
-                describe=rule.describe)
+                "alert.raised", lane=self.lane, alert=rule.name, severity=rule.severity,
+                detail=detail, describe=rule.describe)
             if self.incident_start is not None:
                 self.degraded = True
         elif not is_bad and -streak >= rule.clear_after and rule.name in self.active:
             del self.active[rule.name]
-            cleared = self.journal.record("alert.cleared", alert=rule.name)
+            cleared = self.journal.record("alert.cleared", lane=self.lane, alert=rule.name)
             if rule.blocks_recovery:
                 self._unblocked_at = cleared["wall"]  # recovery cannot have begun before this
 
@@ -245,15 +271,20 @@ class Monitor(threading.Thread):
             return
         if len(probes) >= 2 and all(p.ok for p in probes) and after["requests"] >= 10:
             self.recovered_at = self._candidate
-            self.journal.record("recovery", at_wall=self._candidate,
+            # journaled once sure; it began at the candidate moment, on the board's lane
+            began = self.lane.account(self._candidate)
+            self.journal.record("recovery", lane=self.lane, at_wall=self._candidate,
+                                at_drill=round(began.pop("t"), 3), at_chain=began,
                                 detail={"probes_ok": len(probes),
                                         "error_rate": round(after["error_rate"], 4),
                                         "requests": after["requests"]})
 
     # --- questions the run and the runbook ask --------------------------------------------------
-    def begin_incident(self, wall: float, fault_wall: float | None = None) -> None:
+    def begin_incident(self, wall: float, fault_wall: float | None = None,
+                       fault_drill: float | None = None) -> None:
         with self._lock:
             self.incident_start = wall
+            self.incident_drill = fault_drill
         # an alert raised while the fault was still being injected (`fault_wall` on) is the incident's
         if fault_wall is not None and any(e["wall"] >= fault_wall for e in list(self.active.values())):
             self.degraded = True
@@ -269,6 +300,29 @@ class Monitor(threading.Thread):
         return {"ok": ok, "error_rate": round(stats["error_rate"], 4),
                 "requests": stats["requests"], "p95_ms": round(stats["p95_ms"], 1),
                 "probe_ok": bool(probes) and probes[-1].ok}
+
+    def observed_share(self, levels: Levels, lane: Lane, stop: threading.Event | None = None) -> dict:
+        """The level rule's share over the plan's observation window from the incident's start, as
+        the board shows it (no ground truth): wait, on the caller's lane, until the window has
+        passed (declared) and its records have arrived (real), then judge."""
+        from ..score.level import affected_share
+        start = self.incident_start if self.incident_start is not None else time.time()
+        t_start = self.incident_drill if self.incident_drill is not None else lane.now()
+        lane.wait_until(t_start + levels.observe, stop)
+        end = start + levels.observe / self.scale
+
+        def arrived() -> bool:
+            self.ingest()
+            with self._lock:
+                return self._newest_record >= end
+        lane.poll(arrived, budget=levels.observe, stop=stop)
+        with self._lock:
+            records = list(self._incident)
+        seen = affected_share(records, start, end, levels.patient_slo).as_dict()
+        seen["rule"] = (f"share of patients affected (failed, or slower than "
+                        f"{levels.patient_slo.latency:g}s) over the {levels.observe:g}s observation "
+                        f"window from the incident's start")
+        return seen
 
     def affected(self) -> dict:
         """Patients with a failed request since the incident began, of those active since then."""

@@ -36,6 +36,7 @@ A rule answers its evidence (which line, the samples) as a dict: it goes into th
 """
 from __future__ import annotations
 
+import math
 import socket
 import threading
 import time
@@ -55,9 +56,8 @@ if TYPE_CHECKING:
 
 EGRESS_LINKS = tuple(name for name in topology.LINKS if name.startswith("egress-"))
 SAMPLE_EVERY = 15.0  # drill seconds between samples of a line
-MIN_SAMPLE_REAL = 0.25  # real seconds: a shorter sample would count a handful of pieces
+MIN_SAMPLE_REAL = 0.25  # real seconds of counters a utilisation is measured over, at least
 PING_EVERY = 5.0  # drill seconds between round trips over a line
-MIN_PING_REAL = 0.1
 SATURATED = 0.95  # the plan: utilisation above 95% ...
 CONSECUTIVE = 3  # ... on 3 consecutive samples
 DOWN_SAMPLES = 2  # a line refusing connections on this many samples in a row is down
@@ -70,16 +70,6 @@ KEEP = 720  # samples (and round trips) kept per line: hours of drill time
 
 def sample_key(link: str) -> str:
     return f"link:{link}"
-
-
-def sample_period(time_scale: float) -> float:
-    """Real seconds between two samples of a line."""
-    return max(SAMPLE_EVERY / time_scale, MIN_SAMPLE_REAL)
-
-
-def ping_period(time_scale: float) -> float:
-    """Real seconds between two round trips over a line."""
-    return max(PING_EVERY / time_scale, MIN_PING_REAL)
 
 
 # --- pure pieces -----------------------------------------------------------------------------------
@@ -190,6 +180,7 @@ class LineSampler:
     def __init__(self, m: "Monitor"):
         self.monitor = m
         self.last: dict[str, _Reading] = {}
+        self.history: dict[str, deque] = {}
 
     def sample(self, link: str, wall: float) -> dict | None:
         m, stack = self.monitor, self.monitor.stack
@@ -202,7 +193,13 @@ class LineSampler:
         ok, why = line_up(stack.link_listen.get(link))
         now = _Reading(mono, counters.get("upstream_bytes") if counters else None,
                        counters.get("downstream_bytes") if counters else None)
-        prev, self.last[link] = self.last.get(link), now
+        hist = self.history.setdefault(link, deque(maxlen=64))
+        # the newest reading at least MIN_SAMPLE_REAL old (else the oldest): a short interval would
+        # count a handful of pieces of data, not a rate
+        prev = next((r for r in reversed(hist) if now.mono - r.mono >= MIN_SAMPLE_REAL),
+                    hist[0] if hist else None)
+        hist.append(now)
+        self.last[link] = now
         if prev is None:
             return None  # the first reading only starts the count
         cap = capacity_of(stack, link)
@@ -225,81 +222,56 @@ class LineSampler:
         return sample
 
 
-class LineWatcher(threading.Thread):
-    """Beside a running monitor, on its own clock (a slow tick of the board must not stretch a
-    sample): a sample of each egress line every `sample_period`, and a round trip over each line
-    every `ping_period`, several in flight when a full line holds them."""
-
-    IN_FLIGHT = 3
+class LineWatch:
+    """A monitor's look at its egress lines, taken within the board's own samples (so on its lane):
+    a round trip over each line every PING_EVERY drill seconds and a utilisation sample every
+    SAMPLE_EVERY. Round trips go out side by side and are waited for (real work, PING_TIMEOUT at
+    most); a sample's utilisation is measured over at least MIN_SAMPLE_REAL real seconds of counters,
+    which only sharpens the reading, never moves when it is taken."""
 
     def __init__(self, m: "Monitor"):
-        super().__init__(name="egress-line-watcher", daemon=True)
         self.monitor = m
         self.sampler = LineSampler(m)
-        self.pings = ThreadPoolExecutor(max_workers=self.IN_FLIGHT * len(EGRESS_LINKS),
-                                        thread_name_prefix="egress-ping")
-        self.in_flight = {link: 0 for link in EGRESS_LINKS}
-        self._lock = threading.Lock()
+        self.pings = ThreadPoolExecutor(max_workers=len(EGRESS_LINKS), thread_name_prefix="egress-ping")
+        self.last_sample = self.last_ping = -math.inf
+        m.closers.append(lambda: self.pings.shutdown(wait=False, cancel_futures=True))
 
-    def run(self) -> None:
+    def look(self, wall: float) -> None:
         m = self.monitor
-        every, ping_every = sample_period(m.scale), ping_period(m.scale)
-        next_sample = next_ping = time.monotonic()
-        try:
-            while m.is_alive():
-                now = time.monotonic()
-                if now >= next_ping:
-                    next_ping = _after(next_ping, ping_every, now)
-                    for link in EGRESS_LINKS:
-                        self._ping(link)
-                if now >= next_sample:
-                    next_sample = _after(next_sample, every, now)
-                    wall = time.time()
-                    for link in EGRESS_LINKS:
-                        self.sampler.sample(link, wall)
-                time.sleep(max(0.005, min(next_sample, next_ping) - time.monotonic()))
-        finally:
-            self.pings.shutdown(wait=False, cancel_futures=True)
+        t = m.lane.now()
+        if t - self.last_ping >= PING_EVERY:
+            self.last_ping = t
+            self._ping_all()
+        if t - self.last_sample >= SAMPLE_EVERY:
+            self.last_sample = t
+            for link in EGRESS_LINKS:
+                self.sampler.sample(link, wall)
 
-    def _ping(self, link: str) -> None:
-        address = self.monitor.stack.link_listen.get(link)
-        with self._lock:
-            if not address or self.in_flight[link] >= self.IN_FLIGHT:
-                return
-            self.in_flight[link] += 1
-
-        def one() -> None:
-            sent = time.time()
+    def _ping_all(self) -> None:
+        m = self.monitor
+        sent = time.time()
+        jobs = {link: self.pings.submit(ping_line, addr)
+                for link in EGRESS_LINKS if (addr := m.stack.link_listen.get(link))}
+        for link, job in jobs.items():
             try:
-                got = ping_line(address)
-            finally:
-                with self._lock:
-                    self.in_flight[link] -= 1
-            self.monitor.samples.setdefault(f"ping:{link}", deque(maxlen=KEEP)).append(
+                got = job.result(timeout=PING_TIMEOUT + 0.5)
+            except Exception:
+                got = {"rtt_ms": None, "error": "timeout"}
+            m.samples.setdefault(f"ping:{link}", deque(maxlen=KEEP)).append(
                 {"t": sent, "link": link, **got})
-        try:
-            self.pings.submit(one)
-        except RuntimeError:  # shut down meanwhile
-            with self._lock:
-                self.in_flight[link] -= 1
 
 
-def _after(t: float, every: float, now: float) -> float:
-    """The next tick of a fixed cadence after `now` (a late tick does not shift the ones after)."""
-    return t + every * (int((now - t) / every) + 1)
-
-
-_watchers: "weakref.WeakKeyDictionary[Monitor, LineWatcher]" = weakref.WeakKeyDictionary()
+_watches: "weakref.WeakKeyDictionary[Monitor, LineWatch]" = weakref.WeakKeyDictionary()
 
 
 def sample_egress_lines(m: "Monitor", now: float) -> None:
-    """The board's sampler hook: starts the monitor's line watcher once, from the monitor's own
-    thread (so that the watcher stops with it)."""
-    if m.stack is None or not getattr(m.stack, "link_listen", None) or m in _watchers:
+    """The board's sampler hook: look at the egress lines when their interval has come."""
+    if m.stack is None or not getattr(m.stack, "link_listen", None):
         return
-    if m.is_alive():
-        _watchers[m] = LineWatcher(m)
-        _watchers[m].start()
+    watch = _watches.get(m)
+    if watch is None:
+        watch = _watches[m] = LineWatch(m)
+    watch.look(now)
 
 
 SAMPLERS.append(sample_egress_lines)

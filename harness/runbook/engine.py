@@ -6,12 +6,13 @@ technical group's failover does not wait for clinical support's offline receptio
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..clock import DrillClock
+from ..clock import DrillClock, Lane
 from ..journal import Journal
 from ..models import RunbookStep
 from . import actions
@@ -19,16 +20,18 @@ from .actions import ActionContext, ActionFailed
 
 
 class SimulatedOperator:
-    """An automatic run's operator: a manual step is done after its declared (drill) duration."""
+    """An automatic run's operator: a manual step is done after its declared (drill) duration. The
+    duration is modeled, not measured, and every record of it says so."""
 
     def __init__(self, clock: DrillClock):
         self.clock = clock
 
-    def perform(self, step: RunbookStep, stop: threading.Event) -> tuple[bool, dict]:
+    def perform(self, step: RunbookStep, stop: threading.Event, lane: Lane) -> tuple[bool, dict]:
         assert step.manual is not None
-        if stop.wait(self.clock.real(step.manual.duration)):
-            return False, {"error": "run ended before the step was done"}
-        return True, {"operator": "simulated", "modeled_duration": step.manual.duration}
+        if not lane.wait(step.manual.duration, stop):
+            return False, {"error": "run ended before the step was done", "modeled": True}
+        return True, {"operator": "simulated", "modeled": True,
+                      "modeled_duration": step.manual.duration}
 
 
 class AckOperator:
@@ -38,7 +41,7 @@ class AckOperator:
         self.dir = Path(run_dir) / "acks"
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def perform(self, step: RunbookStep, stop: threading.Event) -> tuple[bool, dict]:
+    def perform(self, step: RunbookStep, stop: threading.Event, lane: Lane) -> tuple[bool, dict]:
         flag = self.dir / step.id
         print(f"[manual] {step.id} ({step.group}): {step.manual.instructions or step.title}"
               f" — acknowledge with: hospital-drill ack {self.dir.parent} {step.id}", flush=True)
@@ -53,11 +56,13 @@ class StepState:
     step: RunbookStep
     status: str = "pending"  # pending | running | done | failed | skipped
     triggered_wall: float | None = None
+    cause: dict | None = None  # the journal event that made it ready: its lane is anchored there
 
 
 class RunbookEngine:
-    def __init__(self, steps: list[RunbookStep], ctx: ActionContext, journal: Journal, operator):
-        self.ctx, self.journal, self.operator = ctx, journal, operator
+    def __init__(self, steps: list[RunbookStep], ctx: ActionContext, journal: Journal, operator,
+                 clock: DrillClock):
+        self.ctx, self.journal, self.operator, self.clock = ctx, journal, operator, clock
         self.states = {s.id: StepState(s) for s in steps}
         self.params = {s.id: actions.validate(s.action, s.with_) for s in steps if s.action}
         self._alerts: set[str] = set()
@@ -70,7 +75,7 @@ class RunbookEngine:
     def arm(self) -> None:
         with self._lock:
             self.armed = True
-        self._start_ready()
+        self._start_ready(None)
 
     def on_event(self, event: dict) -> None:
         """Journal listener: update what triggers can see, then start whatever became ready."""
@@ -86,7 +91,7 @@ class RunbookEngine:
                     st.status = "done" if event.get("ok") else "failed"
             else:
                 return
-        self._start_ready()
+        self._start_ready(event)
 
     def _ready(self, st: StepState) -> bool:
         on = st.step.when
@@ -98,35 +103,45 @@ class RunbookEngine:
             return False
         return True
 
-    def _start_ready(self) -> None:
+    def _start_ready(self, cause: dict | None) -> None:
         with self._lock:
             if not self.armed or self._stop.is_set():
                 return
             ready = [st for st in self.states.values() if st.status == "pending" and self._ready(st)]
             for st in ready:
-                st.status, st.triggered_wall = "running", time.time()
+                st.status, st.triggered_wall, st.cause = "running", time.time(), cause
         for st in ready:
             t = threading.Thread(target=self._run, args=(st,), name=f"step-{st.step.id}", daemon=True)
             self._threads.append(t)
             t.start()
 
+    def _lane(self, st: StepState) -> Lane:
+        """The step's own causal time, anchored at the event that made it ready (or at the scenario's
+        timeline when nothing did, e.g. a step with no trigger)."""
+        cause = st.cause
+        if cause is not None and isinstance(cause.get("drill"), (int, float)):
+            return self.clock.lane(f"step:{st.step.id}", cause["drill"], cause["wall"], cause.get("seq"))
+        return self.clock.lane(f"step:{st.step.id}")
+
     def _run(self, st: StepState) -> None:
         step = st.step
-        self.journal.record("step.started", step=step.id, group=step.group, kind=step.kind,
-                            action=step.action, title=step.title, deadline=step.deadline)
+        lane = self._lane(st)
+        ctx = dataclasses.replace(self.ctx, lane=lane, stop=self._stop)
+        ctx.record("step.started", step=step.id, group=step.group, kind=step.kind,
+                   action=step.action, title=step.title, deadline=step.deadline)
         t0 = time.time()
         try:
             if step.manual:
-                ok, detail = self.operator.perform(step, self._stop)
+                ok, detail = self.operator.perform(step, self._stop, lane)
             else:
-                ok, detail = True, actions.ACTIONS[step.action].run(self.ctx, self.params[step.id])
+                ok, detail = True, actions.ACTIONS[step.action].run(ctx, self.params[step.id])
         except ActionFailed as e:
             ok, detail = False, {"error": str(e)}
         except Exception as e:  # a harness bug in one step must not take the drill down with it
             ok, detail = False, {"error": f"harness error: {e.__class__.__name__}: {e}"}
-        self.journal.record("step.finished", step=step.id, group=step.group, kind=step.kind,
-                            action=step.action, ok=ok, detail=detail,
-                            real_seconds=round(time.time() - t0, 3))
+        ctx.record("step.finished", step=step.id, group=step.group, kind=step.kind,
+                   action=step.action, ok=ok, detail=detail,
+                   real_seconds=round(time.time() - t0, 3))
 
     # --- for the run ----------------------------------------------------------------------------
     def busy(self) -> bool:

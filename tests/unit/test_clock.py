@@ -48,3 +48,62 @@ def test_sleep_until_returns_early_on_stop():
     stop = threading.Event()
     stop.set()
     assert clock.sleep_until(3600, stop) is False
+
+
+def fake_clock(scale: float):
+    """A clock whose sleeps advance a fake wall instantly."""
+    now = [1000.0]
+    clock = DrillClock(scale, now=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    clock.start()
+    return clock, now
+
+
+@pytest.mark.parametrize("scale", [1, 20, 60, 120])
+def test_lane_counts_declared_waits_at_their_length_and_work_1_to_1(scale):
+    clock, now = fake_clock(scale)
+    lane = clock.lane("step", 240.0, now[0], cause=7)
+    lane.wait(30.0)  # the plan's observation window
+    now[0] += 0.13  # a promotion: real work
+    acc = lane.account()
+    assert acc["t"] == pytest.approx(240 + 30 + 0.13)
+    assert (acc["cause"], acc["declared"], acc["real"]) == (7, 30.0, pytest.approx(0.13))
+
+
+def test_lane_answers_for_past_moments_across_anchors():
+    clock, now = fake_clock(60)
+    lane = clock.lane("monitor", 0.0, now[0])
+    start = now[0]
+    lane.wait(5.0)
+    mid = now[0]
+    lane.anchor(100.0, now[0] + 1.0, cause=3)  # the world changed; the board follows
+    now[0] += 1.5
+    assert lane.at(start + 5 / 120) == pytest.approx(2.5)  # halfway through the 5 s wait
+    assert lane.at(mid) == pytest.approx(5.0)
+    assert lane.now() == pytest.approx(100.5)
+    assert lane.anchor_to({"drill": 50.0, "wall": mid - 1, "seq": 2}) is False  # older: ignored
+
+
+def test_lane_wait_cut_short_counts_only_what_was_waited():
+    import threading
+    clock = DrillClock(60)
+    lane = clock.lane("x", 0.0)
+    stop = threading.Event()
+    threading.Timer(0.1, stop.set).start()
+    assert lane.wait(60.0, stop) is False  # 1 real s declared, cut after ~0.1 s
+    assert 3.0 < lane.account()["declared"] < 15.0
+
+
+def test_lane_poll_is_real_work_with_a_compressed_budget():
+    clock = DrillClock(3600)
+    lane = clock.lane("x", 0.0)
+    calls = []
+    assert lane.poll(lambda: calls.append(1) or len(calls) >= 3, budget=60.0) is True
+    acc = lane.account()
+    assert acc["declared"] == 0.0 and acc["real"] < 1.0
+    # a machine that never answers is given the floor, not 60/3600 s
+    import harness.clock as hc
+    old, hc.GIVE_UP_FLOOR_REAL = hc.GIVE_UP_FLOOR_REAL, 0.1
+    try:
+        assert lane.poll(lambda: False, budget=60.0) is None
+    finally:
+        hc.GIVE_UP_FLOOR_REAL = old

@@ -140,10 +140,24 @@ def test_line_down_and_latency_rules():
     assert RULES["egress_latency_high"].check(observe(m))["link"] == "egress-backup"
 
 
-def test_sample_cadence_never_too_short():
-    assert nr.sample_period(60) == pytest.approx(0.25) and nr.sample_period(1) == 15.0
-    assert nr.sample_period(3600) == nr.MIN_SAMPLE_REAL
-    assert nr._after(10.0, 0.25, 10.6) == pytest.approx(10.75)  # a late tick keeps the cadence
+def test_line_cadence_is_declared_drill_time_on_the_boards_lane():
+    """Samples every SAMPLE_EVERY and round trips every PING_EVERY of the board's drill time, at any
+    scale: no real-second floor stretches them."""
+    for scale in (20, 120):
+        now = [1000.0]
+        from harness.clock import DrillClock
+        clock = DrillClock(scale, now=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+        m = fake_monitor()
+        m.lane, m.closers = clock.lane("monitor", 0.0, now[0]), []
+        watch = nr.LineWatch(m)
+        taken, pinged = [], []
+        watch.sampler.sample = lambda link, wall: taken.append(link)
+        watch._ping_all = lambda: pinged.append(m.lane.now())
+        for _ in range(12):  # one minute of the board's samples
+            watch.look(now[0])
+            m.lane.wait(5.0)
+        assert len(pinged) == 12 and len(taken) == 4 * len(nr.EGRESS_LINKS), scale
+        watch.pings.shutdown()
 
 
 # --- the gateway's line: one queue shared by every flow --------------------------------------------

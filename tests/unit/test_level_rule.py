@@ -1,0 +1,41 @@
+"""The one level rule (score/level.py): windows, SLO, lost writes — and the same answer at any scale."""
+import pytest
+
+from harness.models import Levels, PatientSlo
+from harness.score.level import IncidentShares, affected_share, level_of
+
+SLO = PatientSlo(latency=2.0, journeys={"payment": 5.0})
+
+
+def rec(t, patient, ok=True, ms=20.0, journey="followup"):
+    return {"t": t, "patient": patient, "ok": ok, "ms": ms, "journey": journey}
+
+
+def test_affected_means_failed_or_slow_or_lost():
+    recs = [rec(0.1, "A", ok=False), rec(0.2, "B", ms=2500), rec(0.3, "C", ms=4000, journey="payment"),
+            rec(0.4, "D"), rec(5.0, "E", ok=False),  # E is outside the window
+            {"t": 0.5, "patient": "BOT", "persona": "attacker", "ok": False, "ms": 1}]
+    s = affected_share(recs, 0.0, 1.0, SLO, lost_patients=["D", "Z"])
+    assert (s.active, s.affected, s.failed, s.slow, s.lost) == (5, 4, 1, 1, 2)
+    assert level_of(s.share, Levels()) == 1
+
+
+@pytest.mark.parametrize("share,level", [(0.2, 3), (0.21, 2), (0.5, 2), (0.51, 1)])
+def test_thresholds_are_the_plans(share, level):
+    assert level_of(share, Levels()) == level
+
+
+@pytest.mark.parametrize("scale", [20, 60, 120])
+def test_same_patients_same_level_at_any_scale(scale):
+    """Think times are declared: a 60 s window holds the same journeys whatever the scale."""
+    width = 60.0 / scale
+    recs = []
+    for i in range(10):  # each patient: one journey every 20 drill s; 4 of 10 fail in the first minute
+        for k in range(6):
+            t = 1000.0 + (k * 20.0 + i) / scale
+            recs.append(rec(t, f"P{i}", ok=not (i < 4 and k < 3)))
+    shares = IncidentShares(1000.0, 1000.0 + 120.0 / scale, width, SLO)
+    for r in recs:
+        shares.add(r)
+    worst = shares.worst(Levels())
+    assert worst.share == pytest.approx(0.4) and level_of(worst.share, Levels()) == 2

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import socket
 
+# Real Toxiproxy listens with Go's backlog (the kernel's somaxconn, 4096 here).  asyncio's
+# create_server(sock=...) calls listen() again with 100 unless told otherwise, so every caller
+# passes this too; with 100, a burst of 200 connects left some clients waiting a 1 s SYN retry.
+BACKLOG = 4096
+
 def split_hostport(addr: str) -> tuple[str, int]:
     if addr.startswith("["):
         end = addr.find("]")
@@ -40,7 +45,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
-        sock.listen(1024)
+        sock.listen(BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()

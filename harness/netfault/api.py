@@ -7,7 +7,7 @@ import os
 import random
 import time
 
-from .addr import listen_socket
+from .addr import BACKLOG, listen_socket
 from .codec import (DOWNSTREAM, ERR_INVALID_STREAM, TOXIC_TYPES, UPSTREAM, VERSION, ApiError,
                     fields, jkind, parse_json, toxic_attrs)
 from .httpapi import ApiProtocol
@@ -28,7 +28,8 @@ class Core:
 
     async def open_api(self, host: str, port: int) -> int:
         sock = listen_socket(host, port)
-        self.api_server = await self.loop.create_server(lambda: ApiProtocol(self), sock=sock)
+        self.api_server = await self.loop.create_server(lambda: ApiProtocol(self), sock=sock,
+                                                        backlog=BACKLOG)
         return sock.getsockname()[1]
 
     async def shutdown(self) -> None:
@@ -133,39 +134,43 @@ class Core:
             return 201, p.to_json()
 
     async def h_populate(self, body):
+        # As real Toxiproxy 2.12: entries apply in order, each as "add or replace", so a name given
+        # twice ends as its last entry; the answer lists one proxy per entry, as each stands now.
+        # When an entry fails to start, the error comes with the entries applied before it.
+        result: list[Proxy] = []
         try:
             value = parse_json(body)
             if not isinstance(value, list):
                 raise ApiError(f"bad request body: json: cannot unmarshal {jkind(value)} into Go "
                                f"value of type []toxiproxy.Proxy", 400)
             items = [fields(v, self._PROXY_FIELDS, "toxiproxy.Proxy") for v in value]
-            seen = set()
             for i, f in enumerate(items, 1):
                 if not f.get("name"):
                     raise ApiError(f"missing required field: name at proxy {i}", 400)
                 if not f.get("upstream"):
                     raise ApiError(f"missing required field: upstream at proxy {i}", 400)
-                if f["name"] in seen:
-                    raise ApiError(f'duplicate proxy name "{f["name"]}"', 500)
-                seen.add(f["name"])
-            result = []
             async with self.lock:
                 for f in items:
-                    name, listen, upstream = f["name"], f.get("listen", ""), f["upstream"]
-                    old = self.proxies.get(name)
-                    if old is not None and old.listen == listen and old.upstream == upstream:
-                        result.append(old)
-                        continue
-                    if old is not None:
-                        old.stop()
-                    p = Proxy(self, name, listen, upstream)
-                    if f.get("enabled", True):
-                        await p.start()
-                    self.proxies[name] = p
-                    result.append(p)
+                    result.append(await self._add_or_replace(f))
         except ApiError as e:
-            return e.status, {"error": e.message, "status": e.status, "proxies": None}
+            return e.status, {"error": e.message, "status": e.status,
+                              "proxies": [p.to_json() for p in result] or None}
         return 201, {"proxies": [p.to_json() for p in result] or None}
+
+    async def _add_or_replace(self, f: dict) -> Proxy:
+        """A proxy with the same listen and upstream is left as it is (the entry answered is then
+        the submitted one, never started, as the real server answers); any other is replaced."""
+        name, listen, upstream = f["name"], f.get("listen", ""), f["upstream"]
+        p = Proxy(self, name, listen, upstream)
+        old = self.proxies.get(name)
+        if old is not None:
+            if old.listen == listen and old.upstream == upstream:
+                return p
+            old.stop()
+        if f.get("enabled", True):
+            await p.start()
+        self.proxies[name] = p
+        return p
 
     async def h_proxy_update(self, body, name):
         async with self.lock:

@@ -9,9 +9,9 @@ import logging
 import socket
 import struct
 
-from .addr import format_addr, listen_socket, split_hostport
+from .addr import BACKLOG, format_addr, listen_socket, split_hostport
 from .codec import DOWNSTREAM, UPSTREAM, ApiError
-from .toxics import CLOSE, DATA, EOF, RESET, Stage
+from .toxics import CLOSE, DATA, EOF, Stage
 
 log = logging.getLogger("harness.netfault.server")
 
@@ -24,7 +24,7 @@ class Pipe:
     """One direction of one connection: src socket -> toxic stages -> dst socket."""
 
     __slots__ = ("conn", "loop", "dir", "src", "dst", "stages", "buffered", "dst_paused",
-                 "buf_paused", "read_paused", "ended", "done", "eof_sent", "counters")
+                 "buf_paused", "read_paused", "ended", "done", "counters")
 
     def __init__(self, conn: "Conn", direction: int, src: "Side", dst: "Side"):
         self.conn, self.loop, self.dir, self.src, self.dst = conn, conn.loop, direction, src, dst
@@ -33,7 +33,6 @@ class Pipe:
         self.dst_paused = self.buf_paused = self.read_paused = False
         self.ended = False      # the source has ended (EOF or closed)
         self.done = False       # a terminal item reached the sink
-        self.eof_sent = False
         self.counters = conn.proxy.bytes
 
     # -- source side
@@ -80,14 +79,18 @@ class Pipe:
         kind = item[0]
         if kind == DATA:
             data = item[1]
-            self.buffered -= len(data)
             self._write(data)
-            if self.buf_paused and self.buffered <= LOW_WATER:
-                self.buf_paused = False
-                self.sync_reading()
+            self.discard(len(data))
         else:
             self.done = True
             self.conn.terminal(self, kind)
+
+    def discard(self, n: int) -> None:
+        """``n`` bytes left the chain (written out, or dropped by a toxic)."""
+        self.buffered -= n
+        if self.buf_paused and self.buffered <= LOW_WATER:
+            self.buf_paused = False
+            self.sync_reading()
 
     def _write(self, data) -> None:
         dst = self.dst
@@ -117,6 +120,14 @@ class Pipe:
     async def remove_stage(self, toxic: "Toxic") -> None:
         st = self._find(toxic)
         if st is None:
+            return
+        if toxic.type == "timeout":
+            # Real Toxiproxy closes the connection when a timeout toxic is removed (its cleanup
+            # runs whether or not the toxic applied to this connection); what it dropped is gone.
+            finished = st.task is None or st.task.done()
+            await st.interrupt("kill")
+            if not finished:
+                st.emit(CLOSE)
             return
         await st.interrupt("remove")
         if st not in self.stages:
@@ -210,6 +221,14 @@ def _close_transport(loop, side: Side | None) -> None:
         loop.call_later(ABORT_AFTER, _abort_if_open, side)
 
 
+def _linger_zero(side: Side) -> None:
+    sock = side.transport.get_extra_info("socket")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (OSError, AttributeError):
+        pass
+
+
 def _abort_if_open(side: Side) -> None:
     if not side.closed:
         side.transport.abort()
@@ -253,7 +272,13 @@ class Conn:
         self.pipes = (up, down)
         client.out_pipe, client.in_pipe = up, down
         side.out_pipe, side.in_pipe = down, up
-        for toxic in self.proxy.toxics.values():
+        toxics = list(self.proxy.toxics.values())
+        if any(t.type == "reset_peer" for t in toxics):
+            # as real Toxiproxy: a connection opened while a reset_peer toxic exists gets linger 0
+            # on both sockets, so any later close of it (the toxic's or not) is a TCP reset
+            _linger_zero(client)
+            _linger_zero(side)
+        for toxic in toxics:
             self.pipes[toxic.direction].add_stage(toxic)
         early, client.early = client.early, []
         for data in early:
@@ -261,25 +286,14 @@ class Conn:
         client.transport.resume_reading()
 
     def terminal(self, pipe: Pipe, kind: int) -> None:
-        """A pipe's chain ended with EOF, CLOSE or RESET."""
-        if kind == RESET:
-            self.reset()
-        elif kind == EOF and not pipe.src.closed:
-            pipe.eof_sent = True
-            dst = pipe.dst
-            if not dst.closed and not dst.transport.is_closing():
-                try:
-                    if dst.transport.can_write_eof():
-                        dst.transport.write_eof()
-                    else:
-                        _close_transport(self.loop, dst)
-                except (OSError, RuntimeError):
-                    _close_transport(self.loop, dst)
-            other = self.pipes[1 - pipe.dir]
-            if other.eof_sent or other.done:
-                self.close_all()
-        else:
-            _close_transport(self.loop, pipe.dst)
+        """A pipe's chain ended: its source ended (EOF, closed) or a toxic closed it.
+
+        Its destination is closed outright, not half-closed, so the other pipe, whose source that
+        socket is, ends too: it delivers what is inside its chain, then closes its own destination.
+        Real Toxiproxy does the same, so a client's half-close closes the connection both ways.
+        """
+        _close_transport(self.loop, pipe.dst)
+        self.pipes[1 - pipe.dir].feed_end(CLOSE)
 
     def side_lost(self, side: Side) -> None:
         pipe = side.out_pipe
@@ -301,21 +315,6 @@ class Conn:
                 p.kill()
         _close_transport(self.loop, self.client)
         _close_transport(self.loop, self.upstream)
-
-    def reset(self) -> None:
-        self.closing = True
-        for side in (self.client, self.upstream):
-            if side is None or side.closed or side.transport is None:
-                continue
-            sock = side.transport.get_extra_info("socket")
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except (OSError, AttributeError):
-                pass
-            side.transport.abort()
-        if self.pipes:
-            for p in self.pipes:
-                p.kill()
 
     def _finish(self) -> None:
         if self.finished:
@@ -372,7 +371,8 @@ class Proxy:
         except OSError as e:
             why = (e.strerror or str(e)).lower()
             raise ApiError(f"listen tcp {self.listen}: bind: {why}", 500) from None
-        self.server = await self.core.loop.create_server(lambda: Conn(self).client, sock=sock)
+        self.server = await self.core.loop.create_server(lambda: Conn(self).client, sock=sock,
+                                                          backlog=BACKLOG)
         self.listen = format_addr(sock.getsockname())
         self.enabled = True
         log.info("proxy %s listening on %s -> %s", self.name, self.listen, self.upstream)

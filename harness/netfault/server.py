@@ -20,9 +20,14 @@ Modules: ``codec`` (toxic types, errors, JSON as Go decodes it), ``addr`` (addre
 sockets), ``toxics`` (the toxic stages), ``proxy`` (proxies, connections, pipes), ``httpapi``
 (HTTP/1.1 framing), ``api`` (state and handlers); this one embeds the server and runs it as a process.
 
-Differences from the real server, on purpose: a ``timeout`` toxic holds data rather than dropping
-it, so when it is removed before it fires the held data flows on; half-closes are forwarded
-(``EOF`` becomes ``shutdown(SHUT_WR)`` on the other side) instead of closing both ways at once.
+Behaviour follows real Toxiproxy 2.12 where a client can see it: a listen backlog of 4096; a
+``timeout`` toxic drops data, restarts its timer on each chunk and closes the connection when
+removed; ``reset_peer`` resets only connections opened while it existed (elsewhere it closes); a
+half-close closes both ways; ``slicer`` halves data as the real one does; ``/populate`` applies
+entries in order, so a repeated name ends as its last entry.  Differences, on purpose: updating a
+toxic re-runs the data it holds under the new settings (the real one lets it go at once), and a
+slicer with ``average_size`` 0 or ``size_variation`` >= ``average_size`` slices safely where the
+real server crashes.
 """
 from __future__ import annotations
 

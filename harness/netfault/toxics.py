@@ -12,7 +12,7 @@ from collections import deque
 
 log = logging.getLogger("harness.netfault.server")
 
-DATA, EOF, CLOSE, RESET = 0, 1, 2, 3    # kinds of items in a chain
+DATA, EOF, CLOSE = 0, 1, 2     # kinds of items in a chain
 PACE_SLICE = 0.01           # bandwidth toxic: emit pieces worth this many seconds
 
 class _Chan:
@@ -60,7 +60,7 @@ class Stage:
     """One toxic applied to one pipe of one connection."""
 
     __slots__ = ("pipe", "toxic", "attrs", "active", "inp", "out", "task", "held", "mode", "state",
-                 "loop")
+                 "loop", "firing")
 
     def __init__(self, pipe: "Pipe", toxic: "Toxic"):
         self.pipe, self.toxic, self.loop = pipe, toxic, pipe.loop
@@ -70,6 +70,7 @@ class Stage:
         self.held: list = []          # items taken from inp and not yet passed on
         self.mode = "kill"
         self.state: dict = {}         # per-connection state that survives an update
+        self.firing = False           # committed to closing: an interrupt waits for it
         self.roll()
 
     def roll(self) -> None:
@@ -119,8 +120,9 @@ class Stage:
         task = self.task
         if task is None or task.done():
             return
-        self.mode = mode
-        task.cancel()
+        if not self.firing:
+            self.mode = mode
+            task.cancel()
         await asyncio.wait([task])
 
     def kill(self) -> None:
@@ -188,33 +190,64 @@ async def _run_slow_close(st: Stage) -> None:
 
 
 async def _run_timeout(st: Stage) -> None:
-    # Holds everything (never takes from its input); closes the connection after the timeout,
-    # or at once when the source closes.  Timeout 0 holds until the toxic is removed.
-    ms, inp, loop = st.attrs["timeout"], st.inp, st.loop
-    deadline = loop.time() + ms / 1000.0 if ms > 0 else None
+    # As real Toxiproxy: whatever arrives is dropped, and each chunk restarts the timer; after
+    # `timeout` ms with nothing arriving the connection closes (0 = never).  It closes at once when
+    # the source ends, and also when the toxic is removed (Pipe.remove_stage): nothing is held.
+    ms, inp, pipe = st.attrs["timeout"], st.inp, st.pipe
     while True:
-        if inp.items and inp.items[-1][0] != DATA:
-            break
-        if deadline is None:
-            await inp.wait()
+        if not inp.items:
+            await inp.wait(ms / 1000.0 if ms > 0 else None)
+            if not inp.items:
+                break               # a quiet timeout elapsed
             continue
-        left = deadline - loop.time()
-        if left <= 0:
+        kind, data, _ = inp.items.popleft()
+        if kind != DATA:
             break
-        await inp.wait(left)
-    inp.items.clear()
+        pipe.discard(len(data))
     st.emit(CLOSE)
 
 
 async def _run_reset_peer(st: Stage) -> None:
-    # On the first data (or close) to arrive, wait the timeout, then reset both sockets.
+    # On the first item (data or the source's end), wait the timeout, then close.  The close is a
+    # TCP reset only where the toxic was there when the connection opened (Conn sets linger 0 on
+    # both sockets then, as real Toxiproxy does); added to an open connection it is a plain close.
+    # Like the real one, the wait cannot be interrupted: removing the toxic meanwhile waits for it.
     ms, inp = st.attrs["timeout"], st.inp
     while not inp.items:
         await inp.wait()
+    st.firing = True
     if ms > 0:
         await asyncio.sleep(ms / 1000.0)
-    inp.items.clear()
-    st.emit(RESET)
+    while inp.items:
+        kind, data, _ = inp.items.popleft()
+        if kind == DATA:
+            st.pipe.discard(len(data))
+    st.emit(CLOSE)
+
+
+def slice_sizes(total: int, avg: int, var: int, rng) -> list[int]:
+    """Sizes of the pieces a slicer cuts ``total`` bytes into, as real Toxiproxy computes them.
+
+    A piece no more than ``var`` bytes above ``avg`` is left whole; a larger one is cut near its
+    middle, the cut moved by up to ``var`` either way, and both halves are cut again.  So pieces
+    are between about (avg + var) / 2 and avg + var bytes, with no stub left at the end.  Unlike the
+    real server a cut never leaves a piece empty (there, ``var`` >= ``avg`` can crash it).
+    """
+    if avg <= 0:
+        return [total] if total else []
+    sizes: list[int] = []
+    todo = [total]
+    while todo:
+        n = todo.pop()
+        if n - avg <= var or n < 2:
+            if n:
+                sizes.append(n)
+            continue
+        cut = n // 2 + (rng.randint(-var, var) if var > 0 else 0)
+        cut = min(max(cut, 1), n - 1)
+        todo.append(n - cut)    # popped after the left half: pieces come out in order
+        todo.append(cut)
+    return sizes
 
 
 async def _run_slicer(st: Stage) -> None:
@@ -228,18 +261,12 @@ async def _run_slicer(st: Stage) -> None:
             st.forward()
             return
         view, off, total = memoryview(data), 0, len(data)
-        while off < total:
-            left = total - off
-            if left - avg <= var:
-                n = left
-            else:
-                n = avg + (rng.randint(-var, var) if var > 0 else 0)
-                n = max(1, min(n, left))
+        for n in slice_sizes(total, avg, var, rng):
             chunk = view[off:off + n]
             off += n
             st.held = [(DATA, view[off:], ts)] if off < total else []
             st.emit(DATA, chunk)
-            if delay > 0:
+            if delay > 0:       # after every piece, the last one too
                 await asyncio.sleep(delay / 1e6)
 
 

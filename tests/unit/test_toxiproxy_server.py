@@ -5,6 +5,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
+import select
+import shutil
 import signal
 import socket
 import statistics
@@ -23,6 +26,7 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from harness.netfault.client import LinkError, Links
 from harness.netfault.server import ToxiproxyServer
+from harness.netfault.toxics import slice_sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -286,6 +290,25 @@ def test_reset_and_populate(api, upstreams):
     assert set(r.json()) == {"error", "status", "proxies"} and r.json()["status"] == 400
 
 
+def test_populate_duplicate_name_last_one_wins(api, upstreams):
+    r = requests.post(api + "/populate", json=[
+        {"name": "dup", "upstream": upstreams["a"], "listen": "127.0.0.1:0"},
+        {"name": "dup", "upstream": upstreams["b"], "listen": "127.0.0.1:0"}])
+    assert r.status_code == 201, r.text
+    first, second = r.json()["proxies"]           # one entry per item, as each stands now
+    assert first["name"] == second["name"] == "dup"
+    assert first["enabled"] is False and second["enabled"] is True
+    assert second["upstream"] == upstreams["b"]
+    state = requests.get(api + "/proxies").json()
+    assert list(state) == ["dup"] and state["dup"] == second
+    with pytest.raises(ConnectionRefusedError):   # the first one was replaced: not listening
+        socket.create_connection(_addr(first["listen"]), timeout=1)
+    s = _connect(_addr(second["listen"]))
+    s.sendall(b"x")
+    assert s.recv(10) == b"B:x"
+    s.close()
+
+
 def test_toxiproxy_python_unchanged(api, upstreams, server):
     saved = APIConsumer.host, APIConsumer.port
     try:
@@ -406,19 +429,58 @@ def test_timeout_closes_after_timeout(api, upstreams):
     s.close()
 
 
-def test_timeout_zero_holds_until_removed(api, upstreams):
+def _closed_within(s, seconds):
+    """Seconds until the peer closes ``s`` (reading and discarding), or None if it stays open."""
+    t = time.perf_counter()
+    s.settimeout(seconds)
+    try:
+        while s.recv(4096):
+            pass
+    except socket.timeout:
+        return None
+    return time.perf_counter() - t
+
+
+def test_timeout_timer_restarts_on_each_chunk_and_drops_data(api, upstreams):
+    addr = _proxy(api, "tick", upstreams["echo"])
+    _toxic(api, "tick", "timeout", {"timeout": 300}, stream="upstream")
+    s = _connect(addr)
+    start = time.perf_counter()
+    for _ in range(6):                          # a chunk every 100 ms keeps it open past 300 ms
+        last = time.perf_counter()
+        s.sendall(b"tick")
+        assert _closed_within(s, 0.1) is None   # nothing echoed: the chunks were dropped
+    assert _closed_within(s, 2) is not None
+    quiet = time.perf_counter() - last          # closed 300 ms after the last chunk
+    assert 0.28 <= quiet <= 0.45, quiet
+    assert time.perf_counter() - start >= 0.8
+    s.close()
+
+
+def test_removing_timeout_closes_instead_of_releasing(api, upstreams):
     addr = _proxy(api, "hold", upstreams["echo"])
     _toxic(api, "hold", "timeout", {"timeout": 0})
     s = _connect(addr)
     s.sendall(b"held")
-    s.settimeout(0.4)
-    with pytest.raises(socket.timeout):
-        s.recv(100)
+    assert _closed_within(s, 0.3) is None       # timeout 0: no close while the toxic is there
     assert requests.delete(api + "/proxies/hold/toxics/timeout_downstream").status_code == 204
     s.settimeout(2)
-    assert s.recv(100) == b"held"
-    s.sendall(b"more")
-    assert s.recv(100) == b"more"
+    assert s.recv(100) == b""                   # closed; the echo it swallowed is gone
+    s.close()
+    s = _connect(addr)                          # the next connection flows freely again
+    s.sendall(b"free")
+    assert s.recv(100) == b"free"
+    s.close()
+
+
+def test_removing_timeout_closes_even_where_toxicity_skipped_it(api, upstreams):
+    addr = _proxy(api, "skip", upstreams["echo"])
+    _toxic(api, "skip", "timeout", {"timeout": 0}, toxicity=0.0)
+    s = _connect(addr)
+    s.sendall(b"a")
+    assert s.recv(10) == b"a"                   # not applied to this connection
+    requests.delete(api + "/proxies/skip/toxics/timeout_downstream")
+    assert _closed_within(s, 2) is not None     # yet its removal closes it, as in real
     s.close()
 
 
@@ -444,20 +506,101 @@ def test_limit_data_cuts_at_exact_byte_count(api, upstreams):
     s.close()
 
 
+def test_reset_peer_added_to_open_connection_closes_without_reset(api, upstreams):
+    addr = _proxy(api, "rst2", upstreams["echo"])
+    s = _connect(addr)
+    s.sendall(b"a")
+    assert s.recv(10) == b"a"
+    _toxic(api, "rst2", "reset_peer", {"timeout": 100})
+    t = time.perf_counter()
+    s.sendall(b"b")
+    s.settimeout(2)
+    assert s.recv(10) == b""                    # a plain close (FIN), not ConnectionResetError
+    assert 0.09 <= time.perf_counter() - t <= 0.3
+    s.close()
+
+
+def test_connection_opened_under_reset_peer_resets_on_any_close(api, upstreams):
+    addr = _proxy(api, "rst3", upstreams["blob"])
+    _toxic(api, "rst3", "reset_peer", {"timeout": 5000})
+    s = _connect(addr)
+    time.sleep(0.05)                            # the proxy has dialled the upstream
+    requests.delete(api + "/proxies/rst3/toxics/reset_peer_downstream")
+    s.sendall(b"10\n")                          # the upstream answers and closes normally...
+    with pytest.raises(ConnectionResetError):   # ...and the close reaches the client as a reset
+        while s.recv(100):
+            pass
+    s.close()
+
+
+def _reply_after_eof(conn):
+    """Reads until the client half-closes, then answers what it read."""
+    got = b""
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    conn.sendall(b"reply:" + got)
+
+
+def test_half_close_closes_both_ways(api, upstreams):
+    upstream = _TcpServer(_reply_after_eof)
+    try:
+        direct = _connect(("127.0.0.1", upstream.port))
+        direct.sendall(b"q")
+        direct.shutdown(socket.SHUT_WR)
+        assert _recv_all(direct) == b"reply:q"  # the upstream itself answers a half-close
+        direct.close()
+        addr = _proxy(api, "half", upstream.addr)
+        s = _connect(addr)
+        s.sendall(b"q")
+        time.sleep(0.05)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(2)
+        try:
+            got = _recv_all(s)
+        except ConnectionResetError:
+            got = b""
+        assert got == b""                       # the proxy closed both ways: no reply comes
+        s.close()
+    finally:
+        upstream.close()
+
+
+def test_slicer_sizes_as_real_toxiproxy_computes_them():
+    # halved until a piece is within size_variation of average_size: no stub at the end
+    assert slice_sizes(1024, 100, 0, random.Random(1)) == [64] * 16
+    assert slice_sizes(150, 100, 0, random.Random(1)) == [75, 75]
+    assert slice_sizes(100, 100, 0, random.Random(1)) == [100]
+    assert slice_sizes(0, 100, 0, random.Random(1)) == []
+    rng = random.Random(3)
+    for total in (1, 99, 121, 1000, 4096, 65536):
+        for avg, var in ((100, 20), (1024, 512), (10, 9), (5, 50)):
+            sizes = slice_sizes(total, avg, var, rng)
+            assert sum(sizes) == total and min(sizes) >= 1
+            assert max(sizes) <= max(avg + var, 1)
+            if total > avg + var and var < avg:
+                # a cut lands within var of a middle: no piece is much below half of avg + var
+                assert min(sizes) >= (avg + var + 1) // 2 - var, (total, avg, var, sizes)
+
+
 def test_slicer_cuts_and_delays(api, upstreams):
     addr = _proxy(api, "sl", upstreams["echo"])
-    _toxic(api, "sl", "slicer", {"average_size": 100, "size_variation": 0, "delay": 10000})
+    _toxic(api, "sl", "slicer", {"average_size": 100, "size_variation": 0, "delay": 30000})
     s = _connect(addr)
     t = time.perf_counter()
     payload = bytes(range(256)) * 4
     s.sendall(payload)
-    got, reads = b"", 0
+    got, reads = b"", []
     while len(got) < len(payload):
-        got += s.recv(65536)
-        reads += 1
+        chunk = s.recv(65536)
+        got += chunk
+        reads.append(len(chunk))
     assert got == payload
-    assert time.perf_counter() - t >= 0.09      # 11 pieces, 10 ms apart
-    assert reads >= 5                           # arrived in pieces, not in one read
+    assert time.perf_counter() - t >= 0.44      # 16 pieces, 30 ms apart
+    assert len(reads) >= 8                      # arrived in pieces, not in one read
+    assert all(n % 64 == 0 for n in reads), reads   # pieces of 64, as real cuts 1024 at avg 100
     s.close()
 
 
@@ -528,6 +671,54 @@ def test_stats_extension_counts_bytes(api, upstreams):
     assert requests.post(api + "/proxies/st/stats").status_code == 405
 
 
+def _burst_connect_seconds(addr, n):
+    """Opens ``n`` connections at once; seconds each took from its connect() to established."""
+    socks, started, took = [], {}, []
+    poll = select.poll()
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            started[s.fileno()] = time.perf_counter()
+            s.connect_ex(addr)
+            poll.register(s, select.POLLOUT)
+            socks.append(s)
+        deadline = time.perf_counter() + 10
+        while len(took) < n and time.perf_counter() < deadline:
+            for fd, _ in poll.poll(100):
+                took.append(time.perf_counter() - started[fd])
+                poll.unregister(fd)
+    finally:
+        for s in socks:
+            s.close()
+    return took
+
+
+def test_listeners_take_a_burst_of_300_connects(api, server):
+    # Real Toxiproxy's backlog is 4096; with asyncio's default of 100, some of 300 simultaneous
+    # connects are dropped by the kernel and wait for the 1 s SYN retry.
+    upstream = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    try:
+        addr = _proxy(api, "burst", f"127.0.0.1:{upstream.getsockname()[1]}")
+        for target in (addr, ("127.0.0.1", server.port)):
+            for _ in range(3):
+                took = sorted(_burst_connect_seconds(target, 300))
+                assert len(took) == 300
+                assert took[-1] < 0.5, f"slowest of 300 connects {took[-1]:.3f} s"
+                time.sleep(0.1)
+    finally:
+        upstream.close()
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss to read a listen backlog")
+def test_listen_backlog_is_4096(api, server, upstreams):
+    _, port = _proxy(api, "bl", upstreams["echo"])
+    for p in (port, server.port):
+        out = subprocess.run(["ss", "-Hltn", f"sport = :{p}"], capture_output=True, text=True,
+                             check=True).stdout.split()
+        assert out[0] == "LISTEN" and out[2] == "4096", out   # Send-Q of a listener: its backlog
+
+
 # ------------------------------------------------------------------------------------------
 # The wrapper and the process
 
@@ -542,6 +733,8 @@ def test_links_wrapper(api, upstreams, server):
     name = links.add_toxic("w", "latency", {"latency": 1}, name="f1-latency")
     assert name == "f1-latency"
     assert links.add_toxic("w", "timeout", {"timeout": 0}, stream="upstream") == "timeout_upstream"
+    assert links.remove_toxic("w", "timeout_upstream") is True   # (removal would close a connection)
+    links.add_toxic("w", "latency", {"latency": 5000}, stream="upstream")
     with pytest.raises(LinkError, match="toxic already exists"):
         links.add_toxic("w", "latency", {}, name="f1-latency")
     with pytest.raises(LinkError, match="invalid toxic type"):

@@ -6,7 +6,9 @@ sender in this process, and prints:
 - per-request overhead with no toxics, keep-alive and new-connection-per-request, versus direct;
 - stream throughput through a proxy, versus direct;
 - bandwidth toxic accuracy at rate=100 and rate=1000 (1 MiB download);
-- latency toxic accuracy at 200 ms (median added ms).
+- latency toxic accuracy at 200 ms (median added ms);
+- a burst of simultaneous connects (default 200), one request each: p99 of connect() to
+  established, and to the whole response.
 
 Every figure is a median over several runs.  Usage: python bench/bench_toxiproxy.py [--runs N]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import socket
 import statistics
 import subprocess
@@ -35,7 +38,7 @@ MIB = 1 << 20
 # ---------------------------------------------------------------------------- local servers
 
 def _serve(handler) -> str:
-    ls = socket.create_server(("127.0.0.1", 0), backlog=512)
+    ls = socket.create_server(("127.0.0.1", 0), backlog=4096)
 
     def accept():
         while True:
@@ -148,6 +151,57 @@ def download(addr, nbytes: int) -> tuple[float, int]:
     return elapsed, got
 
 
+def burst_ms(addr, n: int) -> tuple[list[float], list[float]]:
+    """Opens ``n`` connections at once and sends one request on each as soon as it is up.
+
+    Returns, in milliseconds from each connect(), when it was established and when its whole
+    response had arrived (the first shows the listen backlog, the second the proxy's work too).
+    """
+    socks, started, connected, answered = {}, {}, [], []
+    got: dict[int, int] = {}
+    poll = select.poll()
+
+    def reap(timeout_ms: int) -> None:
+        for fd, ev in poll.poll(timeout_ms):
+            now = time.perf_counter()
+            s = socks[fd]
+            if fd not in got:                   # writable: established
+                connected.append((now - started[fd]) * 1000)
+                got[fd] = 0
+                s.sendall(REQUEST)
+                poll.modify(fd, select.POLLIN)
+                continue
+            data = s.recv(4096)
+            got[fd] += len(data)
+            if not data or got[fd] >= len(RESPONSE):
+                if data:
+                    answered.append((now - started[fd]) * 1000)
+                poll.unregister(fd)
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            socks[s.fileno()] = s
+            started[s.fileno()] = time.perf_counter()
+            s.connect_ex(addr)
+            poll.register(s, select.POLLOUT)
+            reap(0)                 # note early completions now, not after the whole burst
+        deadline = time.perf_counter() + 10
+        while len(answered) < n and time.perf_counter() < deadline:
+            reap(100)
+    finally:
+        for s in socks.values():
+            s.close()
+    if len(answered) < n:
+        raise ConnectionError(f"{n - len(answered)} of {n} requests unanswered after 10 s")
+    return sorted(connected), sorted(answered)
+
+
+def p99(values: list[float]) -> float:
+    return values[max(0, int(len(values) * 0.99 + 0.5) - 1)]
+
+
 # ---------------------------------------------------------------------------- server process
 
 class ServerProcess:
@@ -199,6 +253,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5, help="runs per figure (default 5)")
     ap.add_argument("--requests", type=int, default=1000, help="requests per run (default 1000)")
+    ap.add_argument("--burst", type=int, default=200,
+                    help="simultaneous connects per burst (default 200)")
     ap.add_argument("--slow-runs", type=int, default=1,
                     help="runs of the ~10 s rate=100 download (default 1)")
     args = ap.parse_args(argv)
@@ -241,6 +297,21 @@ def main(argv=None) -> int:
             srv.untoxic("bulk", name)
             rows.append((f"bandwidth rate={rate} (1 MiB)", f"{rate} KB/s", f"{k:.1f} KB/s",
                          f"error {(k - rate) / rate * 100:+.2f}%"))
+
+        # Simultaneous connects: p99 per run, median of the runs and the worst run.
+        bursts = {"direct": [], "proxy": []}
+        for label, target in (("direct", _addr(http_up)), ("proxy", web)):
+            for _ in range(max(runs, 5)):
+                conn_ms, resp_ms = burst_ms(target, args.burst)
+                bursts[label].append((p99(conn_ms), p99(resp_ms)))
+                time.sleep(0.2)            # let the closed connections drain between bursts
+        for i, what in ((0, "connect"), (1, "connect + first response")):
+            d = statistics.median(r[i] for r in bursts["direct"])
+            p = statistics.median(r[i] for r in bursts["proxy"])
+            worst = max(r[i] for r in bursts["proxy"])
+            verdict = f"; {'under' if worst < 20 else 'OVER'} 20 ms" if i == 0 else ""
+            rows.append((f"{args.burst} at once: p99 {what}", f"{d:.1f} ms", f"{p:.1f} ms",
+                         f"worst run {worst:.1f} ms{verdict}"))
 
         base = med(lambda: keepalive_ms(web, 200), runs)
         name = srv.toxic("web", "latency", {"latency": 200})

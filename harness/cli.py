@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
+from . import checks
 from .errors import HarnessError, InputError
 
 TOXIPROXY_ENV = "HOSPITAL_DRILL_TOXIPROXY_URL"
@@ -33,6 +35,13 @@ def _raise_interrupt(signum, frame):
 
 def cmd_run(args) -> int:
     from .run import DrillRun
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise InputError("names an existing file, not a run directory", file=args.out, field="--out")
+        if (out / "journal.jsonl").exists():
+            raise InputError("already holds a run (journal.jsonl): give a new directory", file=args.out,
+                             field="--out")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     run = DrillRun(args.drill, out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
                    toxiproxy_url=args.toxiproxy, live=args.live, backend_options=_backend_options(args),
@@ -183,12 +192,26 @@ def cmd_toxiproxy_server(args) -> int:
 
 
 def cmd_ack(args) -> int:
-    acks = Path(args.run_dir) / "acks"
+    run_dir = Path(args.run_dir)
+    acks = run_dir / "acks"
     if not acks.is_dir():
         raise InputError("not a live run directory (no acks/)", file=str(args.run_dir))
+    manual = _manual_steps(run_dir)
+    if args.step not in manual:
+        known = ", ".join(manual) if manual else "none: this drill has no manual steps"
+        raise InputError(f"no manual step {args.step!r} in this drill (manual steps: {known})",
+                         file=str(run_dir / "drill.yaml"), field="STEP")
     (acks / args.step).write_text(args.by or os.environ.get("USER", "operator"))
     _say(f"acknowledged {args.step}")
     return 0
+
+
+def _manual_steps(run_dir: Path) -> list[str]:
+    """The ids of the steps a person acknowledges, from the drill as it was run (RUN_DIR/drill.yaml)."""
+    from .loader import Document
+    from .models import Drill
+    drill = Document(run_dir / "drill.yaml").parse(Drill)
+    return [s.id for s in drill.runbook if s.manual is not None]
 
 
 def cmd_report(args) -> int:
@@ -227,8 +250,61 @@ def _docker_options(p: argparse.ArgumentParser) -> None:
                    "our compatible server")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line and exit 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def _check_flags(args) -> None:
+    """The numbers and addresses given as flags, checked as strictly as the drill's own fields and
+    before anything starts."""
+    from pydantic import TypeAdapter, ValidationError
+    from typing import Annotated
+    from . import addresses
+    from .models import Drill
+    if getattr(args, "time_scale", None) is not None:
+        bounds = Drill.model_fields["time_scale"].metadata  # the drill field's own range
+        try:
+            checks.finite(args.time_scale, "the time scale")
+            TypeAdapter(Annotated[float, *bounds]).validate_python(args.time_scale, strict=True)
+        except ValidationError as e:
+            raise InputError(e.errors()[0]["msg"], field="--time-scale") from None
+        except ValueError as e:
+            raise InputError(str(e), field="--time-scale") from None
+    if getattr(args, "toxiproxy", None):
+        try:
+            addresses.check_url(args.toxiproxy)
+        except ValueError as e:
+            raise InputError(f"{e} (flag or ${TOXIPROXY_ENV})", field="--toxiproxy") from None
+    if args.func is cmd_toxiproxy_server:
+        try:
+            addresses.check_host(args.host, container_network=False)
+        except ValueError as e:
+            raise InputError(f"the server listens on loopback only: {e}", field="--host") from None
+        if not 0 <= args.port <= 65535:
+            raise InputError(f"{args.port} is not a port (0-65535; 0: any free one)", field="--port")
+    if getattr(args, "threshold", None) is not None:
+        if not (math.isfinite(args.threshold) and 0 <= args.threshold <= 100):
+            raise InputError(f"{args.threshold!r} is not a share between 0 and 100", field="--threshold")
+    if getattr(args, "subnet", None) is not None:
+        _check_subnet(args.subnet)
+
+
+def _check_subnet(text: str) -> None:
+    """The compose network: a private IPv4 network with room for the stack's containers."""
+    import ipaddress
+    try:
+        net = ipaddress.ip_network(text)
+    except ValueError as e:
+        raise InputError(f"not a network ({e})", field="--subnet") from None
+    if net.version != 4 or not net.is_private or net.is_loopback or not 16 <= net.prefixlen <= 24:
+        raise InputError(f"{text} is not a private IPv4 network from /16 to /24", field="--subnet")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hospital-drill", description=__doc__.splitlines()[0])
+    p = _Parser(prog="hospital-drill", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a drill end to end and write its report")
@@ -308,9 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_flags(args)
         return args.func(args)
     except InputError as e:
-        print(f"hospital-drill: error: {e}", file=sys.stderr)
+        print(f"hospital-drill: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     except HarnessError as e:
         print(f"hospital-drill: aborted: {e}", file=sys.stderr)

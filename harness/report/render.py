@@ -11,6 +11,7 @@ scripts, fonts or images fetched, readable on a phone and printable. Chinese by 
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +30,7 @@ from .i18n import (CAPABILITY, FAILURE_CLASS, KIND, LANGS, MEASURE, RATING, SEVE
 
 TEMPLATES = Path(__file__).parent / "templates"
 VERDICT_TITLES = {"pass": "通过 PASS", "fail": "未通过 FAIL", "aborted": "中止 ABORTED"}
-SEVERITY_TITLES = {"high": "高 high", "medium": "中 medium", "low": "低 low"}
+SEVERITY_TITLES = {"critical": "严重 critical", "high": "高 high", "medium": "中 medium", "low": "低 low"}
 GROUP_COLORS = {"technical": "#1565c0", "clinical_support": "#2e7d32",
                 "patient_communication": "#00838f"}
 RATING_RULE_ZH = (f"P：达成且余量不少于指标的 {RATING_P:.0%}（指标为 0 时恰好达成；定级指标达成）；"
@@ -70,7 +71,7 @@ def _size(n: int) -> str:
 
 
 def _target_text(r: TargetResult) -> str:
-    mark = "✓" if r.met else "✗"
+    mark = {"met": "✓", "n/a": "n/a"}.get(r.status, "✗")
     if r.unit == "level":
         show = lambda v: "—" if v is None else f"L{int(v)}"  # noqa: E731
         return f"{r.id} {show(r.actual)}/{show(r.target)} {mark}"
@@ -275,26 +276,46 @@ def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Envi
     return env
 
 
+def _case_seconds(card: ScoreCard, r: TargetResult) -> float:
+    """A case's time is its measured figure in drill seconds: how long the target took (for a
+    level: when it was declared); 0 only when nothing was measured."""
+    figure = card.level.declared_at if r.unit == "level" else r.actual
+    return max(0.0, float(figure)) if isinstance(figure, (int, float)) and math.isfinite(figure) else 0.0
+
+
 def junit_xml(card: ScoreCard) -> ET.ElementTree:
-    """One testsuite, one testcase per target; a missed target is a <failure> carrying its reason."""
+    """One testsuite, one testcase per target; a missed target is a <failure> carrying its reason,
+    a target that did not apply (n/a) is <skipped> with why.
+
+    A run that did not complete (aborted, halted, or no end in its journal) is an <error> of its own
+    case, `run`, so that CI shows it as broken and not as passed with the targets it got to."""
     ov = card.overview
-    failures = [r for r in card.targets if not r.met]
+    failures = [r for r in card.targets if r.status == "missed"]
+    skipped = [r for r in card.targets if r.status == "n/a"]
+    broken = ov.status != "completed" or bool(ov.abort_reason)
     real = None
     if ov.started_wall is not None and ov.ended_wall is not None:
         real = max(0.0, ov.ended_wall - ov.started_wall)
-    suite = ET.Element("testsuite", name=f"drill.{ov.drill}", tests=str(len(card.targets)),
-                       failures=str(len(failures)), errors="0", skipped="0",
+    suite = ET.Element("testsuite", name=f"drill.{ov.drill}", tests=str(len(card.targets) + broken),
+                       failures=str(len(failures)), errors=str(int(broken)), skipped=str(len(skipped)),
                        time=f"{real or 0:.3f}")
     props = ET.SubElement(suite, "properties")
     for name, value in (("verdict", card.verdict), ("score", card.score), ("time_scale", ov.time_scale),
                         ("scenario", ov.scenario), ("run_id", ov.run_id), ("status", ov.status)):
         ET.SubElement(props, "property", name=name, value="" if value is None else str(value))
+    if broken:
+        reason = ov.abort_reason or f"run {ov.status}"
+        case = ET.SubElement(suite, "testcase", classname=f"{ov.drill}.run", name="run",
+                             time=f"{real or 0:.3f}")
+        ET.SubElement(case, "error", message=reason, type=ov.status).text = f"run {ov.status}: {reason}"
     for r in card.targets:
         case = ET.SubElement(suite, "testcase", classname=f"{ov.drill}.{r.measure}", name=r.id,
-                             time="0")
+                             time=f"{_case_seconds(card, r):.3f}")
         line = (_target_text(r) + (" (critical)" if r.critical else "") + f" rating {r.rating}"
                 + (f" — {r.title}" if r.title else ""))
-        if not r.met:
+        if r.status == "n/a":  # did not apply to this run: skipped, with why
+            ET.SubElement(case, "skipped", message=r.reason or "not applicable").text = line
+        elif r.status == "missed":
             kind = "unmeasured" if r.actual is None else "missed"
             fail = ET.SubElement(case, "failure", message=r.reason or kind, type=kind)
             fail.text = line

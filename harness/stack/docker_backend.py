@@ -482,14 +482,14 @@ def make_plan(run_id: str, subnet: str, config: StackConfig, *, real_toxiproxy: 
         boxes[node.name] = box
     wiring = {"db": "pg-primary", "repl-samecity": "pg-primary", "repl-remote": "pg-primary",
               "app-vip": "app-primary", "egress-primary": "egress-gw", "egress-backup": "egress-gw",
-              "insurance-primary": "insurance-primary", "insurance-backup": "insurance-backup",
-              "payment": "payment", "notify": "notification"}
+              **{tp.name: tp.name for tp in topology.THIRD_PARTIES}}
     for link in topology.LINKS:
         node = wiring.get(link, topology.LINKS[link].upstream)
         plan.wiring[link] = boxes[node].address if node in boxes else PLACEHOLDER
-    if config.insurance_backup_address:
-        # the hospital's own configuration, typo and all
-        plan.wiring["insurance-backup"] = config.insurance_backup_address
+    for kind in topology.THIRD_PARTY_KINDS:
+        if configured := config.backup_address(kind):
+            # the hospital's own configuration, typo and all
+            plan.wiring[topology.interface(kind, "backup")] = configured
     return plan
 
 
@@ -502,7 +502,7 @@ def _service_config(plan: Plan, node: topology.Node) -> tuple[str, dict[str, Any
                    "user": pg.SUPERUSER},
             "egress": {"primary": plan.link_url("egress-primary"),
                        "backup": plan.link_url("egress-backup")},
-            "routes": {"egress": "primary", "insurance": "primary"},
+            "routes": {"egress": "primary", **{kind: "primary" for kind in topology.THIRD_PARTY_KINDS}},
             "timeouts": {"db_connect_s": 1, "statement_s": 3, "third_party_s": 2},
         }
     if node.kind == "thirdparty":
@@ -510,9 +510,7 @@ def _service_config(plan: Plan, node: topology.Node) -> tuple[str, dict[str, Any
     if node.kind == "egress":
         return "harness.stack.services.egress", {
             "name": node.name, "timeout_s": 2,
-            "routes": {"insurance-primary": plan.link_url("insurance-primary"),
-                       "insurance-backup": plan.link_url("insurance-backup"),
-                       "payment": plan.link_url("payment"), "notification": plan.link_url("notify")},
+            "routes": {tp.name: plan.link_url(tp.name) for tp in topology.THIRD_PARTIES},
             # each metered line, known by the address its proxy listens on (what callers dial)
             "lines": {line: {"address": plan.link_address(f"egress-{line}"), **spec.model_dump()}
                       for line, spec in plan.config.egress_lines.items()},

@@ -212,13 +212,13 @@ def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
 
     # 4. point the links, set replication as configured, wait for the entry point
     wiring = {"app-vip": "app-primary", "egress-primary": "egress-gw", "egress-backup": "egress-gw",
-              "insurance-primary": "insurance-primary", "insurance-backup": "insurance-backup",
-              "payment": "payment", "notify": "notification"}
+              **{tp.name: tp.name for tp in topology.THIRD_PARTIES}}
     for link, node in wiring.items():
         stack.links.repoint(link, stack.addresses[node])
-    if stack.config.insurance_backup_address:
-        # the hospital's own configuration, typo and all
-        stack.links.repoint("insurance-backup", stack.config.insurance_backup_address)
+    for kind in topology.THIRD_PARTY_KINDS:
+        if configured := stack.config.backup_address(kind):
+            # the hospital's own configuration, typo and all
+            stack.links.repoint(topology.interface(kind, "backup"), configured)
     _apply_replication(stack, primary)
     stack.wait_entry(20.0)
 
@@ -284,16 +284,14 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
             "name": app.name,
             "db": {"host": db_host, "port": int(db_port), "dbname": "hospital", "user": pg.SUPERUSER},
             "egress": {"primary": link_url("egress-primary"), "backup": link_url("egress-backup")},
-            "routes": {"egress": "primary", "insurance": "primary"},
+            "routes": {"egress": "primary", **{kind: "primary" for kind in topology.THIRD_PARTY_KINDS}},
             "timeouts": {"db_connect_s": 1, "statement_s": 3, "third_party_s": 2},
         })
     for tp in topology.THIRD_PARTIES:
         configs[tp.name] = ("harness.stack.services.thirdparty", {"name": tp.name, "kind": tp.role})
     configs["egress-gw"] = ("harness.stack.services.egress", {
         "name": "egress-gw", "timeout_s": 2,
-        "routes": {"insurance-primary": link_url("insurance-primary"),
-                   "insurance-backup": link_url("insurance-backup"),
-                   "payment": link_url("payment"), "notification": link_url("notify")},
+        "routes": {tp.name: link_url(tp.name) for tp in topology.THIRD_PARTIES},
         # each metered line, known by the address its proxy listens on (what callers dial)
         "lines": {line: {"address": stack.link_listen[f"egress-{line}"], **spec.model_dump()}
                   for line, spec in stack.config.egress_lines.items()},

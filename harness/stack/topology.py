@@ -35,12 +35,14 @@ APP_NODES = (
     Node("app-primary", "app", MAIN_DC, "primary"),
     Node("app-backup", "app", SAMECITY_DR, "backup"),
 )
-THIRD_PARTIES = (
-    Node("insurance-primary", "thirdparty", "third party", "insurance"),
-    Node("insurance-backup", "thirdparty", "third party", "insurance"),
-    Node("payment", "thirdparty", "third party", "payment"),
-    Node("notification", "thirdparty", "third party", "notification"),
-)
+# every third party is reached at one of two interfaces the provider offers: its primary and its
+# backup (a second address, often a second data centre of the provider's)
+THIRD_PARTY_KINDS = ("insurance", "payment", "notification")
+INTERFACES = ("primary", "backup")
+THIRD_PARTY_TITLES = {"insurance": "medical-insurance", "payment": "payment",
+                      "notification": "SMS / official-account push"}
+THIRD_PARTIES = tuple(Node(f"{kind}-{interface}", "thirdparty", "third party", kind)
+                      for kind in THIRD_PARTY_KINDS for interface in INTERFACES)
 EGRESS = Node("egress-gw", "egress", MAIN_DC, "egress gateway")
 NODES = {n.name: n for n in (*DB_NODES, *APP_NODES, *THIRD_PARTIES, EGRESS)}
 
@@ -51,13 +53,26 @@ LINKS = {l.name: l for l in (
     Link("repl-remote", "pg-primary", "replication to the remote DR standby"),
     Link("egress-primary", "egress-gw", "primary egress line to third parties"),
     Link("egress-backup", "egress-gw", "backup egress line"),
-    Link("insurance-primary", "insurance-primary", "medical-insurance primary interface"),
-    Link("insurance-backup", "insurance-backup", "medical-insurance backup interface"),
-    Link("payment", "payment", "payment interface"),
-    Link("notify", "notification", "SMS / official-account push"),
+    *(Link(n.name, n.name, f"{THIRD_PARTY_TITLES[n.role]} {n.name.rsplit('-', 1)[1]} interface")
+      for n in THIRD_PARTIES),
 )}
 
 STANDBY_LINK = {"pg-samecity": "repl-samecity", "pg-remote": "repl-remote"}
+
+
+def interface(kind: str, which: str) -> str:
+    """The node (and link) of a third party's interface: interface("payment", "backup")."""
+    return f"{kind}-{which}"
+
+
+def describe(component: str) -> str:
+    """A node or link in words, for an operator: 'payment backup interface', 'backup egress line'."""
+    kind, _, which = component.rpartition("-")
+    if kind in THIRD_PARTY_KINDS and which in INTERFACES:
+        return f"{kind} {which} interface"
+    if kind == "egress" and which in INTERFACES:
+        return f"{which} egress line"
+    return component
 
 
 def require(name: str, *, kinds: tuple[str, ...] = (), links: bool = False) -> str | None:

@@ -97,19 +97,19 @@ def test_stack_up_crash_failover_faults_and_down(tmp_path, docker_engine, base_i
         assert eventually(lambda: login(stack) == 200)
 
         # a freeze: the container paused (its address holds connections and answers nothing)
-        url = stack.url("payment") + "/health"
-        stack.pause_node("payment")
+        url = stack.url("payment-primary") + "/health"
+        stack.pause_node("payment-primary")
         with pytest.raises(requests.Timeout):
             requests.get(url, timeout=1)
-        stack.unpause_node("payment")
+        stack.unpause_node("payment-primary")
         assert requests.get(url, timeout=2).status_code == 200
 
         # a network interruption: the container taken off the network, then put back where it was
-        url = stack.url("notification") + "/health"
-        stack.disconnect_node("notification")
+        url = stack.url("notification-primary") + "/health"
+        stack.disconnect_node("notification-primary")
         with pytest.raises(requests.RequestException):
             requests.get(url, timeout=1)
-        stack.connect_node("notification")
+        stack.connect_node("notification-primary")
         assert eventually(lambda: requests.get(url, timeout=1).status_code == 200, 10)
     finally:
         published = [stack.published["api"], stack.published["vip"]]

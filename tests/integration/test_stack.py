@@ -41,7 +41,11 @@ def stack(tmp_path_factory):
 def test_bring_up_wires_every_link(stack):
     proxies = stack.links.proxies()
     assert set(proxies) >= {"app-vip", "db", "repl-samecity", "repl-remote", "egress-primary",
-                            "egress-backup", "insurance-primary", "insurance-backup", "payment", "notify"}
+                            "egress-backup", "insurance-primary", "insurance-backup", "payment-primary",
+                            "payment-backup", "notification-primary", "notification-backup"}
+    for tp in ("insurance", "payment", "notification"):  # each interface leads to its own service
+        for which in ("primary", "backup"):
+            assert proxies[f"{tp}-{which}"]["upstream"] == stack.addresses[f"{tp}-{which}"]
     assert proxies["db"]["upstream"] == stack.addresses["pg-primary"]
     assert proxies["app-vip"]["upstream"] == stack.addresses["app-primary"]
     assert stack.db_roles == {"pg-primary": "primary", "pg-samecity": "standby", "pg-remote": "standby"}

@@ -138,14 +138,16 @@ def stack(db, workdir, relay):
             ("payment", "thirdparty", {"kind": "payment"}),
             ("notification", "thirdparty", {"kind": "notification"}),
         ])))
+        refusing = f"127.0.0.4:{unused_port('127.0.0.4')}"  # a backup interface nobody serves
         dead = f"127.0.0.2:{unused_port('127.0.0.2')}"
         (egress,) = start([("egress", "egress", {
             "routes": {"insurance-primary": tps["insurance-primary"].url,
                        "insurance-backup": tps["insurance-backup"].url,
-                       "payment": tps["payment"].url, "notify": tps["notification"].url,
-                       "dead": f"http://{dead}"},
+                       "payment-primary": tps["payment"].url, "payment-backup": f"http://{refusing}",
+                       "notification-primary": tps["notification"].url,
+                       "notification-backup": f"http://{refusing}", "dead": f"http://{dead}"},
             # insurance times out at the gateway (1.5 s), payment at the app (2 s)
-            "timeout_s": 1.5, "route_timeouts": {"payment": 5}})])
+            "timeout_s": 1.5, "route_timeouts": {"payment-primary": 5}})])
         db_cfg = {"host": "127.0.0.1", "port": db.port, "dbname": "hospital", "user": "hospital"}
         dead_line = f"http://127.0.0.3:{unused_port('127.0.0.3')}"
         apps = dict(zip(("app-primary", "app-backup", "app-stalled"), start([
@@ -157,7 +159,8 @@ def stack(db, workdir, relay):
             ("app-stalled", "app", {"db": {**db_cfg, "port": relay.port},
                                     "egress": {"primary": egress.url, "backup": egress.url}}),
         ])))
-        yield {**tps, **apps, "egress": egress, "dead": dead, "dead_line": dead_line}
+        yield {**tps, **apps, "egress": egress, "dead": dead, "dead_line": dead_line,
+               "refusing": refusing}
     finally:
         for s in reversed(started):
             s.stop()
@@ -346,6 +349,11 @@ def test_insurance_error_is_502_and_nothing_is_stored(http, db, stack, mode, app
     err = r.json()
     assert "insurance (primary interface)" in err["error"]
     assert err["address"] == f"{stack['egress'].url}/insurance-primary/claims"
+    # the interface that answered with the error, as the gateway marked its answer
+    assert err["culprit"] == {"component": "insurance-primary",
+                              "address": stack["insurance-primary"].url.removeprefix("http://"),
+                              "what": "answered HTTP 500: insurance-primary: interface error (simulated)",
+                              "reported_by": "insurance-primary"}
     assert rows(db, "SELECT count(*) FROM payments WHERE write_id = %s", body["write_id"])[0][0] == 0
 
 
@@ -368,7 +376,7 @@ def test_payment_slow_is_504_from_the_app(http, stack, mode, app):
     assert r.status_code == 504, r.text
     assert 1.9 < elapsed < 2.8
     error = r.json()["error"]
-    assert error.startswith("payment via egress primary") and "timed out after 2s" in error
+    assert error.startswith("payment (primary interface) via egress primary") and "timed out after 2s" in error
 
 
 def test_route_switch_to_backup_interface(http, stack, mode, app):
@@ -376,13 +384,15 @@ def test_route_switch_to_backup_interface(http, stack, mode, app):
     body = {"patient_id": "P00050", "amount": 100, "insurance": True}
     assert post(http, f"{app}/api/payments", {**body, "write_id": wid()}).status_code == 502
     r = http.post(f"{app}/admin/route", json={"insurance": "backup"}, timeout=5)
-    assert r.status_code == 200 and r.json() == {"egress": "primary", "insurance": "backup"}
+    assert r.status_code == 200 and r.json() == {"egress": "primary", "insurance": "backup",
+                                                 "payment": "primary", "notification": "primary"}
     try:
         ok = post(http, f"{app}/api/payments", {**body, "write_id": wid()})
         assert ok.status_code == 201, ok.text
         assert ok.json()["insurance_covered"] == 50.0  # the backup interface's coverage
         assert http.get(f"{app}/admin/config", timeout=5).json()["routes"]["insurance"] == "backup"
         assert http.post(f"{app}/admin/route", json={"insurance": "tertiary"}, timeout=5).status_code == 400
+        assert http.post(f"{app}/admin/route", json={"pharmacy": "backup"}, timeout=5).status_code == 400
     finally:
         http.post(f"{app}/admin/route", json={"insurance": "primary"}, timeout=5)
 
@@ -392,8 +402,12 @@ def test_egress_line_switch(http, stack):
     body = {"patient_id": "P00060", "amount": 10, "insurance": True}
     r = post(http, f"{backup_app}/api/payments", {**body, "write_id": wid()})
     assert r.status_code == 502 and stack["dead_line"] in r.json()["error"]
+    # nothing answered on the line itself: the app names the line
+    assert r.json()["culprit"] == {"component": "egress-primary",
+                                   "address": stack["dead_line"].removeprefix("http://"),
+                                   "what": "refused connection", "reported_by": "app-backup"}
     assert http.post(f"{backup_app}/admin/route", json={"egress": "backup"}, timeout=5).json() \
-        == {"egress": "backup", "insurance": "primary"}
+        == {"egress": "backup", "insurance": "primary", "payment": "primary", "notification": "primary"}
     assert post(http, f"{backup_app}/api/payments", {**body, "write_id": wid()}).status_code == 201
     config = http.get(f"{backup_app}/admin/config", timeout=5).json()
     assert config["name"] == "app-backup" and config["port"] == stack["app-backup"].port
@@ -404,10 +418,14 @@ def test_egress_line_switch(http, stack):
 def test_egress_gateway(http, stack):
     gw = stack["egress"].url
     r = http.post(f"{gw}/dead/claims", json={"patient_id": "P00001", "amount": 1}, timeout=5)
-    assert r.status_code == 502 and r.json()["error"].startswith(f"dead upstream {stack['dead']}:")
+    assert r.status_code == 502 and r.json()["error"].startswith(f"dead upstream {stack['dead']} ")
+    assert {k: r.json()[k] for k in ("route", "upstream", "what")} \
+        == {"route": "dead", "upstream": stack["dead"], "what": "refused connection"}
     assert http.get(f"{gw}/nowhere/x", timeout=5).status_code == 404
-    r = http.post(f"{gw}/payment/pay", json={"patient_id": "P00001", "amount": 3}, timeout=5)
+    r = http.post(f"{gw}/payment-primary/pay", json={"patient_id": "P00001", "amount": 3}, timeout=5)
     assert r.status_code == 200 and r.json()["status"] == "paid"
+    assert r.headers["X-Egress-Route"] == "payment-primary"
+    assert r.headers["X-Egress-Upstream"] == stack["payment"].url.removeprefix("http://")
     assert http.get(f"{gw}/insurance-primary/_mode", timeout=5).json()["mode"] == "healthy"
     blob = os.urandom(3 * 1024 * 1024 + 7)
     assert http.post(f"{gw}/upload", data=blob, timeout=10).json() == {"bytes": len(blob)}
@@ -419,7 +437,8 @@ def test_notification_sent(http, stack):
     msg = {"channel": "official_account", "audience": "all patients", "text": "线上问诊已恢复"}
     assert http.post(f"{note}/send", json=msg, timeout=5).status_code == 200
     via_gw = {"channel": "sms", "audience": "P00001", "text": "您的复诊预约已改为线下"}
-    assert http.post(f"{stack['egress'].url}/notify/send", json=via_gw, timeout=5).status_code == 200
+    assert http.post(f"{stack['egress'].url}/notification-primary/send", json=via_gw,
+                     timeout=5).status_code == 200
     sent = http.get(f"{note}/sent", timeout=5).json()
     assert [{k: m[k] for k in msg} for m in sent][-2:] == [msg, via_gw]
     assert all(isinstance(m["t"], float) for m in sent)
@@ -478,3 +497,21 @@ def test_sigterm_stops_cleanly(workdir):
         assert svc.stop() == 0
         assert time.monotonic() - t0 < 3
     assert not svc.ready_file.exists()
+
+
+def test_a_refusing_backup_interface_is_named_by_the_gateway_through_the_app(http, stack, app):
+    body = {"patient_id": "P00070", "amount": 10, "insurance": False}
+    assert http.post(f"{app}/admin/route", json={"payment": "backup"}, timeout=5).status_code == 200
+    try:
+        r = post(http, f"{app}/api/payments", {**body, "write_id": wid()})
+        assert r.status_code == 502, r.text
+        # the address that refused is the interface's, as the gateway dialled it; not the line's
+        assert r.json()["culprit"] == {"component": "payment-backup", "address": stack["refusing"],
+                                       "what": "refused connection", "reported_by": "egress"}
+        msg = {"channel": "sms", "audience": "T00001", "text": "test"}
+        assert http.post(f"{app}/admin/notify", json=msg, timeout=5).status_code == 200  # primary
+        assert http.post(f"{app}/admin/route", json={"notification": "backup"}, timeout=5).ok
+        r = http.post(f"{app}/admin/notify", json=msg, timeout=5)
+        assert r.status_code == 502 and r.json()["culprit"]["component"] == "notification-backup"
+    finally:
+        http.post(f"{app}/admin/route", json={"payment": "primary", "notification": "primary"}, timeout=5)

@@ -8,14 +8,15 @@ Run as `python -m harness.stack.services.app --config FILE`. Config keys:
   db          {host, port, dbname, user, password?, pool_size?}: the DB address is a proxy, so a
               failover repoints it and the app follows without a restart
   egress      {"primary": "http://127.0.0.1:P1", "backup": "http://127.0.0.1:P2"}: the egress lines
-  routes      {"egress": "primary", "insurance": "primary"}: active line and insurance interface
+  routes      {"egress": "primary", "insurance": "primary", "payment": "primary",
+              "notification": "primary"}: the active egress line and each third party's interface
   timeouts    {db_connect_s: 1, statement_s: 3, third_party_s: 2} (real seconds)
   degrade     {insurance: normal|queue, payment: normal|later}: the starting payment mode
 
 The API is the table in docs/internals.md. A 2xx on a write means it is committed; writes are
 idempotent on the client's `write_id`. The database failing answers 503, a third party failing 502
-(504 when it timed out), each naming what failed and the address tried; no call waits longer than
-the timeouts above.
+(504 when it timed out), each naming what failed and the address tried, and for a third party the
+culprit the evidence shows (see ThirdParties); no call waits longer than the timeouts above.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from collections import Counter, deque
 from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
@@ -43,7 +45,8 @@ from requests.adapters import HTTPAdapter
 
 from .common import HttpError, Request, Router, Stream, load_config, serve
 
-LINES = ("primary", "backup")
+LINES = ("primary", "backup")  # a third party's interfaces, and the egress lines
+KINDS = ("insurance", "payment", "notification")  # the third parties
 DEFAULT_TIMEOUTS = {"db_connect_s": 1.0, "statement_s": 3.0, "third_party_s": 2.0}
 HEALTH_TIMEOUT_S = 1.0
 MONEY = Decimal("0.01")
@@ -180,61 +183,119 @@ def _first_line(e: BaseException) -> str:
 
 
 class ThirdParties:
-    """Insurance and payment, reached through the active egress line."""
+    """Insurance, payment and notification, each at its primary or backup interface, reached
+    through the active egress line.
 
-    def __init__(self, egress: dict[str, str], routes: dict[str, str], timeout_s: float):
+    A failed call answers 502 (504: timed out) with the culprit as the evidence shows it:
+    `{"component", "address", "what", "reported_by"}` — the interface the egress gateway could not
+    reach and the address it dialled (from the gateway's own error), the interface that answered
+    with an error (told by the gateway's `X-Egress-*` marks), or the egress line the app could not
+    reach. `address` is what the app tried, kept apart."""
+
+    def __init__(self, egress: dict[str, str], routes: dict[str, str], timeout_s: float, name: str):
         self.egress = {line: url.rstrip("/") for line, url in egress.items()}
         self.routes = {"egress": routes.get("egress", "primary"),
-                       "insurance": routes.get("insurance", "primary")}
+                       **{kind: routes.get(kind, "primary") for kind in KINDS}}
         self.timeout_s = timeout_s
+        self.name = name
         self.http = requests.Session()
         # many handler threads share it: a small default pool would churn connections
         self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=64))
         self._lock = threading.Lock()
 
-    def switch(self, egress: str | None, insurance: str | None) -> dict[str, str]:
-        if egress is not None and egress not in self.egress:
-            raise HttpError(400, f"egress must be one of {', '.join(self.egress)}")
-        if insurance is not None and insurance not in LINES:
-            raise HttpError(400, f"insurance must be one of {', '.join(LINES)}")
+    def switch(self, wanted: dict[str, Any]) -> dict[str, str]:
+        unknown = sorted(set(wanted) - {"egress", *KINDS})
+        if unknown:
+            raise HttpError(400, f"no route {unknown[0]!r} (routes: egress, {', '.join(KINDS)})")
+        for key, value in wanted.items():
+            choices = self.egress if key == "egress" else LINES
+            if value is not None and value not in choices:
+                raise HttpError(400, f"{key} must be one of {', '.join(choices)}")
         with self._lock:
-            self.routes = {"egress": egress or self.routes["egress"],
-                           "insurance": insurance or self.routes["insurance"]}
+            self.routes = {**self.routes, **{k: v for k, v in wanted.items() if v is not None}}
             return dict(self.routes)
 
     def claim(self, patient_id: str, amount: Decimal) -> dict[str, Any]:
-        interface = self.routes["insurance"]
-        return self._call(f"insurance ({interface} interface)", f"insurance-{interface}/claims",
-                          {"patient_id": patient_id, "amount": float(amount)}, "covered")
+        return self._call("insurance", "claims", {"patient_id": patient_id, "amount": float(amount)},
+                          "covered")
 
     def pay(self, patient_id: str, amount: Decimal) -> dict[str, Any]:
-        return self._call("payment", "payment/pay",
-                          {"patient_id": patient_id, "amount": float(amount)}, "payment_id")
+        return self._call("payment", "pay", {"patient_id": patient_id, "amount": float(amount)},
+                          "payment_id")
 
-    def _call(self, who: str, path: str, body: dict[str, Any], expect: str) -> dict[str, Any]:
-        line = self.routes["egress"]
+    def send(self, channel: str, audience: str, text: str) -> dict[str, Any]:
+        return self._call("notification", "send", {"channel": channel, "audience": audience,
+                                                   "text": text}, "id")
+
+    def _call(self, kind: str, path: str, body: dict[str, Any], expect: str) -> dict[str, Any]:
+        interface, line = self.routes[kind], self.routes["egress"]
+        route = f"{kind}-{interface}"
+        who = f"{kind} ({interface} interface)"
         if line not in self.egress:
             raise HttpError(502, f"{who}: no egress line {line!r} configured", third_party=who)
-        url = f"{self.egress[line]}/{path}"
+        url = f"{self.egress[line]}/{route}/{path}"
         where = f"{who} via egress {line} at {url}"
-        extra = {"third_party": who, "address": url}
+        line_addr = urlsplit(self.egress[line]).netloc
+
+        def failed(status: int, text: str, culprit: dict[str, Any]) -> HttpError:
+            return HttpError(status, f"{where}: {text}", third_party=who, address=url,
+                             culprit={"reported_by": self.name, **culprit})
+
         try:
             r = self.http.post(url, json=body, timeout=self.timeout_s)
         except requests.Timeout:
-            raise HttpError(504, f"{where}: timed out after {self.timeout_s:g}s", **extra) from None
+            # no answer at all: nothing beyond the line said anything, so the line is all we know
+            raise failed(504, f"timed out after {self.timeout_s:g}s", {
+                "component": f"egress-{line}", "address": line_addr,
+                "what": f"gave no answer within {self.timeout_s:g}s"}) from None
         except requests.RequestException as e:
-            raise HttpError(502, f"{where}: unreachable: {_first_line(e)}", **extra) from None
+            refused = _refused(e)
+            raise failed(502, f"unreachable: {_first_line(e)}", {
+                "component": f"egress-{line}", "address": line_addr,
+                "what": "refused connection" if refused else f"unreachable ({_first_line(e)})"}) from None
         try:
             data = r.json()
         except ValueError:
             data = None
         if r.status_code >= 400:
             reason = data.get("error") if isinstance(data, dict) else None
-            raise HttpError(504 if r.status_code == 504 else 502,
-                            f"{where}: HTTP {r.status_code}: {reason or r.text[:200]}", **extra)
+            status = 504 if r.status_code == 504 else 502
+            text = f"HTTP {r.status_code}: {reason or r.text[:200]}"
+            if isinstance(data, dict) and data.get("upstream"):
+                # the gateway could not reach the interface: its own error names the address
+                raise failed(status, text, {
+                    "component": data.get("route") or route, "address": data["upstream"],
+                    "what": data.get("what") or reason, "reported_by": data.get("reported_by")
+                    or "egress gateway"})
+            if r.headers.get("X-Egress-Upstream"):
+                # the interface itself answered with an error
+                raise failed(status, text, {
+                    "component": r.headers.get("X-Egress-Route") or route,
+                    "address": r.headers["X-Egress-Upstream"],
+                    "what": f"answered HTTP {r.status_code}: {reason or r.text[:120]}",
+                    "reported_by": r.headers.get("X-Egress-Route") or route})
+            raise failed(status, text, {"component": f"egress-{line}", "address": line_addr,
+                                        "what": f"answered HTTP {r.status_code}: {reason or r.text[:120]}"})
         if not isinstance(data, dict) or expect not in data:
-            raise HttpError(502, f"{where}: malformed answer: {r.text[:200]}", **extra)
+            raise failed(502, f"malformed answer: {r.text[:200]}", {
+                "component": r.headers.get("X-Egress-Route") or route,
+                "address": r.headers.get("X-Egress-Upstream"), "what": "answered malformed data"})
         return data
+
+
+def _refused(e: BaseException) -> bool:
+    """Whether a connection refusal lies behind a requests error (urllib3 wraps the socket's)."""
+    todo, seen = [e], set()
+    while todo:
+        cur = todo.pop()
+        if id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError):
+            return True
+        todo += [x for x in (cur.__cause__, cur.__context__, getattr(cur, "reason", None),
+                             *getattr(cur, "args", ())) if isinstance(x, BaseException)]
+    return False
 
 
 # --- the simulated doctor ------------------------------------------------------------------------
@@ -452,7 +513,7 @@ class HospitalApp:
         self.timeouts = {**DEFAULT_TIMEOUTS, **(config.get("timeouts") or {})}
         self.db = Database(config["db"], self.timeouts)
         self.third = ThirdParties(config.get("egress") or {}, config.get("routes") or {},
-                                  float(self.timeouts["third_party_s"]))
+                                  float(self.timeouts["third_party_s"]), self.name)
         self.notice: str | None = config.get("notice")
         self.edge = Edge(config)
         self.report_db_s = float(config.get("report_db_ms", 500)) / 1000
@@ -472,6 +533,7 @@ class HospitalApp:
         r.add("POST", "/api/payments", self.payment)
         r.add("POST", "/admin/notice", self.set_notice)
         r.add("POST", "/admin/route", self.set_route)
+        r.add("POST", "/admin/notify", self.send_notification)
         r.add("GET", "/admin/config", self.effective_config)
         r.add("POST", "/admin/degrade", self.set_degrade)
         r.add("POST", "/admin/settle-claims", self.settle_claims)
@@ -501,8 +563,14 @@ class HospitalApp:
         return 200, {"notice": self.notice}
 
     def set_route(self, req: Request) -> tuple[int, Any]:
+        return 200, self.third.switch(_body(req))
+
+    def send_notification(self, req: Request) -> tuple[int, Any]:
+        """A message to patients through the active notification interface and egress line (the
+        way the hospital's own SMS / official-account pushes leave it)."""
         body = _body(req)
-        return 200, self.third.switch(body.get("egress"), body.get("insurance"))
+        sent = self.third.send(_field(body, "channel"), _field(body, "audience"), _field(body, "text"))
+        return 200, sent
 
     def effective_config(self, req: Request) -> tuple[int, Any]:
         db = {k: v for k, v in self.config["db"].items() if k != "password"}

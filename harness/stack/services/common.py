@@ -47,6 +47,7 @@ class Stream:
     chunks: Iterable[bytes]
     content_type: str = "application/octet-stream"
     length: int | None = None  # None: sent with chunked transfer encoding
+    headers: dict[str, str] | None = None  # more response headers (e.g. who answered)
 
 
 Reply = tuple[int, Any] | Stream  # (status, JSON-able body) or a stream
@@ -182,6 +183,8 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(reply, Stream):
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
+            for name, value in (reply.headers or {}).items():
+                self.send_header(name, value)
             chunked = reply.length is None
             self.send_header(*(("Transfer-Encoding", "chunked") if chunked
                                else ("Content-Length", str(reply.length))))

@@ -6,7 +6,11 @@ Run as `python -m harness.stack.services.egress --config FILE`. Config keys: `na
 optional `lines` ({"primary": {"address": "127.0.0.1:P", "capacity_kbps": 2000, "buffer_kb": 6000}}).
 
 `/<route>/<rest>` is forwarded to `<routes[route]>/<rest>` (method, query, body, content type) and the
-upstream's answer is streamed back. The egress lines (primary and backup) are proxies in front of this
+upstream's answer is streamed back, marked with `X-Egress-Route` and `X-Egress-Upstream` (the route and
+the address that answered). When the upstream cannot be reached the gateway answers 502 (504: timed
+out) with `{"error", "route", "upstream", "what", "reported_by"}`: which route, the address it dialled,
+what that address did in words ("refused connection", "closed the connection without an answer") and
+the gateway's name, so that whoever sees the error knows which interface failed and where. The egress lines (primary and backup) are proxies in front of this
 gateway, so `POST /upload` and `GET /download?bytes=N` exist to push bulk traffic through a line and
 saturate it, and `GET /_ping` to time a round trip over a line.
 
@@ -138,22 +142,37 @@ def _head_bytes(req: Request) -> int:
     return len(req.method) + len(req.path) + len(req.raw_query) + len(str(req.headers)) + 12
 
 
+def what_happened(e: BaseException) -> str:
+    """What a failed call to an upstream address did, in an operator's words."""
+    if isinstance(e, ConnectionRefusedError):
+        return "refused connection"
+    if isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+        return "closed the connection without an answer"
+    if isinstance(e, OSError) and e.strerror:
+        return f"unreachable ({e.strerror})"
+    return f"failed ({e.__class__.__name__}{': ' + str(e) if str(e) else ''})"
+
+
 class Upstream:
-    def __init__(self, route: str, base_url: str, timeout: float):
+    def __init__(self, route: str, base_url: str, timeout: float, gateway: str = "egress-gw"):
         u = urlsplit(base_url)
         if u.scheme != "http" or not u.hostname:
             raise SystemExit(f"route {route!r}: upstream must be http://host:port, not {base_url!r}")
         self.route, self.host, self.port = route, u.hostname, u.port or 80
         self.prefix = u.path.rstrip("/")
-        self.timeout = timeout
+        self.timeout, self.gateway = timeout, gateway
 
     @property
     def addr(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def error(self, status: int, reason: str) -> HttpError:
-        return HttpError(status, f"{self.route} upstream {self.addr}: {reason}",
-                         route=self.route, upstream=self.addr)
+    def error(self, status: int, what: str, reason: str | None = None) -> HttpError:
+        return HttpError(status, f"{self.route} upstream {self.addr} {what}"
+                         + (f" ({reason})" if reason else ""),
+                         route=self.route, upstream=self.addr, what=what, reported_by=self.gateway)
+
+    def marks(self) -> dict[str, str]:
+        return {"X-Egress-Route": self.route, "X-Egress-Upstream": self.addr}
 
     def forward(self, req: Request, rest: str, line: Line | None = None) -> Stream:
         path = f"{self.prefix}/{rest}" + (f"?{req.raw_query}" if req.raw_query else "")
@@ -172,7 +191,7 @@ class Upstream:
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             reason = f"{e.__class__.__name__}: {e}" if str(e) else e.__class__.__name__
-            raise self.error(502, reason) from None
+            raise self.error(502, what_happened(e), reason) from None
         length = resp.getheader("Content-Length")
         ctype = resp.getheader("Content-Type", "application/octet-stream")
         if line is not None:
@@ -181,16 +200,19 @@ class Upstream:
             try:
                 data = resp.read()
             except TimeoutError:
-                raise self.error(504, f"timed out after {self.timeout:g}s") from None
+                raise self.error(504, f"timed out after {self.timeout:g}s (reading its answer)") from None
             except (OSError, http.client.HTTPException) as e:
-                raise self.error(502, f"reading the answer: {e.__class__.__name__}") from None
+                raise self.error(502, f"broke off its answer ({what_happened(e)})",
+                                 e.__class__.__name__) from None
             finally:
                 conn.close()
             line.down.cross(HEAD_BYTES + len(data))
-            return Stream(resp.status, [data], content_type=ctype, length=len(data))
+            return Stream(resp.status, [data], content_type=ctype, length=len(data),
+                          headers=self.marks())
         return Stream(resp.status, _relay(resp, conn),
                       content_type=ctype,
-                      length=int(length) if length and length.isdigit() else None)
+                      length=int(length) if length and length.isdigit() else None,
+                      headers=self.marks())
 
 
 def _relay(resp: http.client.HTTPResponse, conn: http.client.HTTPConnection) -> Iterator[bytes]:
@@ -205,8 +227,9 @@ class Gateway:
     def __init__(self, config: dict[str, Any]):
         default = float(config.get("timeout_s", 5))
         per_route = config.get("route_timeouts") or {}
-        self.upstreams = {name: Upstream(name, url, float(per_route.get(name, default)))
-                          for name, url in (config.get("routes") or {}).items()}
+        name = str(config.get("name", "egress-gw"))
+        self.upstreams = {route: Upstream(route, url, float(per_route.get(route, default)), name)
+                          for route, url in (config.get("routes") or {}).items()}
         self.lines = {name: Line(name, spec.get("address"), spec.get("capacity_kbps"),
                                  spec.get("buffer_kb"))
                       for name, spec in (config.get("lines") or {}).items()}

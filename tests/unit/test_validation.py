@@ -118,11 +118,17 @@ def test_bad_network_fault(drill_copy, old, new, expect):
 
 @pytest.mark.parametrize("old,new,expect", [
     ("action: promote_standby\n    with: {standby: pg-samecity}", "action: switch_and_verify\n    with: {}",
-     r"runbook\.2\.with\.insurance: give egress or insurance \(or both\)"),
+     r"runbook\.2\.with\.notification: give egress, insurance, payment or notification"),
     ("action: promote_standby\n    with: {standby: pg-samecity}",
      "action: switch_and_verify\n    with: {egress: spare}", r"runbook\.2\.with\.egress: Input should be"),
     ("remote_dr: true", "remote_dr: true\n  egress_lines: {primary: {capacity_kbps: -5}}",
      r"stack\.egress_lines\.primary\.capacity_kbps: Input should be greater than 0"),
+    ("remote_dr: true", "remote_dr: true\n  backup_addresses: {payment: 10.1.2.3:443}",
+     r"stack\.backup_addresses\.payment: .*stay on this machine"),
+    ("remote_dr: true", "remote_dr: true\n  backup_addresses: {sms: 127.0.0.9:18091}",
+     r"stack\.backup_addresses\.sms"),
+    ("remote_dr: true", "remote_dr: true\n  insurance_backup_address: 127.0.0.9",
+     r"stack\.insurance_backup_address: .*not a host:port"),
 ])
 def test_bad_network_drill(drill_copy, old, new, expect):
     _edit(drill_copy, old, new)

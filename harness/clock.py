@@ -77,6 +77,13 @@ POLL_REAL = 0.02
 GIVE_UP_FLOOR_REAL = 5.0
 
 
+def give_up_after(budget: float, scale: float) -> float:
+    """Real seconds a machine is given for work the plan budgets `budget` drill seconds for: the
+    budget compressed like a declared wait, but never below GIVE_UP_FLOOR_REAL (nor above the budget
+    itself). Only a failure's timing depends on it; a success takes what the machine takes."""
+    return min(budget, max(budget / scale, GIVE_UP_FLOOR_REAL))
+
+
 class DrillClock:
     """The scenario's timeline around T+0 (the scenario start), and the factory of lanes."""
 
@@ -160,8 +167,26 @@ class Lane:
 
     # --- anchoring ------------------------------------------------------------------------------
     def anchor(self, t: float, wall: float, cause: int | None = None) -> None:
+        """Start a new segment at (t, wall). The anchor may lie a little in the past (an event is
+        journaled after its work): declared waits since `wall` move into the new segment, so what
+        the lane waited meanwhile still counts as waiting, not as work."""
+        seg = _Segment(float(t), float(wall), cause)
         with self._lock:
-            self._segments.append(_Segment(float(t), float(wall), cause))
+            if self._segments:
+                prev = self._segments[-1]
+                keep = []
+                for w in prev.waits:
+                    if w.end <= wall:
+                        keep.append(w)
+                    elif w.start >= wall:
+                        seg.waits.append(w)
+                    else:  # straddles the anchor: split it in proportion (the waiter keeps `w`)
+                        share = (w.end - wall) / (w.end - w.start)
+                        keep.append(_Wait(w.start, wall, w.drill * (1 - share)))
+                        w.start, w.drill = wall, w.drill * share
+                        seg.waits.append(w)
+                prev.waits = keep
+            self._segments.append(seg)
             del self._segments[:-64]  # old segments are no longer asked about
 
     def anchor_to(self, event: dict) -> bool:
@@ -222,7 +247,7 @@ class Lane:
                 if stop.wait(min(left, 0.5)):
                     with self._lock:  # only what was waited counts
                         now = self.clock._now()
-                        if now < w.end:
+                        if w.start < now < w.end:
                             w.drill *= (now - w.start) / (w.end - w.start)
                             w.end = now
                     return False
@@ -241,7 +266,7 @@ class Lane:
         truthy, and return that; None when the budget ran out or `stop` was set. The polling is the
         machine's real work (1:1). The budget is drill time, compressed like a declared wait, but
         never below GIVE_UP_FLOOR_REAL real seconds (nor above the budget itself)."""
-        give_up = time.monotonic() + min(budget, max(budget / self.clock.scale, GIVE_UP_FLOOR_REAL))
+        give_up = time.monotonic() + give_up_after(budget, self.clock.scale)
         while True:
             got = check()
             if got:

@@ -5,14 +5,17 @@ are errors, so a typo in a runbook is found before anything starts.
 """
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
 
-from .clock import parse_duration
+from .checks import drill_seconds, finite, slug
+from .level_plan import RequiredByLevel
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-"""Drill seconds, parsed from '90s' / '5m' / a number; negative is refused."""
+Duration = Annotated[float, BeforeValidator(drill_seconds)]
+"""Drill seconds, parsed from '90s' / '5m' / a number; negative, non-finite and over a month refused."""
 
 Group = Literal["technical", "clinical_support", "patient_communication"]
 GROUP_TITLES = {"technical": "技术组", "clinical_support": "临床支持组",
@@ -25,7 +28,7 @@ FailureClass = Literal[
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # --- scenario: what goes wrong, and when -----------------------------------------------------------
@@ -37,8 +40,10 @@ class LoadProfile(Strict):
     personas: dict[str, int] = Field(
         default_factory=lambda: {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2,
                                  "payment": 1})
-    think_time: tuple[float, float] = Field(
-        (0.5, 1.5), description="real seconds between a patient's requests: load is never scaled")
+    think_time: tuple[Duration, Duration] = Field(
+        (30.0, 90.0), description="drill time a patient thinks between journeys (min, max): a "
+                                  "declared wait, compressed by the time scale like any other, so "
+                                  "that a window of drill time holds as many journeys at any scale")
 
     @field_validator("personas")
     @classmethod
@@ -51,6 +56,16 @@ class LoadProfile(Strict):
             raise ValueError("weights must be >= 0 with at least one > 0")
         return v
 
+    @field_validator("think_time")
+    @classmethod
+    def _think_time(cls, v: tuple[float, float]) -> tuple[float, float]:
+        low, high = (finite(x, "think time") for x in v)
+        if low < 0 or high < 0:
+            raise ValueError(f"think time is never negative ({low:g}, {high:g})")
+        if low > high:
+            raise ValueError(f"the shortest think time {low:g} is above the longest {high:g}")
+        return v
+
 
 class FaultSpec(Strict):
     id: str | None = None
@@ -59,6 +74,11 @@ class FaultSpec(Strict):
     target: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     duration: Duration | None = Field(None, description="revert after this long; default: at the end")
+
+    @field_validator("id")
+    @classmethod
+    def _slug_id(cls, v: str | None) -> str | None:
+        return v if v is None else slug(v)
 
 
 class SteadyState(Strict):
@@ -80,6 +100,11 @@ class Scenario(Strict):
     observe: Duration = Field(120.0, description="keep watching this long after recovery")
     max_duration: Duration | None = Field(None, description="hard stop in drill time")
     steady_state: SteadyState = Field(default_factory=SteadyState)
+
+    @field_validator("name")
+    @classmethod
+    def _slug_name(cls, v: str) -> str:
+        return slug(v)  # it names the run directory
 
     @model_validator(mode="after")
     def _fault_ids(self) -> "Scenario":
@@ -147,7 +172,11 @@ class RunbookStep(Strict):
     manual: ManualStep | None = None
     deadline: Duration | None = Field(None, description="from the moment the step is triggered")
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    @field_validator("id")
+    @classmethod
+    def _slug_id(cls, v: str) -> str:
+        return slug(v)
 
     @model_validator(mode="after")
     def _one_kind(self) -> "RunbookStep":
@@ -171,6 +200,11 @@ class Target(Strict):
     within: Duration | None = None
     critical: bool = True
 
+    @field_validator("id")
+    @classmethod
+    def _slug_id(cls, v: str) -> str:
+        return slug(v)
+
     @model_validator(mode="after")
     def _needs(self) -> "Target":
         if self.measure == "step" and not self.step:
@@ -189,7 +223,7 @@ def _at_start(v: Any) -> float:
     """'at start' (or 'start') is T+0; anything else is a duration."""
     if isinstance(v, str) and v.strip().lower() in ("start", "at start"):
         return 0.0
-    return parse_duration(v)
+    return drill_seconds(v)
 
 
 class BackupPlan(Strict):
@@ -213,21 +247,83 @@ class EgressLine(Strict):
                                 "every call on a saturated line waits")
 
 
+def _loopback_address(v: Any) -> Any:
+    """host:port on this machine (127.0.0.0/8 or localhost): a drill never reaches out of it."""
+    if not isinstance(v, str):
+        return v
+    host, sep, port = v.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{v!r} is not a host:port address")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ValueError(f"{v!r}: a drill's addresses stay on this machine (127.x.x.x or localhost)")
+    return v.strip()
+
+
+LoopbackAddress = Annotated[str, BeforeValidator(_loopback_address)]
+ThirdPartyKind = Literal["insurance", "payment", "notification"]
+
+
 class StackConfig(Strict):
     """The hospital's configuration of the mock stack (what a drill can find wrong)."""
     replication: Replication = Field(default_factory=Replication)
     backups: BackupPlan | None = Field(None, description="take real backups on this schedule")
     remote_dr: bool = True
-    insurance_backup_address: str | None = Field(
-        None, description="host:port configured for the backup insurance interface; default: ours")
+    backup_addresses: dict[ThirdPartyKind, LoopbackAddress] = Field(
+        default_factory=dict, description="host:port configured for a third party's backup "
+                                          "interface, e.g. {payment: 127.0.0.9:18091}; default: ours")
+    insurance_backup_address: LoopbackAddress | None = Field(
+        None, description="the same as backup_addresses.insurance (the older spelling)")
     egress_lines: dict[Literal["primary", "backup"], EgressLine] = Field(
         default_factory=dict, description="capacity of the egress lines; a line not named is unmetered")
 
+    @field_validator("insurance_backup_address")
+    @classmethod
+    def _one_insurance_address(cls, v: str | None, info: ValidationInfo) -> str | None:
+        other = (info.data.get("backup_addresses") or {}).get("insurance")
+        if v is not None and other is not None and other != v:
+            raise ValueError(f"{v!r} differs from backup_addresses.insurance {other!r}: give one")
+        return v
+
+    def backup_address(self, kind: str) -> str | None:
+        """The address configured for `kind`'s backup interface; None: the stack's own."""
+        if kind == "insurance" and self.insurance_backup_address:
+            return self.insurance_backup_address
+        return self.backup_addresses.get(kind)  # type: ignore[call-overload]
+
+    def backup_address_field(self, kind: str) -> str:
+        """Where the drill file sets it, for a corrective action to point at."""
+        if kind == "insurance" and self.insurance_backup_address:
+            return "stack.insurance_backup_address"
+        return f"stack.backup_addresses.{kind}"
+
+
+class PatientSlo(Strict):
+    """How slow a patient's request may be before that patient counts as affected (real time: a
+    request takes what it takes at any scale)."""
+    latency: Duration = Field(2.0, description="any request slower than this affects its patient")
+    journeys: dict[str, Duration] = Field(
+        default_factory=dict, description="per journey (followup, consultation, prescription, exam, "
+                                          "payment), e.g. payment: 5s")
+
+    def limit(self, journey: str | None) -> float:
+        return self.journeys.get(journey or "", self.latency)
+
 
 class Levels(Strict):
-    """Shares of affected patients that classify a response level (plan: >50% → 1, 20–50% → 2)."""
+    """Shares of affected patients that classify a response level (plan: >50% → 1, 20–50% → 2),
+    judged over the plan's observation window from when the incident began."""
     level1_above: float = Field(0.5, ge=0, le=1)
     level2_above: float = Field(0.2, ge=0, le=1)
+    observe: Duration = Field(60.0, gt=0, description="the observation window that the share of "
+                                                      "affected patients is judged over (drill time)")
+    patient_slo: PatientSlo = Field(default_factory=PatientSlo)
+    required: RequiredByLevel = Field(
+        default_factory=RequiredByLevel,
+        description="channels and steps each level requires (level_plan.py; the plan's by default)")
 
 
 class Drill(Strict):
@@ -240,6 +336,11 @@ class Drill(Strict):
     stack: StackConfig = Field(default_factory=StackConfig)
     runbook: list[RunbookStep] = Field(min_length=1)
     targets: list[Target] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _slug_name(cls, v: str) -> str:
+        return slug(v)  # it names the run directory
 
     @model_validator(mode="after")
     def _references(self) -> "Drill":

@@ -422,16 +422,27 @@ class FollowUpPatient(Patient):
         self.call("GET", "/api/notice", expect="notice")
 
 
+EARLIER_READ = "/api/consultations/{id} earlier"  # a patient re-reading a past consultation
+
+
 class ConsultationPatient(Patient):
     persona = "consultation"
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        self.earlier: list = []  # this patient's consultations, to come back to
 
     @task
     def journey(self) -> None:
         if not self.login():
             return
+        if self.earlier:  # patients come back to an earlier doctor's reply: how staff hear of lost data
+            self.call("GET", f"/api/consultations/{random.choice(self.earlier)}", name=EARLIER_READ,
+                      expect="id")
         consultation = self.consult()
         if consultation is None:
             return
+        self.earlier = (self.earlier + [consultation["id"]])[-20:]
         self.call("GET", f"/api/consultations/{consultation['id']}", name="/api/consultations/{id}",
                   expect="id")
 

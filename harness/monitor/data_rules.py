@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from .monitor import Monitor
 
 WRITE_NAME = "POST /api/consultations"
+EARLIER_READ = "/api/consultations/{id} earlier"  # the load's name for a patient's re-read
+NOT_FOUND_MIN = 3  # patients' reads answered 404 in the window before it is a signal
 PATIENT_READS = 3  # patients whose reads are journalled as evidence at each transition
 
 
@@ -178,9 +180,21 @@ def _reconcile(monitor: "Monitor", now: float) -> None:
 SAMPLERS.append(_reconcile)
 
 
+@rule("earlier_consultations_not_found", "critical",
+      "patients re-reading an earlier consultation get 'not found': patient data may be lost")
+def _earlier_not_found(o: Observation) -> dict | bool:
+    # what staff see: patients' own reads failing with 404 (the error log, the hotline), no ledger
+    records = [r for r in o.monitor.recent_records() if r.get("name", "").endswith(EARLIER_READ)]
+    missing = [r for r in records if r.get("status") == 404]
+    if len(missing) >= NOT_FOUND_MIN:
+        return {"not_found": len(missing), "reads": len(records),
+                "patients": sorted({str(r.get("patient")) for r in missing})[:5]}
+    return False
+
+
 @rule("consultations_missing", "critical",
       "consultations acknowledged to patients are gone from the database (their replies 404)",
-      raise_after=1, clear_after=1, blocks_recovery=True)
+      raise_after=1, clear_after=1, blocks_recovery=True, ground_truth=True)
 def _consultations_missing(o: Observation) -> bool:
     # one missing acknowledged row is already data loss, never noise: no streak is waited for
     ledger = o.monitor.ledger

@@ -48,6 +48,10 @@ class Rule:
     raise_after: int = 2
     clear_after: int = 3
     blocks_recovery: bool = False  # while raised, patients are not back (e.g. their data is missing)
+    patient_facing: bool = True  # raised during an incident, patients must be seen to recover
+    # ground truth only the harness has (e.g. the load's acknowledged write ids): it may hold back
+    # recovery, but it is journaled as `truth.*`, never as an alert — it is not detection
+    ground_truth: bool = False
 
 
 RULES: dict[str, Rule] = {}
@@ -56,13 +60,25 @@ SAMPLERS: list[Sampler] = []  # run each tick before the rules, e.g. to read lin
 
 
 def rule(name: str, severity: str, describe: str, *, raise_after: int = 2, clear_after: int = 3,
-         blocks_recovery: bool = False):
+         blocks_recovery: bool = False, patient_facing: bool = True, ground_truth: bool = False):
     """Register an alert rule: the decorated function says whether the condition is bad now."""
     def deco(check: Callable[[Observation], bool]):
+        if name in RULES:
+            raise ValueError(f"alert rule {name!r} is registered twice")
         RULES[name] = Rule(name, severity, describe, check, raise_after, clear_after,
-                           blocks_recovery)
+                           blocks_recovery, patient_facing, ground_truth)
         return check
     return deco
+
+
+def db_state(health_db: str | None) -> str | None:
+    """What the app's health check says of its database: None (no answer), ok, slow or down. A
+    database that answers late is degraded, not unreachable."""
+    if health_db in (None, "ok"):
+        return health_db
+    text = str(health_db).lower()
+    return "slow" if any(w in text for w in ("timeout", "timed out", "canceling statement",
+                                              "connections busy")) else "down"
 
 
 @rule("synthetic_journey_failed", "critical", "test-account patient journey fails")
@@ -72,7 +88,21 @@ def _journey_failed(o: Observation) -> bool:
 
 @rule("db_unreachable", "critical", "the app reports its database unreachable")
 def _db_unreachable(o: Observation) -> bool:
-    return bool(o.probe and o.probe.db not in (None, "ok"))
+    return bool(o.probe and db_state(o.probe.db) == "down")
+
+
+@rule("db_slow", "warning", "the app's database answers too late: degraded, not down")
+def _db_slow(o: Observation) -> bool:
+    return bool(o.probe and db_state(o.probe.db) == "slow")
+
+
+@rule("patient_latency", "warning",
+      "patients' requests slower than the patient SLO (p95 over the window): service degraded")
+def _patient_latency(o: Observation) -> dict | bool:
+    limit_ms = o.monitor.levels.patient_slo.latency * 1000
+    if o.stats["requests"] >= 10 and o.stats["p95_ms"] > limit_ms:
+        return {"p95_ms": round(o.stats["p95_ms"], 1), "slo_ms": limit_ms}
+    return False
 
 
 @rule("app_unreachable", "critical", "the patient entry point does not answer")
@@ -85,6 +115,18 @@ def _app_unreachable(o: Observation) -> bool:
 def _patient_errors(o: Observation) -> bool:
     threshold = max(0.25, 5 * o.monitor.steady.max_error_rate)
     return o.stats["requests"] >= 10 and o.stats["error_rate"] > threshold
+
+
+HOTLINE_STREAK = 3  # failed requests in a row after which a patient picks up the phone
+HOTLINE_CALLERS = 3  # this many callers is a signal, not one unlucky patient
+
+
+@rule("hotline_calls", "warning",
+      "patients whose journeys keep failing are calling the hotline", raise_after=1)
+def _hotline_calls(o: Observation) -> dict | bool:
+    callers = o.monitor.callers()
+    return {"callers": len(callers), "sample": sorted(callers)[:5]} \
+        if len(callers) >= HOTLINE_CALLERS else False
 
 
 @rule("third_party_errors", "warning", "payments failing on third-party interfaces")
@@ -139,7 +181,8 @@ class Monitor(threading.Thread):
         self._stop_evt = threading.Event()
         self._lock = threading.Lock()
         self.totals = {"requests": 0, "failed": 0}
-        self.active: dict[str, dict] = {}
+        self.active: dict[str, dict] = {}  # alerts on the board
+        self.truth: dict[str, dict] = {}  # ground truth the board cannot see (Rule.ground_truth)
         self._streak: dict[str, int] = {}
         self.baseline_error_rate = 0.0
         # incident bookkeeping (set by the run when the first fault goes in)
@@ -156,6 +199,7 @@ class Monitor(threading.Thread):
         self.incident_drill: float | None = None  # drill time of the first fault
         self._incident: list[tuple] = []  # (t, patient, ok, ms, journey) for the level rule
         self._newest_record = 0.0  # wall start of the newest record ingested
+        self._fail_streak: dict[str, int] = {}  # patient → failed requests in a row
         journal.subscribe(self._on_event, critical=True)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -192,6 +236,8 @@ class Monitor(threading.Thread):
                 self.totals["requests"] += 1
                 self.totals["failed"] += 0 if rec.get("ok") else 1
                 self._newest_record = max(self._newest_record, rec["t"])
+                who = rec.get("patient")
+                self._fail_streak[who] = 0 if rec.get("ok") else self._fail_streak.get(who, 0) + 1
                 if self.incident_start is not None and rec["t"] >= self.incident_start:
                     self.incident_patients.add(rec.get("patient"))
                     if not rec.get("ok"):
@@ -226,19 +272,21 @@ class Monitor(threading.Thread):
         streak = self._streak.get(rule.name, 0)
         streak = max(1, streak + 1) if is_bad else min(-1, streak - 1)
         self._streak[rule.name] = streak
-        if is_bad and streak >= rule.raise_after and rule.name not in self.active:
+        held = self.truth if rule.ground_truth else self.active
+        kind = "truth" if rule.ground_truth else "alert"
+        if is_bad and streak >= rule.raise_after and rule.name not in held:
             detail = {"error_rate": round(stats["error_rate"], 3), "requests": stats["requests"]}
             if probe is not None and not probe.ok:
                 detail.update(probe_step=probe.failed_step, probe_error=probe.error)
             detail.update(evidence or {})
-            self.active[rule.name] = self.journal.record(
-                "alert.raised", lane=self.lane, alert=rule.name, severity=rule.severity,
+            held[rule.name] = self.journal.record(
+                f"{kind}.raised", lane=self.lane, alert=rule.name, severity=rule.severity,
                 detail=detail, describe=rule.describe)
-            if self.incident_start is not None:
+            if self.incident_start is not None and rule.patient_facing and not rule.ground_truth:
                 self.degraded = True
-        elif not is_bad and -streak >= rule.clear_after and rule.name in self.active:
-            del self.active[rule.name]
-            cleared = self.journal.record("alert.cleared", lane=self.lane, alert=rule.name)
+        elif not is_bad and -streak >= rule.clear_after and rule.name in held:
+            del held[rule.name]
+            cleared = self.journal.record(f"{kind}.cleared", lane=self.lane, alert=rule.name)
             if rule.blocks_recovery:
                 self._unblocked_at = cleared["wall"]  # recovery cannot have begun before this
 
@@ -249,7 +297,7 @@ class Monitor(threading.Thread):
             return
         if last is None:
             return
-        if any(RULES[a].blocks_recovery for a in self.active if a in RULES):
+        if any(RULES[a].blocks_recovery for a in (*self.active, *self.truth) if a in RULES):
             self._candidate = None  # e.g. patients' records still missing: not back yet
             return
         if not last.ok:
@@ -286,7 +334,8 @@ class Monitor(threading.Thread):
             self.incident_start = wall
             self.incident_drill = fault_drill
         # an alert raised while the fault was still being injected (`fault_wall` on) is the incident's
-        if fault_wall is not None and any(e["wall"] >= fault_wall for e in list(self.active.values())):
+        if fault_wall is not None and any(e["wall"] >= fault_wall and RULES[a].patient_facing
+                                          for a, e in list(self.active.items()) if a in RULES):
             self.degraded = True
 
     def steady_state(self, since: float) -> dict:
@@ -324,6 +373,11 @@ class Monitor(threading.Thread):
                         f"window from the incident's start")
         return seen
 
+    def callers(self) -> set:
+        """Patients whose last HOTLINE_STREAK requests all failed: the ones calling the hotline."""
+        with self._lock:
+            return {p for p, n in self._fail_streak.items() if n >= HOTLINE_STREAK and p is not None}
+
     def affected(self) -> dict:
         """Patients with a failed request since the incident began, of those active since then."""
         self.ingest()
@@ -343,4 +397,4 @@ class Monitor(threading.Thread):
         return {**totals, "window_error_rate": stats["error_rate"], "alerts": sorted(self.active)}
 
 
-from . import data_rules, network_rules, service_rules  # noqa: E402,F401  (register their rules and samplers)
+from . import data_rules, network_rules, redundancy_rules, service_rules  # noqa: E402,F401  (register their rules and samplers)

@@ -6,6 +6,7 @@ the thing did not work (a failed promotion, an unreachable backup interface).
 """
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..stack import topology
 
 if TYPE_CHECKING:
+    from ..clock import Lane
     from ..journal import Journal
     from ..models import Drill
     from ..monitor.monitor import Monitor
@@ -31,12 +33,26 @@ class ActionFailed(Exception):
 
 @dataclass
 class ActionContext:
+    """What an action works with. Each step gets its own copy with its own `lane` (its causal drill
+    time): declared waits go through `ctx.lane.wait`, waits for a machine through `ctx.lane.poll`,
+    and what it journals goes through `ctx.record` so that it carries the step's time."""
     stack: "Stack"
     journal: "Journal"
     monitor: "Monitor"
     drill: "Drill"
     time_scale: float
-    state: dict[str, Any] = field(default_factory=dict)  # e.g. the declared level
+    state: dict[str, Any] = field(default_factory=dict)  # e.g. the declared level (shared by steps)
+    lane: "Lane | None" = None
+    stop: "threading.Event | None" = None
+
+    def record(self, type_: str, **fields: Any) -> dict:
+        return self.journal.record(type_, lane=self.lane, **fields)
+
+    def give_up(self, budget: float) -> float:
+        """The monotonic deadline for a machine's work that the plan budgets `budget` drill seconds
+        for (clock.give_up_after); polling until then is the machine's real time."""
+        from ..clock import give_up_after
+        return time.monotonic() + give_up_after(budget, self.time_scale)
 
 
 class Params(BaseModel):
@@ -130,23 +146,18 @@ def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
         "test_account": "ok" if probe.ok else f"failed at {probe.failed_step}: {probe.error}",
     }
     ctx.state["verdict"] = verdict
-    ctx.journal.record("check.finished", items=items, verdict=verdict, reason=why)
+    ctx.record("check.finished", items=items, verdict=verdict, reason=why)
     return {"verdict": verdict, "reason": why}
 
 
 def observe_share(ctx: ActionContext) -> tuple[dict[str, Any], int]:
-    """The affected share since the incident began and the level it implies.
-
-    The share needs patients to judge by: wait (boundedly) until enough have been seen, as an
-    operator would look at the board for up to a minute before classifying."""
-    deadline = time.monotonic() + max(1.0, 60.0 / ctx.time_scale)
-    seen = ctx.monitor.affected()
-    while seen["active"] < MIN_PATIENTS_TO_CLASSIFY and time.monotonic() < deadline:
-        time.sleep(0.1)
-        seen = ctx.monitor.affected()
+    """The plan's level rule (score/level.py) over its observation window from when the incident
+    began: the operator watches the board until the window has passed (a declared wait), then
+    classifies from the share of patients affected in it — the same function the scorer uses."""
+    from ..score.level import level_of
     lv = ctx.drill.levels
-    share = seen["share"]
-    return seen, 1 if share > lv.level1_above else 2 if share > lv.level2_above else 3
+    seen = ctx.monitor.observed_share(lv, ctx.lane, ctx.stop)
+    return seen, level_of(seen["share"], lv)
 
 
 @action("declare_level", describe="classify the response level from the share of affected patients")
@@ -156,8 +167,8 @@ def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
     if ctx.state.get("verdict") == "not_system_failure":
         level = 3  # the plan: a false alarm never escalates past the technical group
     ctx.state["level"] = level
-    ctx.journal.record("level.declared", level=level, affected=seen["affected"],
-                       active=seen["active"], share=round(share, 4))
+    ctx.record("level.declared", level=level, affected=seen["affected"], active=seen["active"],
+               share=round(share, 4), window_wall=seen.get("window_wall"), rule=seen.get("rule"))
     return {"level": level, **seen}
 
 
@@ -202,7 +213,7 @@ def set_notice(ctx: ActionContext, p: NoticeParams) -> dict[str, Any]:
     answered = ctx.stack.post_apps("/admin/notice", {"text": p.text})
     if not any(v == 200 for v in answered.values()):
         raise ActionFailed(f"no app instance took the notice: {answered}")
-    ctx.journal.record("notification.sent", channel="app_banner", audience="patients",
+    ctx.record("notification.sent", channel="app_banner", audience="patients",
                        text=p.text or "(cleared)")
     return {"apps": answered}
 
@@ -219,20 +230,24 @@ def notify(ctx: ActionContext, p: NotifyParams) -> dict[str, Any]:
         sent = ctx.stack.notify(p.channel, p.audience, p.text)
     except Exception as e:
         raise ActionFailed(f"notification service: {e}") from e
-    ctx.journal.record("notification.sent", channel=p.channel, audience=p.audience, text=p.text)
+    ctx.record("notification.sent", channel=p.channel, audience=p.audience, text=p.text)
     return {"sent": sent}
 
 
 class RouteParams(Params):
+    """The egress line, and each third party's interface (primary or backup), to switch to."""
     egress: Literal["primary", "backup"] | None = None
     insurance: Literal["primary", "backup"] | None = None
+    payment: Literal["primary", "backup"] | None = None
+    notification: Literal["primary", "backup"] | None = None
 
 
-@action("switch_route", RouteParams, "switch the apps' egress line or insurance interface")
+@action("switch_route", RouteParams,
+        "switch the apps' egress line or a third party's interface (insurance, payment, notification)")
 def switch_route(ctx: ActionContext, p: RouteParams) -> dict[str, Any]:
     body = p.model_dump(exclude_none=True)
     if not body:
-        raise ActionFailed("nothing to switch: give egress or insurance")
+        raise ActionFailed("nothing to switch: give egress, insurance, payment or notification")
     answered = ctx.stack.post_apps("/admin/route", body)
     if not all(v == 200 for v in answered.values()):
         raise ActionFailed(f"route switch not taken everywhere: {answered}")

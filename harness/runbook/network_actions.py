@@ -1,9 +1,11 @@
 """Runbook actions of the network and third-party failure classes: egress line saturated or down, an
 insurance interface failing (and a backup interface configured wrong), a third party misbehaving.
 
-- `switch_and_verify`: switch the apps' egress line and/or insurance interface, then walk a test
-  payment through the new route; when it fails, the step fails naming the configured address and
-  what a connection to it did, and the routes go back to what they were.
+- `switch_and_verify`: switch the apps' egress line and/or a third party's interface (insurance,
+  payment, notification), then walk a test payment (a test message for notification) through the
+  new route; when it fails, the step fails naming the culprit the services' own errors point at
+  (the component and the address that refused, see culprit.py), and the routes go back to what
+  they were.
 - `declare_network_level`: the plan's classification from the share of affected patients, with the
   plan's network rule on top: while an egress-line alert holds, at least level 2.
 - `degrade_payments`: the app's degraded mode: insurance claims queued (the patient pays now, the
@@ -13,7 +15,6 @@ insurance interface failing (and a backup interface configured wrong), a third p
 """
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from typing import Any, Literal
@@ -24,17 +25,15 @@ from pydantic_core import PydanticCustomError
 
 from ..models import Duration
 from ..monitor.probe import TEST_ACCOUNT
+from ..stack import topology
 from .actions import ActionContext, ActionFailed, Params, action, observe_share
+from .culprit import Culprit, corrective_action, link_upstream, locate, probe_address
 
 HTTP_TIMEOUT = 2.0
-CONNECT_TIMEOUT = 1.0
+RETRY_EVERY = 5.0  # drill seconds between two verifications of a switch
 TEST_AMOUNT = 1.0  # insurance covers part of it, payment the rest: both third parties are walked
-ROUTE_NAMES = {"egress": "egress line", "insurance": "insurance interface"}
-
-
-def _real(ctx: ActionContext, drill_seconds: float, floor: float = 0.2) -> float:
-    return max(floor, drill_seconds / ctx.time_scale)
-
+ROUTE_NAMES = {"egress": "egress line", **{k: f"{k} interface" for k in topology.THIRD_PARTY_KINDS}}
+TEST_MESSAGE = "【演练】通知通道测试，请忽略。(drill: notification route test, please ignore)"
 
 PAYMENT_TIMEOUT = 2 * 2.0 + 3.0  # the app waits up to 2 s for insurance, 2 s for payment, then the DB
 
@@ -55,49 +54,50 @@ def test_payment(ctx: ActionContext, http: requests.Session, purpose: str) -> di
             out.update(ok=True, body={k: data.get(k) for k in (
                 "id", "insurance_covered", "paid", "claim_status", "payment_status")})
         else:
-            out["error"] = (data.get("error") if isinstance(data, dict) else None) or r.text[:200]
+            _failed(out, r, data)
     except (requests.RequestException, ValueError) as e:
         out["error"] = f"{e.__class__.__name__}: {str(e)[:160]}"
     out["ms"] = round((time.monotonic() - t0) * 1000, 1)
     return out
 
 
-def probe_address(address: str | None, timeout: float = CONNECT_TIMEOUT) -> tuple[bool, str]:
-    """Try a TCP connection to host:port: (connected, what happened, in words)."""
-    if not address or ":" not in address:
-        return False, f"is not a host:port address ({address!r})"
-    host, port = address.rsplit(":", 1)
-    if not port.isdigit():
-        return False, f"has no valid port ({address!r})"
+def test_message(ctx: ActionContext, http: requests.Session) -> dict[str, Any]:
+    """A message to the test account through the apps' notification route (their `/admin/notify`
+    behind the patient entry point): {"ok", "status", "ms", "body" or "error" (+ "culprit")}."""
+    t0 = time.monotonic()
+    out: dict[str, Any] = {"ok": False, "status": None}
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout):
-            return True, "takes connections"
-    except ConnectionRefusedError:
-        return False, "refused connection"
-    except socket.gaierror:
-        return False, "does not resolve (no such host name)"
-    except TimeoutError:
-        return False, f"did not answer within {timeout:g}s"
-    except OSError as e:
-        return False, f"unreachable ({e.strerror or e.__class__.__name__})"
+        r = http.post(f"{ctx.stack.vip_url}/admin/notify", timeout=PAYMENT_TIMEOUT,
+                      json={"channel": "sms", "audience": TEST_ACCOUNT, "text": TEST_MESSAGE})
+        out["status"] = r.status_code
+        data = r.json() if r.content else {}
+        if r.status_code == 200 and isinstance(data, dict):
+            out.update(ok=True, body={k: data.get(k) for k in ("id", "channel")})
+        else:
+            _failed(out, r, data)
+    except (requests.RequestException, ValueError) as e:
+        out["error"] = f"{e.__class__.__name__}: {str(e)[:160]}"
+    out["ms"] = round((time.monotonic() - t0) * 1000, 1)
+    return out
+
+
+def _failed(out: dict[str, Any], r: requests.Response, data: Any) -> None:
+    """The app's error and, when it gave one, its account of the culprit."""
+    body = data if isinstance(data, dict) else {}
+    out["error"] = body.get("error") or r.text[:200]
+    if isinstance(body.get("culprit"), dict):
+        out["culprit"] = body["culprit"]
 
 
 def configured_address(ctx: ActionContext, route: str, target: str) -> str | None:
-    """Where the apps' `route` (egress or insurance) leads when set to `target`: the address of the
-    insurance interface as configured (its link's upstream), or the line's address the apps dial."""
+    """Where the apps' `route` (egress or a third party) leads when set to `target`: the address of
+    the interface as configured (its link's upstream), or the line's address the apps dial."""
     stack = ctx.stack
     if route == "egress":
         return stack.link_listen.get(f"egress-{target}")
-    link = f"insurance-{target}"
-    try:
-        proxy = stack.links.get(link)
-    except Exception:
-        proxy = None
-    if proxy and proxy.get("upstream"):
-        return proxy["upstream"]
-    if target == "backup" and stack.config.insurance_backup_address:
-        return stack.config.insurance_backup_address
-    return stack.addresses.get(link)
+    link = topology.interface(route, target)
+    return link_upstream(stack, link) or (stack.config.backup_address(route)
+                                          if target == "backup" else None)
 
 
 def _routes_now(ctx: ActionContext, http: requests.Session) -> dict[str, str]:
@@ -121,71 +121,110 @@ def _post_live(ctx: ActionContext, path: str, body: dict) -> dict[str, Any]:
 
 # --- a verified switch ---------------------------------------------------------------------------
 
-def _one_of(first: str):
-    """A validator for the second of two optional fields: at least one of them must be given
+def _one_of(*others: str):
+    """A validator for the last of several optional fields: at least one of them must be given
     (on a field, not the model, so that the error names where to add it)."""
     def check(v: Any, info: ValidationInfo) -> Any:
-        if v is None and info.data.get(first) is None:
-            raise PydanticCustomError("missing_choice", f"give {first} or {info.field_name} (or both)")
+        if v is None and all(info.data.get(o) is None for o in others):
+            names = [*others, info.field_name]
+            choice = (f"{names[0]} or {names[1]} (or both)" if len(names) == 2 else
+                      f"{', '.join(names[:-1])} or {names[-1]} (any of them)")
+            raise PydanticCustomError("missing_choice", f"give {choice}")
         return v
     return check
 
 
+Interface = Literal["primary", "backup"]
+
+
 class VerifiedSwitchParams(Params):
-    egress: Literal["primary", "backup"] | None = None
-    insurance: Literal["primary", "backup"] | None = Field(None, validate_default=True)
-    attempts: int = Field(3, ge=1, le=10, description="test payments before the switch is judged failed")
+    egress: Interface | None = None
+    insurance: Interface | None = None
+    payment: Interface | None = None
+    notification: Interface | None = Field(None, validate_default=True)
+    attempts: int = Field(3, ge=1, le=10, description="tests before the switch is judged failed")
     rollback: bool = Field(True, description="when the new route does not work, switch back")
 
-    _either = field_validator("insurance")(_one_of("egress"))
+    _any = field_validator("notification")(_one_of("egress", "insurance", "payment"))
+
+    def routes(self) -> dict[str, str]:
+        return {k: v for k in ("egress", *topology.THIRD_PARTY_KINDS)
+                if (v := getattr(self, k)) is not None}
+
+
+def _verify_once(ctx: ActionContext, http: requests.Session, body: dict[str, str]) -> dict[str, Any]:
+    """Walk what the switched routes carry: a payment with insurance (egress line, insurance or
+    payment switched) and/or a message (notification switched). {"ok", "tests": {name: result}}."""
+    tests: dict[str, Any] = {}
+    if body.keys() - {"notification"}:
+        tried = test_payment(ctx, http, "verify-route")
+        # a payment whose claim was only queued (degraded mode) did not reach the insurer, one
+        # recorded as pay-later did not reach the payment service
+        if tried["ok"] and ("insurance" in body and tried["body"].get("claim_status") == "queued"
+                            or "payment" in body and tried["body"].get("payment_status") == "pay_later"):
+            tried = {**tried, "ok": False, "error": "the app is in degraded mode: the switched "
+                                                    "interface was not called"}
+        tests["test_payment"] = tried
+    if "notification" in body:
+        tests["test_message"] = test_message(ctx, http)
+    return {"ok": all(t["ok"] for t in tests.values()), "tests": tests}
 
 
 @action("switch_and_verify", VerifiedSwitchParams,
-        "switch the apps' egress line / insurance interface, then walk a test payment through it")
+        "switch the apps' egress line / a third party's interface, then walk a test payment (or a "
+        "test message) through it")
 def switch_and_verify(ctx: ActionContext, p: VerifiedSwitchParams) -> dict[str, Any]:
-    body = {k: v for k, v in (("egress", p.egress), ("insurance", p.insurance)) if v is not None}
+    body = p.routes()
     with requests.Session() as http:
         before = _routes_now(ctx, http)
         answered = _post_live(ctx, "/admin/route", body)
         tries = []
         for i in range(p.attempts):
-            tried = test_payment(ctx, http, "verify-route")
-            # a payment whose claim was only queued (degraded mode) did not reach the insurer
-            reached = tried["ok"] and (tried["body"].get("claim_status") != "queued"
-                                       or "insurance" not in body)
+            tried = _verify_once(ctx, http, body)
             tries.append(tried)
-            if reached:
-                detail = {"routes": body, "apps": answered, "test_payment": tried,
+            if tried["ok"]:
+                detail = {"routes": body, "apps": answered, **tried["tests"],
                           "addresses": {r: configured_address(ctx, r, t) for r, t in body.items()}}
-                ctx.journal.record("route.verified", ok=True, routes=body, attempts=i + 1,
-                                   test_payment=tried)
+                ctx.record("route.verified", ok=True, routes=body, attempts=i + 1, **tried["tests"])
                 return detail
-            time.sleep(min(0.5, _real(ctx, 5.0)))
-        # what went wrong, in the terms of the configuration: the address and what it did
+            ctx.lane.wait(RETRY_EVERY, ctx.stop)  # the plan's retry interval: declared
+        last = tries[-1]["tests"]
+        failed = next(t for t in last.values() if not t["ok"])
+        # what the switched routes lead to, as configured, and what a connection to each does
         found = []
         for route, target in body.items():
             address = configured_address(ctx, route, target)
             connected, what = probe_address(address)
             found.append({"route": route, "target": target, "address": address,
                           "connected": connected, "what": what})
-        culprit = next((f for f in found if not f["connected"]), found[0])
-        last = tries[-1]
-        paid = f"HTTP {last['status']}" if last["status"] else "no answer"
         rolled = None
         if p.rollback and before:
             back = {k: before[k] for k in body if before.get(k) and before[k] != body[k]}
             if back:
                 rolled = ctx.stack.post_apps("/admin/route", back, apps=ctx.stack.live_app_nodes())
                 rolled = {"routes": back, "apps": rolled}
-        fix = ("correct the configured address (stack.insurance_backup_address) and test it"
-               if culprit["route"] == "insurance" and culprit["target"] == "backup" else
-               f"correct or restore the {culprit['target']} {ROUTE_NAMES[culprit['route']]} and test it")
-        msg = (f"{culprit['target']} {ROUTE_NAMES[culprit['route']]} {culprit['address']} "
-               f"{culprit['what']}; {len(tries)} test payment(s) through it: {paid}; fix: {fix}"
+        # the culprit is what the services' own errors point at; the configured addresses only
+        # when they gave no account (the entry point itself did not answer)
+        culprit = locate(ctx.stack, failed.get("culprit"))
+        if culprit is None:
+            bad = next((f for f in found if not f["connected"]), found[0])
+            component = (f"egress-{bad['target']}" if bad["route"] == "egress"
+                         else topology.interface(bad["route"], bad["target"]))
+            culprit = Culprit(component, bad["address"], bad["what"])
+        fix = corrective_action(ctx.stack, culprit)
+        switched = {f"egress-{t}" if r == "egress" else topology.interface(r, t)
+                    for r, t in body.items()}
+        kinds = " and ".join(k.replace("_", " ") for k in last)
+        answer = f"HTTP {failed['status']}" if failed["status"] else "no answer"
+        msg = (f"{culprit.words()}; {len(tries)} {kinds}(s) after the switch to "
+               f"{', '.join(f'{k} {v}' for k, v in body.items())}: {answer}"
+               + ("" if culprit.component in switched else
+                  "; the switch itself is not at fault: the calls went through it")
+               + f"; fix: {fix}"
                + (f"; switched back to {', '.join(f'{k} {v}' for k, v in rolled['routes'].items())}"
                   if rolled else ""))
-        ctx.journal.record("route.verified", ok=False, routes=body, attempts=len(tries),
-                           test_payment=last, found=found, corrective_action=fix, rolled_back=rolled)
+        ctx.record("route.verified", ok=False, routes=body, attempts=len(tries), **last,
+                   culprit=culprit.as_dict(), found=found, corrective_action=fix, rolled_back=rolled)
         raise ActionFailed(msg)
 
 
@@ -219,7 +258,7 @@ def declare_network_level(ctx: ActionContext, p: NetworkLevelParams) -> dict[str
         level = 3  # the plan: a false alarm never escalates past the technical group
     ctx.state["level"] = level
     rule = {"alerts": holding, "level": p.level} if holding else None
-    ctx.journal.record("level.declared", level=level, affected=seen["affected"],
+    ctx.record("level.declared", level=level, affected=seen["affected"],
                        active=seen["active"], share=round(share, 4), by_share=by_share, rule=rule)
     return {"level": level, "by_share": by_share, "network_rule": rule, **seen}
 
@@ -274,7 +313,8 @@ def _settle_once(ctx: ActionContext, http: requests.Session) -> dict[str, Any]:
         "once the third parties answer again: normal mode, then settle queued claims and pay-later "
         "payments")
 def settle_deferred(ctx: ActionContext, p: SettleParams) -> dict[str, Any]:
-    deadline = time.monotonic() + _real(ctx, p.wait)
+    # the third parties come back when the world says (declared time): wait on the step's lane
+    started = ctx.lane.now()
     settled = {"claims": 0, "payments": 0}
     refund, tries, restored = 0.0, 0, None
     with requests.Session() as http:
@@ -292,12 +332,12 @@ def settle_deferred(ctx: ActionContext, p: SettleParams) -> dict[str, Any]:
                 restored = _post_live(ctx, "/admin/degrade", {"insurance": "normal", "payment": "normal"})
                 continue
             if answered and not any(pending.values()):
-                ctx.journal.record("payments.settled", settled=settled, refund_due=round(refund, 2),
+                ctx.record("payments.settled", settled=settled, refund_due=round(refund, 2),
                                    tries=tries)
                 return {"settled": settled, "refund_due": round(refund, 2), "tries": tries,
                         "normal_mode": restored}
-            if time.monotonic() > deadline:
+            if ctx.lane.now() - started > p.wait:
                 raise ActionFailed(f"{pending.get('claims', '?')} queued claims and "
                                    f"{pending.get('payments', '?')} pay-later payments still "
                                    f"unsettled after {p.wait:g}s: {got.get('error')}")
-            time.sleep(_real(ctx, p.every, floor=0.05))
+            ctx.lane.wait(p.every, ctx.stop)

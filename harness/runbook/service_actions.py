@@ -22,8 +22,6 @@ from ..monitor.service_rules import TRAFFIC_WINDOW_S, abusive_clients, merge_boa
 from .actions import ActionContext, ActionFailed, Params, action
 
 HTTP_TIMEOUT = 2.0
-def _real(ctx: ActionContext, drill_seconds: float, floor: float = 1.0) -> float:
-    return max(floor, drill_seconds / ctx.time_scale)
 
 
 # --- server down: the backup server takes the entry point ----------------------------------------
@@ -50,7 +48,7 @@ def switch_app(ctx: ActionContext, p: SwitchAppParams) -> dict[str, Any]:
     stack = ctx.stack
     if p.to in stack.killed_services:
         raise ActionFailed(f"{p.to} is down itself")
-    deadline = time.monotonic() + _real(ctx, p.wait)
+    deadline = ctx.give_up(p.wait)
     with requests.Session() as http:
         while True:  # a backup whose database is not back yet answers 503: wait for it, boundedly
             status, body = _health(http, stack.url(p.to))
@@ -111,7 +109,7 @@ def _boards(ctx: ActionContext, http: requests.Session) -> list[dict]:
 @action("block_clients", BlockParams,
         "block the clients the traffic board shows as abusive (or those named) on every app instance")
 def block_clients(ctx: ActionContext, p: BlockParams) -> dict[str, Any]:
-    deadline = time.monotonic() + _real(ctx, p.wait)
+    deadline = ctx.give_up(p.wait)
     with requests.Session() as http:
         while True:
             board = merge_boards(_boards(ctx, http))
@@ -180,7 +178,7 @@ def verify_replica(ctx: ActionContext, p: VerifyParams) -> dict[str, Any]:
     except psycopg.Error as e:
         raise ActionFailed(f"write on {primary}: {str(e).strip().splitlines()[0]}") from None
     written_wall = time.time()
-    deadline = time.monotonic() + _real(ctx, p.timeout)
+    deadline = ctx.give_up(p.timeout)
     last, conn = "not asked yet", None
     try:
         while True:
@@ -213,5 +211,5 @@ def verify_replica(ctx: ActionContext, p: VerifyParams) -> dict[str, Any]:
               "lag_drill_s": round((seen_wall - written_wall) * ctx.time_scale, 3),
               "receiver": dict(zip(("status", "received_tli", "sender_host", "sender_port"),
                                    receiver)) if receiver else None}
-    ctx.journal.record("replica.verified", **detail)
+    ctx.record("replica.verified", **detail)
     return detail

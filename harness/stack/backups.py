@@ -160,7 +160,7 @@ class BackupSchedule(threading.Thread):
             "backup.taken", wall=finished, kind=backup.kind, label=label, node=node,
             based_on=taken.based_on, scheduled_at=at, started_wall=round(started, 6),
             size=backup.size_bytes, seconds=backup.seconds,
-            drill_seconds=round(backup.seconds * self.clock.scale, 1),
+            drill_seconds=round(backup.seconds, 1),  # a machine's work: real time at any scale
             path=str(backup.path), offline=str(offline) if offline else None,
             offline_seconds=offline_s)
 

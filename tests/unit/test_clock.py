@@ -107,3 +107,16 @@ def test_lane_poll_is_real_work_with_a_compressed_budget():
         assert lane.poll(lambda: False, budget=60.0) is None
     finally:
         hc.GIVE_UP_FLOOR_REAL = old
+
+
+def test_anchor_in_the_past_keeps_the_waits_since_it():
+    """An event is journaled after its work: waits the lane did since the event's wall still count
+    as waiting once the lane is anchored there, not as real work."""
+    clock, now = fake_clock(60)
+    lane = clock.lane("monitor", 0.0, now[0])
+    fault_wall = now[0]
+    lane.wait(5.0)
+    lane.wait(5.0)  # two samples while the fault was still being injected
+    lane.anchor(240.0, fault_wall, cause=4)
+    assert lane.now() == pytest.approx(250.0)
+    assert lane.account()["declared"] == pytest.approx(10.0)

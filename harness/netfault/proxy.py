@@ -124,9 +124,7 @@ class Pipe:
         if toxic.type == "timeout":
             # Real Toxiproxy closes the connection when a timeout toxic is removed (its cleanup
             # runs whether or not the toxic applied to this connection); what it dropped is gone.
-            finished = st.task is None or st.task.done()
-            await st.interrupt("kill")
-            if not finished:
+            if await st.interrupt("kill"):
                 st.emit(CLOSE)
             return
         await st.interrupt("remove")
@@ -147,9 +145,7 @@ class Pipe:
         st = self._find(toxic)
         if st is None or self.done:
             return
-        finished = st.task is not None and st.task.done()
-        await st.interrupt("update")
-        if finished:
+        if not await st.interrupt("update"):
             return
         st.roll()
         st.start()

@@ -116,14 +116,18 @@ class Stage:
             self.held = []
             self.emit(CLOSE)
 
-    async def interrupt(self, mode: str) -> None:
+    async def interrupt(self, mode: str) -> bool:
+        """Stop the runner; False when it had ended, or ran to its end (a firing reset_peer)."""
         task = self.task
         if task is None or task.done():
-            return
-        if not self.firing:
-            self.mode = mode
-            task.cancel()
+            return False
+        if self.firing:
+            await asyncio.wait([task])
+            return False
+        self.mode = mode
+        task.cancel()
         await asyncio.wait([task])
+        return True
 
     def kill(self) -> None:
         if self.task is not None and not self.task.done():

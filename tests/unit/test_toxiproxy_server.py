@@ -520,6 +520,22 @@ def test_reset_peer_added_to_open_connection_closes_without_reset(api, upstreams
     s.close()
 
 
+def test_reset_peer_once_triggered_closes_even_if_removed(api, upstreams):
+    addr = _proxy(api, "rst4", upstreams["echo"])
+    s = _connect(addr)
+    s.sendall(b"a")
+    assert s.recv(10) == b"a"                   # open before the toxic: closes, not resets
+    _toxic(api, "rst4", "reset_peer", {"timeout": 300})
+    t = time.perf_counter()
+    s.sendall(b"x")                             # triggers it: the close is now due at 300 ms
+    time.sleep(0.05)
+    assert requests.delete(api + "/proxies/rst4/toxics/reset_peer_downstream").status_code == 204
+    assert time.perf_counter() - t >= 0.28      # as real, the removal waited for it
+    s.settimeout(2)
+    assert s.recv(10) == b""
+    s.close()
+
+
 def test_connection_opened_under_reset_peer_resets_on_any_close(api, upstreams):
     addr = _proxy(api, "rst3", upstreams["blob"])
     _toxic(api, "rst3", "reset_peer", {"timeout": 5000})

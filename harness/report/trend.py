@@ -6,8 +6,14 @@ regressions flagged.
 Input: run directories, or folders holding them (one level down). A run is read from its
 `score.json`, or scored from its journal and records when it has none (or an unreadable one).
 
-Regressions, between consecutive runs of the same drill and target:
-- `newly_missed`: the target was met and is now missed (or not measured);
+Like is compared with like: a run is compared with the previous run of the same drill and target at
+the same time scale and time model (run.started's `time_scale` and `time_model`, v1 when absent):
+figures measured at another scale or under another time model are not the same measure. Where a
+drill's consecutive runs differ so, the pair is listed as not compared, with why (`incomparable`).
+
+Regressions, between such comparable runs:
+- `newly_missed`: the target was met and is now missed (or not measured); a target that did not
+  apply (n/a) in either run is neither;
 - `slower`: a time target's actual grew by more than `threshold` (a share: 0.2 = 20 %) over the
   previous run's (not judged when the previous actual was 0).
 `latest_regressions` are those whose newer run is the drill's latest: what a CI gate looks at.
@@ -32,9 +38,10 @@ from . import charts as C
 from .i18n import pick, RATING, translator
 
 TEMPLATES = Path(__file__).parent / "templates"
+MARKS = {"met": "✓", "missed": "✗", "n/a": "n/a"}
 COLUMNS = ["drill", "drill_title", "run_id", "run_dir", "started", "date", "quarter", "target", "title",
-           "measure", "unit", "critical", "within", "actual", "met", "margin", "rating", "verdict",
-           "score"]
+           "measure", "unit", "critical", "within", "actual", "met", "status", "margin", "rating",
+           "verdict", "score", "time_scale", "time_model"]
 
 
 @dataclass
@@ -44,6 +51,7 @@ class TrendResult:
     quarters: pd.DataFrame  # (drill, target) × quarter → the quarter's last actual
     regressions: list[dict]
     latest_regressions: list[dict]
+    incomparable: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
 
@@ -52,6 +60,8 @@ class TrendResult:
                f"drills, {len(self.regressions)} regressions ({len(self.latest_regressions)} in the latest runs)"]
         for r in self.latest_regressions:
             out.append(f"  REGRESSION {r['drill']} {r['target']}: {r['why']}")
+        for p in self.incomparable:
+            out.append(f"  not compared {p['drill']} {p['from_run']} → {p['to_run']}: {p['why']}")
         for p in self.problems:
             out.append(f"  skipped: {p}")
         if "html" in self.paths:
@@ -110,7 +120,8 @@ def frame_of(cards: list[tuple[Path, ScoreCard]]) -> pd.DataFrame:
                 "quarter": None if pd.isna(started) else f"{started.year}Q{(started.month - 1) // 3 + 1}",
                 "target": r.id, "title": r.title, "measure": r.measure, "unit": r.unit,
                 "critical": r.critical, "within": r.target, "actual": r.actual, "met": r.met,
-                "margin": r.margin, "rating": r.rating, "verdict": c.verdict, "score": c.score})
+                "status": r.status, "margin": r.margin, "rating": r.rating, "verdict": c.verdict,
+                "score": c.score, "time_scale": float(ov.time_scale), "time_model": ov.time_model or "v1"})
     df = pd.DataFrame(rows, columns=COLUMNS)
     if len(df):
         df = df.sort_values(["drill", "target", "started", "run_id"], kind="stable").reset_index(drop=True)
@@ -123,13 +134,25 @@ def _local_tz():
 
 # --- the analysis --------------------------------------------------------------------------------
 
+def why_not_comparable(before: tuple[float, str], after: tuple[float, str]) -> str | None:
+    """Why two runs' figures are not the same measure ((time_scale, time_model) each), or None."""
+    (scale_a, model_a), (scale_b, model_b) = before, after
+    why = []
+    if model_a != model_b:
+        why.append(f"time model {model_a} → {model_b}")
+    if scale_a != scale_b:
+        why.append(f"time scale ×{scale_a:g} → ×{scale_b:g}")
+    return ", ".join(why) or None
+
+
 def find_regressions(df: pd.DataFrame, threshold: float) -> list[dict]:
-    """Consecutive runs of one drill and target: met → missed, or a time grown by > threshold."""
+    """Each run against the previous one of its drill and target at the same time scale and time
+    model: met → missed, or a time grown by > threshold."""
     if not len(df):
         return []
-    d = df.copy()
-    g = d.groupby(["drill", "target"], sort=False)
-    d["prev_met"] = g["met"].shift(1)
+    d = _like_columns(df)
+    g = d.groupby(["drill", "target", "time_scale", "time_model"], sort=False)
+    d["prev_status"] = g["status"].shift(1)
     d["prev_actual"] = g["actual"].shift(1)
     d["prev_run"] = g["run_id"].shift(1)
     d["prev_date"] = g["date"].shift(1)
@@ -138,7 +161,7 @@ def find_regressions(df: pd.DataFrame, threshold: float) -> list[dict]:
         base = {"drill": row.drill, "target": row.target, "from_run": row.prev_run, "to_run": row.run_id,
                 "from_date": row.prev_date, "to_date": row.date, "before": _num(row.prev_actual),
                 "after": _num(row.actual), "unit": row.unit}
-        if row.prev_met is True and not row.met:
+        if row.prev_status == "met" and row.status == "missed":
             out.append({**base, "kind": "newly_missed",
                         "why": f"met in {row.prev_run}, missed in {row.run_id}"
                                f" ({_show(row.prev_actual, row.unit)} → {_show(row.actual, row.unit)})",
@@ -150,6 +173,40 @@ def find_regressions(df: pd.DataFrame, threshold: float) -> list[dict]:
             out.append({**base, "kind": "slower", "growth": round(growth, 4),
                         "why": f"{_show(before, 's')} → {_show(after, 's')} (+{growth:.0%}, more than "
                                f"{threshold:.0%}) from {row.prev_run} to {row.run_id}"})
+    return out
+
+
+def _like_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with what comparing needs: status (from met when absent), time scale (0: unknown, all
+    alike) and time model (v1 when absent); no NaN in the keys, which groupby would drop."""
+    d = df.copy()
+    if "status" not in d:
+        d["status"] = d["met"].map(lambda m: "met" if m is True else "missed")
+    d["time_scale"] = d["time_scale"].fillna(0.0) if "time_scale" in d else 0.0
+    d["time_model"] = d["time_model"].fillna("v1") if "time_model" in d else "v1"
+    return d
+
+
+def incomparable_pairs(df: pd.DataFrame) -> list[dict]:
+    """A drill's consecutive runs at a different time scale or time model: not compared, and why;
+    `compared_with` is the earlier run the newer one was compared with instead (None: none)."""
+    out: list[dict] = []
+    if not len(df):
+        return out
+    runs = _like_columns(df).drop_duplicates(["drill", "run_id"])
+    runs = runs.sort_values(["drill", "started", "run_id"], kind="stable")
+    for drill, d in runs.groupby("drill", sort=True):
+        rows = list(d.itertuples(index=False))
+        for i in range(1, len(rows)):
+            prev, cur = rows[i - 1], rows[i]
+            why = why_not_comparable((prev.time_scale, prev.time_model), (cur.time_scale, cur.time_model))
+            if why is None:
+                continue
+            like = next((r.run_id for r in reversed(rows[:i]) if r.time_scale == cur.time_scale
+                         and r.time_model == cur.time_model), None)
+            out.append({"drill": drill, "from_run": prev.run_id, "to_run": cur.run_id,
+                        "from_date": prev.date, "to_date": cur.date, "compared_with": like,
+                        "why": f"{why}: figures are not measured alike, so they are not compared"})
     return out
 
 
@@ -220,11 +277,12 @@ def write_trend(paths: list[Path], out_dir: Path, *, threshold: float = 0.2,
         raise InputError("no readable run among them", file=", ".join(str(p) for p in paths))
     df = frame_of(cards)
     regs = find_regressions(df, threshold)
+    incomparable = incomparable_pairs(df)
     latest = df.sort_values("started").groupby("drill")["run_id"].last().to_dict() if len(df) else {}
     latest_regs = [r for r in regs if latest.get(r["drill"]) == r["to_run"]]
     quarters = quarter_table(df)
     result = TrendResult(runs=len(cards), frame=df, quarters=quarters, regressions=regs,
-                         latest_regressions=latest_regs, problems=problems)
+                         latest_regressions=latest_regs, incomparable=incomparable, problems=problems)
     out_dir.mkdir(parents=True, exist_ok=True)
     charts = trend_charts(df, lang)
     (out_dir / "charts").mkdir(exist_ok=True)
@@ -264,10 +322,12 @@ def _drill_views(df: pd.DataFrame, quarters: pd.DataFrame) -> list[dict]:
         runs = []
         for run_id, rows in d.sort_values("started").groupby("run_id", sort=False):
             first = rows.iloc[0]
-            cells = {r.target: {"actual": _num(r.actual), "met": bool(r.met), "rating": r.rating}
+            cells = {r.target: {"actual": _num(r.actual), "met": bool(r.met), "rating": r.rating,
+                                "status": r.status, "mark": MARKS.get(r.status, "✗")}
                      for r in rows.itertuples(index=False)}
             runs.append({"run_id": run_id, "date": first["date"], "quarter": first["quarter"],
-                         "verdict": first["verdict"], "score": int(first["score"]), "cells": cells})
+                         "verdict": first["verdict"], "score": int(first["score"]), "cells": cells,
+                         "time_scale": float(first["time_scale"]), "time_model": first["time_model"]})
         q_rows = []
         if len(quarters):
             sub = quarters.loc[drill] if drill in quarters.index.get_level_values(0) else None

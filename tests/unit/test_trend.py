@@ -121,3 +121,53 @@ def test_a_run_without_score_json_is_scored_from_its_journal(runs, tmp_path):
     q1 = result.frame[result.frame["run_id"] == "q1"]
     assert len(q1) == 3 and q1["actual"].isna().sum() == 3  # re-scored: nothing measured, said so
     assert (tmp_path / "t2" / "trend.html").read_text(encoding="utf-8").count("演练趋势分析") >= 1
+
+
+# --- like with like ------------------------------------------------------------------------------
+
+def scaled_card(day: dt.date, detect_s: float, run_id: str, scale: float, model: str | None):
+    """A run at `scale` (and `time_model`, absent when None): the alert `detect_s` drill s after the fault."""
+    t0 = dt.datetime.combine(day, dt.time(12)).astimezone().timestamp()
+    fault = t0 + 4
+    started = {"seq": 1, "wall": t0 - 1, "type": "run.started", "run_id": run_id, "time_scale": scale}
+    if model is not None:
+        started["time_model"] = model
+    e = [started, {"seq": 2, "wall": t0, "type": "scenario.started"},
+         {"seq": 3, "wall": fault, "type": "fault.injected", "fault": "db"},
+         {"seq": 4, "wall": fault + detect_s / scale, "type": "alert.raised", "alert": "db_down"},
+         {"seq": 5, "wall": fault + 12, "type": "run.finished", "status": "completed"}]
+    return build_scorecard(Drill.model_validate(DRILL), JournalRead(events=e), [])
+
+
+def test_runs_at_another_scale_or_time_model_are_not_compared(tmp_path):
+    root = tmp_path / "reports"
+    plan = [(dt.date(2026, 2, 10), 30, "x60-a", 60.0, None), (dt.date(2026, 3, 10), 80, "x120", 120.0, None),
+            (dt.date(2026, 4, 10), 40, "x60-b", 60.0, "v1"), (dt.date(2026, 5, 10), 45, "x60-v2", 60.0, "v2")]
+    for day, detect, run_id, scale, model in plan:
+        write_reports(root / run_id, scaled_card(day, detect, run_id, scale, model))
+    result = write_trend([root], tmp_path / "t", threshold=0.2, lang="en")
+    regs = {(r["target"], r["from_run"], r["to_run"], r["kind"]) for r in result.regressions if r["target"] == "detect"}
+    # 30 s at ×60 → 80 s at ×120 is not flagged; x60-b is compared with x60-a (30 → 40: +33 %);
+    # a missing time model reads v1, so x60-a and x60-b are alike; v2 is compared with nothing
+    assert regs == {("detect", "x60-a", "x60-b", "slower")}
+    pairs = [(p["from_run"], p["to_run"], p["compared_with"]) for p in result.incomparable]
+    assert pairs == [("x60-a", "x120", None), ("x120", "x60-b", "x60-a"), ("x60-b", "x60-v2", None)]
+    assert "time scale ×60 → ×120" in result.incomparable[0]["why"]
+    assert result.incomparable[2]["why"].startswith("time model v1 → v2")
+    assert any("not compared db-crash-failover x60-a → x120" in line for line in result.lines())
+    md = (tmp_path / "t" / "trend.md").read_text(encoding="utf-8")
+    assert "Runs not compared" in md and "| ×120 | v1 |" in md
+
+
+def test_na_is_neither_met_nor_missed_in_the_trend():
+    df = pd.DataFrame([
+        {"drill": "d", "target": "t", "run_id": "a", "date": "2026-01-01", "unit": "s", "met": True,
+         "status": "met", "actual": 10.0, "time_scale": 60.0, "time_model": "v2"},
+        {"drill": "d", "target": "t", "run_id": "b", "date": "2026-02-01", "unit": "s", "met": False,
+         "status": "n/a", "actual": None, "time_scale": 60.0, "time_model": "v2"},
+        {"drill": "d", "target": "t", "run_id": "c", "date": "2026-03-01", "unit": "s", "met": False,
+         "status": "missed", "actual": None, "time_scale": 60.0, "time_model": "v2"},
+    ])
+    assert find_regressions(df, 0.2) == []  # met → n/a is no regression, n/a → missed was never met
+    df.loc[1, ["status", "met", "actual"]] = ["met", True, 11.0]
+    assert [(r["to_run"], r["kind"]) for r in find_regressions(df, 0.2)] == [("c", "newly_missed")]

@@ -77,7 +77,21 @@ LABELS: dict[str, tuple[str, str]] = {
     # tables
     "target": ("指标", "Target"), "actual": ("实际", "Actual"), "result": ("结果", "Result"),
     "margin": ("余量", "Margin"), "rating": ("评级", "Rating"), "reason": ("说明", "Reason"),
-    "met": ("达成", "met"), "missed": ("未达成", "missed"),
+    "met": ("达成", "met"), "missed": ("未达成", "missed"), "n_a": ("不适用", "n/a"),
+    "summary_na": ("（另有 {na} 项不适用）", " ({na} n/a)"),
+    "na_rule": ("不适用（n/a）：本次演练中该指标没有可衡量的对象（原因见说明），既非达成也非未达成，不计入得分与结论。",
+                "n/a: the target did not apply to this run (the reason says why); it is neither met nor "
+                "missed and counts in neither the score nor the verdict."),
+    "plan_required": ("{level}响应的预案要求（{basis}）", "What the plan requires at {level} ({basis})"),
+    "basis_declared": ("依宣布的级别", "the declared level"),
+    "basis_implied": ("依受影响比例应有的级别，高于宣布的级别", "the implied level, more severe than the declared one"),
+    "required_item": ("要求", "Required"), "done": ("完成", "Done"),
+    "k_channel": ("通知渠道", "channel"), "k_step": ("处置步骤", "step"),
+    "deductions": ("扣分", "Deductions"),
+    "score_costs": ("扣分项：每缺少一项预案要求的通知渠道或步骤、出现双主库等发现，按其类别扣分（见上表）。",
+                    "Deductions: each required plan channel or step missing, and two primaries after a "
+                    "promotion, cost points by kind (rows above)."),
+    "rpo_trigger": ("测量原因", "Measured after"),
     "wall": ("实际", "wall"),
     "rating_rule": ("评级规则（参照 HSEEP）：", "Rating rule (after HSEEP): "),
     "declared": ("宣布", "Declared"), "implied": ("应为", "Implied"), "at": ("时间", "At"),
@@ -165,16 +179,23 @@ LABELS: dict[str, tuple[str, str]] = {
     "t_runs": ("运行（日期）", "runs (date)"),
     "t_target_line": ("指标", "target"),
     "t_skipped": ("无法读取的运行", "Runs that could not be read"),
+    "t_incomparable": ("不可比较的相邻运行", "Runs not compared"),
+    "t_incomparable_rule": ("时间倍率或时间模型不同的运行之间不比较（数值口径不同），各运行只与此前同倍率、同时间模型的运行比较。",
+                            "Runs at a different time scale or time model are not compared (their figures "
+                            "are not measured alike): each run is compared with the previous run at the same "
+                            "scale and time model."),
+    "t_scale": ("倍率", "Scale"), "t_model": ("时间模型", "Time model"),
 }
 
 VERDICT = {"pass": ("通过", "PASS"), "fail": ("未通过", "FAIL"), "aborted": ("中止", "ABORTED")}
-SEVERITY = {"high": ("高", "high"), "medium": ("中", "medium"), "low": ("低", "low")}
+SEVERITY = {"critical": ("严重", "critical"), "high": ("高", "high"), "medium": ("中", "medium"), "low": ("低", "low")}
 CAPABILITY = {"plan": ("预案", "plan"), "organisation": ("组织", "organisation"),
               "equipment": ("装备与系统", "equipment"), "training": ("培训", "training")}
 RATING = {"P": ("顺利完成", "performed without challenges"),
           "S": ("完成但存在一些问题", "performed with some challenges"),
           "M": ("完成但存在重大问题", "performed with major challenges"),
-          "U": ("未能完成", "unable to be performed")}
+          "U": ("未能完成", "unable to be performed"),
+          "n/a": ("不适用", "not applicable")}
 STATUS = {"ok": ("完成", "ok"), "failed": ("失败", "failed"), "unfinished": ("未完成", "unfinished"),
           "skipped": ("跳过", "skipped"), "not run": ("未执行", "not run"),
           "completed": ("完成", "completed"), "aborted": ("中止", "aborted"), "unknown": ("未知", "unknown")}

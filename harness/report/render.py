@@ -258,6 +258,8 @@ def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Envi
         capability=lambda v: pick(CAPABILITY, v, lang), rating=lambda v: pick(RATING, v, lang),
         status=lambda v: pick(STATUS, v, lang), kind=lambda v: pick(KIND, v, lang),
         measure=lambda v: pick(MEASURE, v, lang),
+        result=lambda r: {"met": "✓ " + t("met"), "n/a": "– " + t("n_a")}.get(r.status, "✗ " + t("missed")),
+        rclass=lambda r: {"met": "met", "n/a": "na"}.get(r.status, "missed"),
         fclass=lambda v: "—" if not v else (f"{FAILURE_CLASS.get(v, v)} ({v})" if zh else v),
         level=lambda v: "—" if v is None else (f"{['一', '二', '三'][int(v) - 1]}级" if zh and v in (1, 2, 3)
                                                else f"L{int(v)}"),
@@ -270,7 +272,8 @@ def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Envi
         svg=lambda name: Markup(charts[name].svg) if name in charts else "",  # generated and escaped here
         markers=chart_markers(card, lang), key_findings=key,
         rating_rule=RATING_RULE_ZH if zh else RATING_RULE, due_days=DUE_DAYS,
-        met_count=sum(1 for r in card.targets if r.met), tplus_of=lambda w: _tplus(card, w),
+        met_count=sum(1 for r in card.targets if r.status == "met"),
+        na_count=sum(1 for r in card.targets if r.status == "n/a"), tplus_of=lambda w: _tplus(card, w),
         VERDICT_TITLES=VERDICT_TITLES, SEVERITY_TITLES=SEVERITY_TITLES,
         incomplete=bool(card.problems) or ov.status != "completed")
     return env

@@ -32,10 +32,16 @@ class Fault:
         self.spec, self.params = spec, params
         self.target = spec.target or self.default_target
         self.injected = False
+        self.prepared = False  # something set up ahead by `prepare` that a revert must undo
 
     @property
     def id(self) -> str:
         return self.spec.id or self.type_name
+
+    def prepare(self, stack: "Stack", at_wall: float) -> None:
+        """Set up, before the scenario's time comes, what takes the harness real time to start (a
+        process), so that the fault takes hold at its time (`at_wall`) and the setup's duration never
+        counts into the response's figures. Sets `prepared` when there is something to undo."""
 
     def inject(self, stack: "Stack") -> dict[str, Any]:
         raise NotImplementedError

@@ -88,23 +88,29 @@ class BotFlood(Fault):
     target_links = True
     default_target = "app-vip"
 
-    def inject(self, stack):
+    def prepare(self, stack, at_wall: float) -> None:
+        """Start the bots' process now, holding them until the flood's time: a new Locust process
+        takes a second or more to come up, which would otherwise count as the flood's onset."""
         from ..load.runner import PatientLoad  # the harness side of Locust: a subprocess
         p = self.params
-        bound = (self.spec.duration or p.max_duration) / stack.time_scale
+        bound = max(0.0, at_wall - time.time()) + (self.spec.duration or p.max_duration) / stack.time_scale
         self.dir = Path(stack.run_dir) / "attack" / self.id
         self.load = PatientLoad(f"http://{stack.link_listen[self.target]}", self.dir / "records",
                                 users=p.bots, spawn_rate=max(p.bots, 1) * 10,
                                 config={"attack": {"clients": p.clients, "path": p.path,
-                                                   "wait": list(p.wait)}},
+                                                   "wait": list(p.wait), "start_at": at_wall}},
                                 log_dir=self.dir, run_time=f"{max(10, math.ceil(bound + 5))}s")
-        self.injected = True  # from here on a revert must stop whatever started
-        self.started_wall = time.time()
-        # not waiting for the bots: patients are judged from the moment the fault went in, and the
-        # bots' start-up (a new process) is part of the flood's onset (revert reports it)
+        self.prepared = True  # from here on a revert must stop whatever started
+        self.started_wall = at_wall
         self.load.start()
         # like the patient load: `hospital-drill down` finds them if this run is killed
         record_pids(stack.run_dir, {f"attack-{self.id}-{i}": pid for i, pid in enumerate(self.load.pids())})
+
+    def inject(self, stack):
+        p = self.params
+        if not self.prepared:  # not prepared ahead (e.g. called alone): start now
+            self.prepare(stack, time.time())
+        self.injected = True
         return {"link": self.target, "bots": p.bots, "clients": p.clients, "path": p.path,
                 "records": str(self.dir / "records"), "pids": self.load.pids()}
 

@@ -49,6 +49,7 @@ import atexit
 import datetime as _dt
 import itertools
 import json
+import math
 import logging
 import os
 import random
@@ -138,8 +139,11 @@ def _attack_config(attack) -> dict | None:
     """``attack``: {"clients": [keys], "path": "/api/...", "wait": [min, max]} or absent."""
     if attack is None:
         return None
-    if not isinstance(attack, dict) or set(attack) - {"clients", "path", "wait"}:
-        raise LoadConfigError("HD_LOAD_CONFIG.attack must be {clients, path, wait}")
+    if not isinstance(attack, dict) or set(attack) - {"clients", "path", "wait", "start_at"}:
+        raise LoadConfigError("HD_LOAD_CONFIG.attack must be {clients, path, wait, start_at}")
+    start_at = attack.get("start_at")
+    if start_at is not None and (not isinstance(start_at, (int, float)) or not math.isfinite(start_at)):
+        raise LoadConfigError("HD_LOAD_CONFIG.attack.start_at must be a wall time (seconds)")
     clients, path = attack.get("clients"), attack.get("path", "/api/exam-reports")
     wait = attack.get("wait", [0, 0])
     if not clients or not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
@@ -149,7 +153,8 @@ def _attack_config(attack) -> dict | None:
     if (not isinstance(wait, list) or len(wait) != 2 or not all(isinstance(w, (int, float)) for w in wait)
             or not 0 <= wait[0] <= wait[1]):
         raise LoadConfigError("HD_LOAD_CONFIG.attack.wait must be [min, max] seconds")
-    return {"clients": clients, "path": path, "wait": [float(wait[0]), float(wait[1])]}
+    return {"clients": clients, "path": path, "wait": [float(wait[0]), float(wait[1])],
+            "start_at": start_at}
 
 
 CONFIG = load_config(os.environ.get("HD_LOAD_CONFIG"))
@@ -523,6 +528,12 @@ class Attacker(FastHttpUser):
 
     def wait_time(self) -> float:
         return random.uniform(*self.wait)
+
+    def on_start(self) -> None:
+        # started ahead of the flood's time (the process takes a second to come up): hold until then
+        start_at = (CONFIG["attack"] or {}).get("start_at")
+        if start_at is not None:
+            gevent.sleep(max(0.0, start_at - time.time()))
 
     def context(self) -> dict:
         return {"patient": self.key, "persona": self.persona}

@@ -368,7 +368,7 @@ class Monitor(threading.Thread):
         with self._lock:
             records = list(self._incident)
         seen = affected_share(records, start, end, levels.patient_slo).as_dict()
-        seen["rule"] = (f"share of patients affected (failed, or slower than "
+        seen["basis"] = (f"share of patients affected (failed, or slower than "
                         f"{levels.patient_slo.latency:g}s) over the {levels.observe:g}s observation "
                         f"window from the incident's start")
         return seen

@@ -1,5 +1,6 @@
 """Redundancy the hospital can lose without a patient noticing — yet: a standby database that is down
-or not streaming, an app instance that stopped answering while the other carries the patients.
+or not streaming, an app instance that stopped answering while the other one (behind the patient
+entry point) carries the patients.
 
 Looked at every REDUNDANCY_EVERY drill seconds, within the board's sample (on its lane), over real
 connections with short timeouts. A loss is a warning: patients are not failing because of it, so it
@@ -39,19 +40,31 @@ def standby_state(dsn: str) -> str | None:
 
 
 def app_state(http: requests.Session, url: str) -> str | None:
-    """None when the instance answers /health at all (a 503 for its database is another alert)."""
+    """None when the instance answers at all: its liveness, not its database (a slow or lost
+    database is another alert), so the call is one that needs no database."""
     try:
-        http.get(f"{url}/health", timeout=HEALTH_TIMEOUT)
+        http.get(f"{url}/api/notice", timeout=HEALTH_TIMEOUT)
         return None
     except requests.RequestException as e:
         return f"no answer: {e.__class__.__name__}"
 
 
+def _serving(stack) -> str | None:
+    """The address behind the patient entry point (VIP), as the load balancer's config says."""
+    try:
+        return (stack.links.proxies().get("app-vip") or {}).get("upstream")
+    except Exception:
+        return None
+
+
 def look(m: "Monitor") -> dict[str, str]:
     """What redundancy is lost now: component → why."""
     stack, lost = m.stack, {}
+    serving = _serving(stack)
     with requests.Session() as http:
         for app in stack.app_nodes():
+            if stack.addresses.get(app) == serving:
+                continue  # the instance patients reach: its trouble is theirs, other alerts say so
             why = app_state(http, stack.url(app))
             if why:
                 lost[app] = why

@@ -12,7 +12,6 @@ Rates are real seconds: patient load is never scaled, so they mean the same at a
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
@@ -25,9 +24,8 @@ from .probe import TEST_ACCOUNT
 if TYPE_CHECKING:
     from .monitor import Monitor
 
-TRAFFIC_EVERY_S = 0.25  # real seconds between reads of the traffic boards (by its own thread)
 TRAFFIC_WINDOW_S = 2  # the boards' window that is read
-TRAFFIC_FRESH_S = 3.0  # an older sample is no evidence
+TRAFFIC_FRESH_S = 3.0  # real seconds: an older sample is no evidence (the board reads each sample)
 TRAFFIC_TIMEOUT_S = 0.5
 ABUSE_MIN_RATE = 10.0  # req/s: more than any patient journey makes (a patient: about 2–7 req/s)
 ABUSE_FACTOR = 5.0  # ... and this many times the median client's rate
@@ -119,31 +117,28 @@ def latest_traffic(m: "Monitor", now: float) -> dict | None:
 
 
 def sample_traffic(m: "Monitor", now: float) -> None:
-    """Start (once per monitor) the reader of the apps' traffic boards. It runs beside the board, so
-    a slow app never holds up the other rules, and stops with the monitor."""
-    if m.stack is None or "traffic" in m.samples:
+    """Read the apps' traffic boards within the board's sample (on its lane: the reads are real
+    work, the cadence is the board's declared one)."""
+    if m.stack is None:
         return
-    m.samples["traffic"] = deque(maxlen=40)
-    threading.Thread(target=_read_boards, args=(m,), name="traffic-board", daemon=True).start()
-
-
-def _read_boards(m: "Monitor") -> None:
-    samples: deque = m.samples["traffic"]
-    with requests.Session() as http:
-        while not m._stop_evt.wait(TRAFFIC_EVERY_S):
-            boards, answered = [], []
-            for app in m.stack.live_app_nodes():
-                try:
-                    r = http.get(f"{m.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
-                                 timeout=TRAFFIC_TIMEOUT_S)
-                    if r.status_code == 200:
-                        boards.append(r.json())
-                        answered.append(app)
-                except (requests.RequestException, ValueError, KeyError):
-                    continue
-            if answered:
-                samples.append({"t": time.time(), "apps": answered, "clients": merge_boards(boards),
-                                "blocked": sorted({c for b in boards for c in b.get("blocked") or []})})
+    samples: deque = m.samples.setdefault("traffic", deque(maxlen=40))
+    boards, answered = [], []
+    http = getattr(m, "_traffic_http", None)
+    if http is None:
+        http = m._traffic_http = requests.Session()
+        m.closers.append(http.close)
+    for app in m.stack.live_app_nodes():
+        try:
+            r = http.get(f"{m.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
+                         timeout=TRAFFIC_TIMEOUT_S)
+            if r.status_code == 200:
+                boards.append(r.json())
+                answered.append(app)
+        except (requests.RequestException, ValueError, KeyError):
+            continue
+    if answered:
+        samples.append({"t": time.time(), "apps": answered, "clients": merge_boards(boards),
+                        "blocked": sorted({c for b in boards for c in b.get("blocked") or []})})
 
 
 SAMPLERS.append(sample_traffic)

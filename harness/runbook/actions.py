@@ -105,13 +105,20 @@ CLIENT_SIDE_SHARE = 0.8
 
 
 
+def _patient_facing(alert: str) -> bool:
+    from ..monitor.monitor import RULES
+    rule = RULES.get(alert)
+    return rule is None or rule.patient_facing
+
+
 def check_verdict(alerts: dict[str, str | None], failed_statuses: list[int | None],
                   probe_ok: bool) -> tuple[str, str]:
     """The plan's three-step check as a rule: (verdict, why).
 
     A system failure when the test account's journey fails, or a critical alert is active, or a
     warning is active and the errors behind it are the system's (5xx, no answer, timeouts, rate
-    limits). Not a system failure when no alert is active, or when only warnings are active and at
+    limits). Not a system failure when no alert is active, when only warnings are active and no
+    patient request is failing (redundancy lost), or when only warnings are active and at
     least CLIENT_SIDE_SHARE of the patients' failed requests are rejected as the clients' own fault
     (CLIENT_SIDE: a stale page, a malformed request) while the test account's journey works: a
     false alarm (假故障), handled by the technical group alone.
@@ -123,6 +130,10 @@ def check_verdict(alerts: dict[str, str | None], failed_statuses: list[int | Non
         return "system_failure", f"critical alert(s) on the board: {', '.join(critical)}"
     if not alerts:
         return "not_system_failure", "no alert on the board and the test account's journey works"
+    if not failed_statuses and not any(_patient_facing(a) for a in alerts):
+        # e.g. redundancy lost: the technical group's, while no patient is failing
+        return "not_system_failure", (f"warning only ({', '.join(sorted(alerts))}), about redundancy; "
+                                      f"no patient request failing and the test account's journey works")
     client = sum(1 for s in failed_statuses if isinstance(s, int) and s in CLIENT_SIDE)
     if failed_statuses and client / len(failed_statuses) >= CLIENT_SIDE_SHARE:
         return "not_system_failure", (f"warning only ({', '.join(sorted(alerts))}); {client} of "
@@ -160,16 +171,22 @@ def observe_share(ctx: ActionContext) -> tuple[dict[str, Any], int]:
     return seen, level_of(seen["share"], lv)
 
 
-@action("declare_level", describe="classify the response level from the share of affected patients")
-def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
-    seen, level = observe_share(ctx)
-    share = seen["share"]
+def record_level(ctx: ActionContext, level: int, seen: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Journal the declared level (every declaring action ends here): the plan's false-alarm rule,
+    the share and the window it was judged over, so the scorer judges the same window."""
     if ctx.state.get("verdict") == "not_system_failure":
         level = 3  # the plan: a false alarm never escalates past the technical group
     ctx.state["level"] = level
     ctx.record("level.declared", level=level, affected=seen["affected"], active=seen["active"],
-               share=round(share, 4), window_wall=seen.get("window_wall"), rule=seen.get("rule"))
-    return {"level": level, **seen}
+               share=round(seen["share"], 4), failed=seen.get("failed"), slow=seen.get("slow"),
+               window_wall=seen.get("window_wall"), basis=seen.get("basis"), **extra)
+    return {"level": level, **seen, **extra}
+
+
+@action("declare_level", describe="classify the response level from the share of affected patients")
+def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
+    seen, level = observe_share(ctx)
+    return record_level(ctx, level, seen)
 
 
 # --- failover ------------------------------------------------------------------------------------

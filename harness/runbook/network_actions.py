@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from ..models import Duration
 from ..monitor.probe import TEST_ACCOUNT
 from ..stack import topology
-from .actions import ActionContext, ActionFailed, Params, action, observe_share
+from .actions import ActionContext, ActionFailed, Params, action, observe_share, record_level
 from .culprit import Culprit, corrective_action, link_upstream, locate, probe_address
 
 HTTP_TIMEOUT = 2.0
@@ -251,16 +251,10 @@ class NetworkLevelParams(Params):
         "at least level 2 (the plan's network rule)")
 def declare_network_level(ctx: ActionContext, p: NetworkLevelParams) -> dict[str, Any]:
     seen, by_share = observe_share(ctx)
-    share = seen["share"]
     holding = sorted(a for a in p.alerts if a in ctx.monitor.active)
     level = min(by_share, p.level) if holding else by_share
-    if ctx.state.get("verdict") == "not_system_failure":
-        level = 3  # the plan: a false alarm never escalates past the technical group
-    ctx.state["level"] = level
     rule = {"alerts": holding, "level": p.level} if holding else None
-    ctx.record("level.declared", level=level, affected=seen["affected"],
-                       active=seen["active"], share=round(share, 4), by_share=by_share, rule=rule)
-    return {"level": level, "by_share": by_share, "network_rule": rule, **seen}
+    return record_level(ctx, level, seen, by_share=by_share, rule=rule)
 
 
 # --- degraded payments ---------------------------------------------------------------------------

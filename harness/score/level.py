@@ -100,7 +100,8 @@ def affected_share(records: Iterable[dict], start: float, end: float, slo: Patie
 class IncidentShares:
     """The scorer's streaming view: consecutive observation windows from the incident's start to its
     end (recovery, or the end of the records), plus the window the runbook declared over, if any.
-    Feed every record once with `add`; the implied level is the most severe window's."""
+    Feed every record once with `add`; the implied level is the plan's window's (`judged`), and
+    `worst` says whether the incident grew beyond it."""
 
     def __init__(self, start: float, end: float | None, window_real: float, slo: PatientSlo,
                  declared: tuple[float, float] | None = None, max_windows: int = 1000):
@@ -139,9 +140,20 @@ class IncidentShares:
         return [w.result(lost if i == 0 else frozenset()) for i, w in enumerate(self.windows)
                 if w.active or (i == 0 and lost)]
 
-    def worst(self, levels: Levels, lost_patients: Iterable = ()) -> Share | None:
-        """The window with the largest share (the most severe level); None with no patient at all."""
+    def judged(self, lost_patients: Iterable = ()) -> Share | None:
+        """The plan's window: the one the runbook declared over (the same function over the same
+        records), else the first observation window from the fault; lost writes count in it."""
+        lost = frozenset(lost_patients)
+        if self.declared is not None and (self.declared.active or lost):
+            return self.declared.result(lost)
+        first = self.shares(lost)
+        return first[0] if first and first[0].start == self.start else None
+
+    def worst(self, lost_patients: Iterable = ()) -> Share | None:
+        """The most severe window of the incident (the largest share): a level the incident grew to
+        after it was declared; None with no patient at all."""
         found = self.shares(lost_patients)
-        if self.declared is not None and self.declared.active:
-            found.append(self.declared.result(frozenset(lost_patients)))
+        judged = self.judged(lost_patients)
+        if judged is not None:
+            found.append(judged)
         return max(found, key=lambda s: (s.share, s.active), default=None)

@@ -37,5 +37,16 @@ def test_same_patients_same_level_at_any_scale(scale):
     shares = IncidentShares(1000.0, 1000.0 + 120.0 / scale, width, SLO)
     for r in recs:
         shares.add(r)
-    worst = shares.worst(Levels())
-    assert worst.share == pytest.approx(0.4) and level_of(worst.share, Levels()) == 2
+    judged = shares.judged()
+    assert judged.share == pytest.approx(0.4) and level_of(judged.share, Levels()) == 2
+    assert shares.worst().share == pytest.approx(0.4)  # the second minute is milder
+
+
+def test_the_judged_window_is_the_declared_one_and_a_worse_later_one_is_worst():
+    recs = [rec(0.5, "A", ok=False), rec(0.6, "B"), rec(0.7, "C"), rec(0.8, "D"), rec(0.9, "E")]
+    recs += [rec(1.5, p, ok=False) for p in "ABCD"] + [rec(1.6, "E")]
+    shares = IncidentShares(0.0, 2.0, 1.0, SLO, declared=(0.0, 1.0))
+    for r in recs:
+        shares.add(r)
+    assert shares.judged().share == pytest.approx(0.2)  # what the runbook saw
+    assert shares.worst().share == pytest.approx(0.8)  # the incident grew after

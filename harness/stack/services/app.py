@@ -114,14 +114,18 @@ class Database:
                 conn = self._take()
             except psycopg.Error as e:
                 raise DbUnavailable(f"{self.address}: {_first_line(e)}") from None
+            limit = (deadline_s or self.statement_s) + 0.5
+            fired = [False]
             try:
-                with _watchdog(conn, (deadline_s or self.statement_s) + 0.5), conn.transaction():
+                with _watchdog(conn, limit) as fired, conn.transaction():
                     yield conn
             except (pgerr.IntegrityError, pgerr.DataError) as e:
                 # the request's fault, not the database's: the connection stays good
                 raise HttpError(404 if isinstance(e, pgerr.ForeignKeyViolation) else 400,
                                 _first_line(e), detail=e.diag.message_detail) from None
             except psycopg.Error as e:
+                if fired[0]:  # we cut it: the database answered too slowly, it did not go away
+                    raise DbUnavailable(f"{self.address}: no answer within {limit:g}s (timeout)") from None
                 raise DbUnavailable(f"{self.address}: {_first_line(e)}") from None
         finally:
             if conn is not None:
@@ -151,15 +155,17 @@ def _still_usable(conn: psycopg.Connection) -> bool:
 
 
 @contextmanager
-def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
-    """Shut the connection's socket if the work is not done in `seconds` (a stalled network)."""
+def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[list[bool]]:
+    """Shut the connection's socket if the work is not done in `seconds` (a stalled network). Yields
+    a flag that says whether it did, so the error can say "too slow", not "the server went away"."""
     # our own duplicate of the socket: the connection's fd number may be reused once it is closed
     sock = socket.socket(fileno=os.dup(conn.fileno()))
-    lock, done = threading.Lock(), [False]
+    lock, done, fired = threading.Lock(), [False], [False]
 
     def cut() -> None:
         with lock:
             if not done[0]:
+                fired[0] = True
                 try:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
@@ -169,7 +175,7 @@ def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[None]:
     timer.daemon = True
     timer.start()
     try:
-        yield
+        yield fired
     finally:
         timer.cancel()
         with lock:

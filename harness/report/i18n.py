@@ -137,10 +137,10 @@ LABELS: dict[str, tuple[str, str]] = {
                    "`hospital-drill report RUN_DIR` rebuilds it."),
     "points": ("得分", "Points"), "weight": ("权重", "Weight"), "credit": ("得分率", "Credit"),
     "score_rule": ("得分规则：每项时间指标关键者权重 2、其余 1；达成得全分，未达成按超时比例得 0.5→0，未测得 0 分；"
-                   "响应定级占 {level} 分。结论：所有关键指标达成为通过。",
+                   "响应定级占 {level} 分；不适用（n/a）的指标不计。结论：没有未达成的关键指标为通过。",
                    "Score: each time target weighs 2 if critical, else 1; met = full credit, missed = "
                    "half credit falling to 0 at twice the target, unmeasured = 0; the response level is "
-                   "worth {level} points. Verdict: pass when every critical target is met."),
+                   "worth {level} points; n/a targets are left out. Verdict: pass when no critical target is missed."),
     "markers": ("图中编号", "Numbered marks"),
     # charts
     "c_success": ("患者请求成功率", "Patient success rate"),

@@ -5,7 +5,8 @@ it had nothing to measure; a target that should have been reached and was not st
 a run that did not complete nothing is n/a (what it did not get to is unproven, not inapplicable).
 
 - recovery: patients never degraded — no alert that blocks patients was raised after the fault
-  (an alert blocks patients when it says so, `blocks_patients`, or else when it is critical) and
+  (an alert blocks patients when its event says so, `blocks_patients` or the monitor rule's
+  `patient_facing`, or else when it is critical) and
   neither the patients' error rate during the incident nor the affected share rose above the
   steady-state allowance (e.g. a standby app server dies and no patient fails);
 - rpo: nothing that can lose acknowledged writes happened — no promotion, no database crash, no
@@ -55,7 +56,7 @@ class Evidence:
             elif t == "alert.raised" and ev.fault:
                 name = str(e.get("alert"))
                 ev.alerts.add(name)
-                blocks = e.get("blocks_patients")
+                blocks = e.get("blocks_patients", e.get("patient_facing"))
                 if blocks is True or (blocks is None and e.get("severity") == "critical"):
                     ev.blocking.append(name)
             elif t == "step.started":

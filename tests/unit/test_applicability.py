@@ -118,6 +118,8 @@ def test_patients_failing_or_a_blocking_alert_make_recovery_apply():
     # the rule says it does not block patients: a critical redundancy alert leaves recovery n/a
     told = journal(redundancy_lost(severity="critical", blocks_patients=False), *level3_response())
     assert by_id(build_scorecard(drill(), told, records()), "back").status == "n/a"
+    ruled = journal(redundancy_lost(severity="critical", patient_facing=False), *level3_response())
+    assert by_id(build_scorecard(drill(), ruled, records()), "back").status == "n/a"
     # a recovery that was measured is measured, degraded or not
     rec = journal(redundancy_lost(), *level3_response(), ev(30, 90, "recovery", at_wall=T + 1.0))
     assert by_id(build_scorecard(drill(), rec, records()), "back").status == "met"

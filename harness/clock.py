@@ -87,12 +87,19 @@ def give_up_after(budget: float, scale: float) -> float:
 class DrillClock:
     """The scenario's timeline around T+0 (the scenario start), and the factory of lanes."""
 
-    def __init__(self, time_scale: float, now=time.time, sleep=time.sleep):
+    def __init__(self, time_scale: float, now=time.time, sleep=time.sleep, wait=None):
+        """`now`, `sleep` and `wait(event, seconds) -> set?` are injectable: a test's fake clock
+        advances its own time in them."""
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
         self.scale = float(time_scale)
         self._now, self._sleep = now, sleep
+        self._wait = wait or (lambda event, seconds: event.wait(seconds))
         self.t0: float | None = None
+
+    def wall(self) -> float:
+        """Wall time now (the injected one in a test)."""
+        return self._now()
 
     def start(self, at: float | None = None) -> float:
         self.t0 = self._now() if at is None else at
@@ -244,7 +251,7 @@ class Lane:
         left = w.end - start
         while left > 0:
             if stop is not None:
-                if stop.wait(min(left, 0.5)):
+                if self.clock._wait(stop, min(left, 0.5)):
                     with self._lock:  # only what was waited counts
                         now = self.clock._now()
                         if w.start < now < w.end:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import events as declared
 from .clock import DrillClock, Lane
 
 Listener = Callable[[dict], None]
@@ -41,8 +42,12 @@ class Journal:
                **fields: Any) -> dict:
         """Append one event. With a `lane`, its drill time is that lane's causal time and the event
         carries its account (`chain`: the anchoring event's seq, declared waits and real work since
-        it); without, drill time is the scenario timeline's (wall × scale from T+0)."""
-        wall = time.time() if wall is None else wall
+        it); without, drill time is the scenario timeline's (wall × scale from T+0).
+
+        The event must fit its model in harness/events.py: in strict mode (the tests) a misfit
+        raises `EventError` and nothing is written; otherwise it is written and a `harness.error`
+        follows it."""
+        wall = self.clock.wall() if wall is None else wall
         chain = None
         if lane is not None:
             acc = lane.account(wall)
@@ -50,6 +55,9 @@ class Journal:
             chain = {"lane": lane.name, **acc}
         else:
             drill = self.clock.drill(wall)
+        misfit = declared.problem(type_, fields, on_lane=chain is not None, wall=wall, drill=drill)
+        if misfit is not None and declared.strict():
+            raise declared.EventError(misfit)
         with self._lock:
             self._seq += 1
             event = {"seq": self._seq, "wall": round(wall, 6),
@@ -60,6 +68,8 @@ class Journal:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self.events.append(event)
+        if misfit is not None:
+            self.record("harness.error", part="journal", error=misfit)
         for listener, critical in list(self._listeners):
             try:
                 listener(event)

@@ -165,7 +165,7 @@ class Monitor(threading.Thread):
     def __init__(self, journal: Journal, records_dir: Path, vip_url: str, run_dir: Path,
                  steady: SteadyState, clock: DrillClock,
                  on_tick: Callable[["Monitor"], None] | None = None, stack=None,
-                 levels: Levels | None = None):
+                 levels: Levels | None = None, probe: SyntheticPatient | None = None):
         super().__init__(name="monitor", daemon=True)
         self.journal, self.steady, self.clock, self.scale = journal, steady, clock, clock.scale
         self.levels = levels or Levels()
@@ -174,8 +174,9 @@ class Monitor(threading.Thread):
         self.interval = SAMPLE_EVERY / clock.scale  # real seconds, for samplers that rate per second
         self.window = Window(span=steady.window / clock.scale)
         self.tail = RecordTail(Path(records_dir))
-        self.probe = SyntheticPatient(vip_url, Path(run_dir) / "probes.jsonl",
-                                      timeout=PROBE_TIMEOUT, pay=steady.probe_payment)
+        # injectable: a test walks a scripted test account
+        self.probe = probe or SyntheticPatient(vip_url, Path(run_dir) / "probes.jsonl",
+                                               timeout=PROBE_TIMEOUT, pay=steady.probe_payment)
         self.lane: Lane = clock.lane("monitor")
         self.on_tick = on_tick
         self._stop_evt = threading.Event()
@@ -215,8 +216,12 @@ class Monitor(threading.Thread):
 
     def run(self) -> None:
         while self.lane.wait(SAMPLE_EVERY, self._stop_evt):
-            self.probe.walk()
-            self.tick()
+            self.sample()
+
+    def sample(self) -> None:
+        """One look at the board: walk the test account (its real time counts), then evaluate."""
+        self.probe.walk()
+        self.tick()
 
     def _on_event(self, event: dict) -> None:
         """The board's time follows the world's: re-anchor at faults and at finished actions (a
@@ -246,7 +251,7 @@ class Monitor(threading.Thread):
                         self._incident.append(rec)
 
     def tick(self) -> None:
-        now = time.time()
+        now = self.clock.wall()
         self.ingest()
         with self._lock:
             self.window.trim(now)
@@ -355,7 +360,7 @@ class Monitor(threading.Thread):
         the board shows it (no ground truth): wait, on the caller's lane, until the window has
         passed (declared) and its records have arrived (real), then judge."""
         from ..score.level import affected_share
-        start = self.incident_start if self.incident_start is not None else time.time()
+        start = self.incident_start if self.incident_start is not None else self.clock.wall()
         t_start = self.incident_drill if self.incident_drill is not None else lane.now()
         lane.wait_until(t_start + levels.observe, stop)
         end = start + levels.observe / self.scale

@@ -109,7 +109,7 @@ class RunbookEngine:
                 return
             ready = [st for st in self.states.values() if st.status == "pending" and self._ready(st)]
             for st in ready:
-                st.status, st.triggered_wall, st.cause = "running", time.time(), cause
+                st.status, st.triggered_wall, st.cause = "running", self.clock.wall(), cause
         for st in ready:
             t = threading.Thread(target=self._run, args=(st,), name=f"step-{st.step.id}", daemon=True)
             self._threads.append(t)
@@ -129,7 +129,7 @@ class RunbookEngine:
         ctx = dataclasses.replace(self.ctx, lane=lane, stop=self._stop)
         ctx.record("step.started", step=step.id, group=step.group, kind=step.kind,
                    action=step.action, title=step.title, deadline=step.deadline)
-        t0 = time.time()
+        t0 = self.clock.wall()
         try:
             if step.manual:
                 ok, detail = self.operator.perform(step, self._stop, lane)
@@ -141,7 +141,7 @@ class RunbookEngine:
             ok, detail = False, {"error": f"harness error: {e.__class__.__name__}: {e}"}
         ctx.record("step.finished", step=step.id, group=step.group, kind=step.kind,
                    action=step.action, ok=ok, detail=detail,
-                   real_seconds=round(time.time() - t0, 3))
+                   real_seconds=round(self.clock.wall() - t0, 3))
 
     # --- for the run ----------------------------------------------------------------------------
     def busy(self) -> bool:

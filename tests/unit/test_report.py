@@ -16,6 +16,7 @@ EVIL = "<script>alert('x')</script>"
 DRILL = {
     "name": "db-crash-failover", "title": f"数据库宕机 {EVIL}", "scenario": "scenario.yaml",
     "teams": {"technical": {"core": [{"name": f"王工 {EVIL}"}], "backup": [{"name": "李工"}]}},
+    "levels": {"observe": "2m"},  # 2 real s at ×60: the window holds the failing payments below
     "runbook": [{"id": "promote-same-city", "group": "technical", "when": {"alert": "any"},
                  "action": "promote_same_city"}],
     "targets": [
@@ -47,7 +48,7 @@ def card() -> ScoreCard:
          {"seq": 10, "wall": 111.0, "drill": 600.0, "type": "run.finished", "status": "completed"}]
     recs = [{"t": 102.0 + i / 100, "ms": 5.0, "patient": f"P{i}", "journey": "followup", "ok": True}
             for i in range(10)]
-    recs += [{"t": 105.0, "ms": 3000.0, "patient": f"P{i}", "journey": "payment", "ok": i >= 6}
+    recs += [{"t": 105.0, "ms": 300.0, "patient": f"P{i}", "journey": "payment", "ok": i >= 6}
              for i in range(10)]
     return build_scorecard(Drill.model_validate(DRILL), JournalRead(events=e), recs)
 

@@ -64,14 +64,14 @@ def main() -> None:
     for backend in a.backend.split(","):
         options = {}
         if backend == "docker":
-            from harness.stack import docker_backend
-            image = (a.base_image or os.environ.get(docker_backend.BASE_IMAGE_ENV)
-                     or docker_backend.DEFAULT_BASE_IMAGE)
+            from harness.stack.docker import engine, images
+            image = (a.base_image or os.environ.get(images.BASE_IMAGE_ENV)
+                     or images.DEFAULT_BASE_IMAGE)
             options["base_image"] = image
             t0 = time.perf_counter()
-            engine = docker_backend.client()
-            tags = docker_backend.ensure_images(engine, image)
-            engine.close()
+            docker_engine = engine.client()
+            tags = images.ensure_images(docker_engine, image)
+            docker_engine.close()
             print(f"backend docker: images {', '.join(tags.values())} from {image} ready in "
                   f"{time.perf_counter() - t0:.1f} s (built once, then cached)")
         ups, downs = bring_up_times(backend, a.runs, options)

@@ -10,8 +10,8 @@ import ipaddress
 import os
 from urllib.parse import urlsplit
 
-# the docker backend gives each run a /24 out of this pool (stack/docker_backend.py reads the same
-# variable); an address there is on a run's own container network
+# the docker backend gives each run a /24 out of this pool (stack/docker/plan.py takes it from here);
+# an address there is on a run's own container network
 CONTAINER_POOL_ENV = "HOSPITAL_DRILL_DOCKER_POOL"
 DEFAULT_CONTAINER_POOL = "10.213.0.0/16"
 

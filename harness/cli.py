@@ -164,20 +164,20 @@ def _backend_options(args) -> dict:
 
 
 def cmd_compose(args) -> int:
-    from .stack import docker_backend
+    from .stack.docker.compose import write_compose
     from .validate import load_drill
     drill = load_drill(Path(args.drill)).drill
     out = Path(args.out or DEFAULT_STACK_DIR.parent / "compose" / drill.name)
-    path = docker_backend.write_compose(out, drill.stack, drill.time_scale, name=drill.name,
-                                        base_image=args.base_image, toxiproxy_image=args.toxiproxy_image,
-                                        subnet=args.subnet)
+    path = write_compose(out, drill.stack, drill.time_scale, name=drill.name,
+                         base_image=args.base_image, toxiproxy_image=args.toxiproxy_image,
+                         subnet=args.subnet)
     _say(f"wrote {path} (build contexts under {out / 'build'})")
     _say(f"run it with: docker compose -f {path} up --build")
     return 0
 
 
 def cmd_down(args) -> int:
-    from .stack.docker_backend import tear_down_if_reachable
+    from .stack.docker.cleanup import tear_down_if_reachable
     from .stack.local import tear_down_dir
     dirs = [Path(d) for d in (args.run_dirs or [args.dir])]
     for d in dirs:

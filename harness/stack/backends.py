@@ -15,6 +15,6 @@ def get(name: str) -> Backend:
         from . import local
         return local
     if name == "docker":
-        from . import docker_backend
-        return docker_backend
+        from . import docker
+        return docker
     raise InputError(f"unknown backend {name!r} (available: local, docker)", field="--backend")

@@ -8,17 +8,18 @@ import time
 
 import pytest
 
-from harness.stack import docker_backend
+from harness.stack.docker import images
+from harness.stack.docker.engine import LABEL_DIR, client, engine_reachable
 
 
 @pytest.fixture(scope="session")
 def docker_engine():
-    ok, why = docker_backend.engine_reachable()
+    ok, why = engine_reachable()
     if not ok:
-        if os.environ.get("CI") and os.environ.get(docker_backend.BASE_IMAGE_ENV):
+        if os.environ.get("CI") and os.environ.get(images.BASE_IMAGE_ENV):
             pytest.fail(f"CI started a Docker engine for these tests, but: {why}")
         pytest.skip(f"no Docker engine: {why}")
-    engine = docker_backend.client()
+    engine = client()
     yield engine
     engine.close()
 
@@ -26,10 +27,10 @@ def docker_engine():
 @pytest.fixture(scope="session")
 def base_image(docker_engine) -> str:
     """The base image our images build from, with both images built once for the session."""
-    image = os.environ.get(docker_backend.BASE_IMAGE_ENV) or docker_backend.DEFAULT_BASE_IMAGE
+    image = os.environ.get(images.BASE_IMAGE_ENV) or images.DEFAULT_BASE_IMAGE
     t0 = time.monotonic()
     try:
-        docker_backend.ensure_images(docker_engine, image)
+        images.ensure_images(docker_engine, image)
     except Exception as e:
         if not os.environ.get("CI") and "could not be pulled" in str(e):
             pytest.skip(f"base image {image} not available: {e}")
@@ -40,7 +41,7 @@ def base_image(docker_engine) -> str:
 
 def run_leftovers(engine, run_dir) -> dict[str, list]:
     """Containers, networks and images still labelled with a run directory."""
-    f = {"label": f"{docker_backend.LABEL_DIR}={run_dir.resolve()}"}
+    f = {"label": f"{LABEL_DIR}={run_dir.resolve()}"}
     return {"containers": engine.api.containers(all=True, filters=f),
             "networks": engine.api.networks(filters=f),
             "images": engine.api.images(filters=f)}

@@ -17,7 +17,10 @@ import yaml
 from harness.errors import HarnessError
 from harness.journal import read_journal
 from harness.models import StackConfig
-from harness.stack import docker_backend, topology
+from harness.stack import topology
+from harness.stack.docker import images, stack as docker_stack
+from harness.stack.docker.cleanup import STATE_FILE
+from harness.stack.docker.engine import LABEL_RUN, engine_reachable
 from tests.docker.conftest import run_leftovers
 from tests.helpers import alive, port_open, start_drill, wait_in_journal
 
@@ -50,7 +53,7 @@ def eventually(check, timeout: float = 20.0, every: float = 0.1):
 def test_stack_up_crash_failover_faults_and_down(tmp_path, docker_engine, base_image):
     run_dir = tmp_path / "stack"
     t0 = time.monotonic()
-    stack = docker_backend.up(run_dir, StackConfig(), 60, base_image=base_image)
+    stack = docker_stack.up(run_dir, StackConfig(), 60, base_image=base_image)
     bring_up = time.monotonic() - t0
     try:
         api = docker_engine.api
@@ -60,7 +63,7 @@ def test_stack_up_crash_failover_faults_and_down(tmp_path, docker_engine, base_i
             info = api.inspect_container(cid)
             assert info["State"]["Status"] == "running", node
             assert info["HostConfig"]["Init"] is True, node
-            assert info["Config"]["Labels"][docker_backend.LABEL_RUN] == stack.plan.run_id
+            assert info["Config"]["Labels"][LABEL_RUN] == stack.plan.run_id
             assert list(info["NetworkSettings"]["Networks"]) == [stack.plan.network]
             published = {p: b for p, b in (info["NetworkSettings"]["Ports"] or {}).items() if b}
             if node == "toxiproxy":  # only the Toxiproxy API and the patients' entry point
@@ -124,7 +127,7 @@ def test_stack_up_crash_failover_faults_and_down(tmp_path, docker_engine, base_i
     assert not subprocess.run(["ip", "-4", "route", "show", stack.plan.subnet], capture_output=True,
                               text=True).stdout.strip()
     assert (run_dir / "logs" / "pg-primary.log").stat().st_size > 0  # the logs outlive the containers
-    assert not (run_dir / docker_backend.STATE_FILE).exists()
+    assert not (run_dir / STATE_FILE).exists()
     stack.down()  # twice is fine
 
 
@@ -170,16 +173,16 @@ def test_up_status_down_through_the_cli(tmp_path, docker_engine, base_image):
 @pytest.mark.docker
 def test_a_service_that_will_not_start_fails_the_bring_up_and_leaves_nothing(tmp_path, docker_engine,
                                                                              base_image, monkeypatch):
-    make_plan = docker_backend.make_plan
+    make_plan = docker_stack.make_plan
 
     def broken(*args, **kw):
         plan = make_plan(*args, **kw)
         plan.boxes["app-backup"].command = ["python3", "-c", "import sys; print('no config'); sys.exit(3)"]
         return plan
 
-    monkeypatch.setattr(docker_backend, "make_plan", broken)
+    monkeypatch.setattr(docker_stack, "make_plan", broken)
     with pytest.raises(HarnessError, match=r"app-backup exited with code 3.*\n.*no config"):
-        docker_backend.up(tmp_path / "stack", StackConfig(), 60, base_image=base_image)
+        docker_stack.up(tmp_path / "stack", StackConfig(), 60, base_image=base_image)
     assert not any(run_leftovers(docker_engine, tmp_path / "stack").values())
     assert (tmp_path / "stack" / "logs" / "app-backup.log").exists()
 
@@ -199,12 +202,12 @@ def test_a_toxiproxy_image_is_used_as_given(tmp_path, docker_engine, base_image)
     the image is the user's, so the run neither labels nor removes it. (No registry here: a stand-in
     with the same interface, around our server.)"""
     import io
-    runtime = docker_backend.ensure_images(docker_engine, base_image)["runtime"]
+    runtime = images.ensure_images(docker_engine, base_image)["runtime"]
     tag = "hospital-drill-test/toxiproxy:stand-in"
     list(docker_engine.api.build(fileobj=io.BytesIO(FAKE_TOXIPROXY.format(runtime=runtime).encode()),
                                  tag=tag, rm=True, decode=True))
     try:
-        stack = docker_backend.up(tmp_path / "stack", StackConfig(), 60, base_image=base_image,
+        stack = docker_stack.up(tmp_path / "stack", StackConfig(), 60, base_image=base_image,
                                   toxiproxy_image=tag)
         try:
             info = docker_engine.api.inspect_container(stack.containers["toxiproxy"])
@@ -256,10 +259,10 @@ def test_compose_file_describes_the_stack(tmp_path):
 
 def test_no_engine_is_said_plainly(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
-    ok, why = docker_backend.engine_reachable()
+    ok, why = engine_reachable()
     assert not ok and "no Docker engine reachable" in why and "no-such.sock" in why
     with pytest.raises(HarnessError, match="no Docker engine"):
-        docker_backend.up(tmp_path / "run", StackConfig(), 60)
+        docker_stack.up(tmp_path / "run", StackConfig(), 60)
     p = cli("run", "drills/db-crash-failover.yaml", "--backend", "docker", "--out", str(tmp_path / "r"),
             env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
     assert p.returncode == 3, p.stdout + p.stderr

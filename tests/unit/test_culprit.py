@@ -152,9 +152,9 @@ def test_the_failed_step_finding_names_the_culprit_first(error, culprit, context
 def test_the_docker_plan_wires_every_interface_and_the_configured_backup_addresses():
     import json
 
-    from harness.stack import docker_backend
+    from harness.stack.docker.plan import make_plan
     cfg = StackConfig(backup_addresses={"payment": "127.0.0.9:18091", "notification": "127.0.0.9:18092"})
-    plan = docker_backend.make_plan("hd-test", "10.213.250.0/24", cfg)
+    plan = make_plan("hd-test", "10.213.250.0/24", cfg)
     assert plan.wiring["payment-backup"] == "127.0.0.9:18091"
     assert plan.wiring["notification-backup"] == "127.0.0.9:18092"
     assert plan.wiring["insurance-backup"] == plan.boxes["insurance-backup"].address  # ours

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 import requests
@@ -89,6 +90,23 @@ class Stack(ABC):
         return ""
 
     # --- shared bring-up steps ------------------------------------------------------------------
+    @contextmanager
+    def starting(self) -> Iterator["Stack"]:
+        """The bring-up goes inside: when it fails or is interrupted, whatever had started is torn
+        down before the error goes on, so a failed start leaves no process, container or data.
+
+            with stack.starting():
+                ...start the parts...
+        """
+        try:
+            yield self
+        except BaseException as failure:
+            try:
+                self.down()
+            except Exception as e:  # the start's error is the one to report; this one rides along
+                failure.add_note(f"teardown after the failed start: {e}")
+            raise
+
     def apply_replication_lag(self) -> None:
         """The drill's lag knob (drill time) as real latency on the replication links; the remote
         DR, ten times further, gets twice the same-city delay."""

@@ -152,14 +152,8 @@ def up(run_dir: Path, config: StackConfig, time_scale: float, *, toxiproxy_url: 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     stack = LocalStack(run_dir, config, time_scale)
-    try:
+    with stack.starting():
         _bring_up(stack, toxiproxy_url)
-    except BaseException:
-        try:
-            stack.down()
-        except Exception:
-            pass
-        raise
     return stack
 
 

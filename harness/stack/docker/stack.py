@@ -500,12 +500,6 @@ def up(run_dir: Path, config: StackConfig, time_scale: float, *, toxiproxy_url: 
     run_id = run_id_for(run_dir)
     plan = make_plan(run_id, str(pool_subnets()[0]), config, real_toxiproxy=bool(toxiproxy_image))
     stack = DockerStack(run_dir, config, time_scale, engine, plan, images)
-    try:
+    with stack.starting():
         stack._bring_up()
-    except BaseException:
-        try:
-            stack.down()
-        except Exception:
-            pass
-        raise
     return stack

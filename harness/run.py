@@ -21,7 +21,6 @@ import yaml
 from .clock import TIME_MODEL, DrillClock, Lane
 from .errors import HarnessError
 from .journal import Journal
-from .load.records import iter_records
 from .load.runner import PatientLoad, check_config
 from .monitor.monitor import Monitor
 from .runbook.actions import ActionContext
@@ -161,6 +160,8 @@ class DrillRun:
         # the scenario's own lane: its waits are the declared fault times, its work the injections
         lane = self.clock.lane("scenario", 0.0, self.clock.t0)
         self.journal.record("scenario.started")
+        for fault in self.faults:  # what takes the harness time to start, started ahead of its time
+            fault.prepare(self.stack, self.clock.wall_at(fault.spec.at))
         if self.drill.stack.backups is not None:
             self.backups = BackupSchedule(self.stack, self.journal, self.clock, self.drill.stack.backups)
             self.backups.start()
@@ -222,11 +223,11 @@ class DrillRun:
         threading.Thread(target=revert, daemon=True, name=f"revert-{fault.id}").start()
 
     def _revert(self, fault, lane: Lane | None = None) -> None:
-        if not fault.injected or self.stack is None:
+        if not (fault.injected or fault.prepared) or self.stack is None:
             return
         try:
             detail = fault.revert(self.stack)
-            fault.injected = False
+            fault.injected = fault.prepared = False
             self.journal.record("fault.reverted", lane=lane, fault=fault.id,
                                 fault_type=fault.type_name, target=fault.target, detail=detail)
         except Exception as e:  # keep reverting the others; say loudly what stayed behind
@@ -251,38 +252,19 @@ class DrillRun:
         self.say("stack down; every fault reverted")
 
     def _measure_rpo(self) -> None:
-        """Lost data = writes acknowledged to patients that the serving primary does not have.
-
-        After a db_crash: what the failover lost. After a data_deletion: what the restore could not
-        bring back (acknowledged after the last backup it used, before the deletion) — counted over
-        every patient-written table, so collateral loss beyond the deleted table counts too."""
-        crash = next((e for e in self.journal.events if e["type"] == "fault.injected"
-                      and e.get("fault_type") in ("db_crash", *DATA_LOSS_FAULTS)), None)
-        if crash is None or self.stack is None:
+        """After a crash, a data-loss fault or any promotion: lost acknowledged writes (rpo.measured)
+        and, after a promotion, a former primary still taking writes (db.split_brain)."""
+        from .stack.fencing import split_brain
+        from .stack.rpo import measure_rpo
+        if self.stack is None:
             return
-        mode = ("backup_restore" if crash.get("fault_type") in DATA_LOSS_FAULTS
-                else self.drill.stack.replication.mode)
-        from .stack.rpo import missing_write_ids
-        acked = {r["write_id"]: r["t"] + r.get("ms", 0) / 1000
-                 for r in iter_records(self.run_dir / "records") if r.get("ok") and r.get("write_id")}
-        primary = self.stack.current_primary()
-        if primary is None:
-            self.journal.record("rpo.measured", mode=mode,
-                                acked_writes=len(acked), lost_writes=None,
-                                error="no database primary serving at the end of the run")
-            return
-        lost = missing_write_ids(self.stack.db_dsn(primary), list(acked))
-        lost_acks = [acked[w] for w in lost]
-        # from the oldest lost write to the crash (a write acknowledged while the kill was still
-        # landing counts up to its own acknowledgement)
-        span = ((max(crash["wall"], *lost_acks) - min(lost_acks)) * self.time_scale
-                if lost_acks else 0.0)
-        self.journal.record("rpo.measured", mode=mode,
-                            replication_lag=(None if mode == "backup_restore"
-                                             else self.drill.stack.replication.lag),
-                            acked_writes=len(acked), lost_writes=len(lost),
-                            lost_sample=sorted(lost)[:20], lost_seconds=round(max(span, 0.0), 3),
-                            crash_wall=crash["wall"], measured_on=primary)
+        events = list(self.journal.events)
+        two = split_brain(events, self.stack)
+        if two is not None:
+            self.journal.record("db.split_brain", **two)
+        fields = measure_rpo(events, self.stack, self.run_dir / "records", self.drill)
+        if fields is not None:
+            self.journal.record("rpo.measured", **fields)
 
     def _report(self) -> None:
         from .report.render import summary_line, write_reports

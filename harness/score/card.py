@@ -9,24 +9,28 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ..models import Member
 
 Verdict = Literal["pass", "fail", "aborted"]
-Rating = Literal["P", "S", "M", "U"]
+Rating = Literal["P", "S", "M", "U", "n/a"]
 Capability = Literal["plan", "organisation", "equipment", "training"]
-Severity = Literal["high", "medium", "low"]
+Severity = Literal["critical", "high", "medium", "low"]
+TargetStatus = Literal["met", "missed", "n/a"]
 
 
 class TargetResult(BaseModel):
+    """One target's result. `status` n/a: the target did not apply to this run (reason says why); it
+    is neither met nor missed and weighs in neither the score nor the verdict."""
     id: str
     title: str = ""
     measure: str
     unit: Literal["s", "level"] = "s"
     target: float | None = Field(description="drill s; for measure 'level': the implied level")
     actual: float | None = Field(description="drill s from t_fault; for 'level': the declared level")
-    met: bool
+    met: bool = Field(False, description="status == 'met' (kept for older readers; n/a is not met)")
+    status: TargetStatus = Field("missed", description="met / missed / n/a (did not apply)")
     margin: float | None = Field(None, description="target − actual, drill s; > 0 is headroom")
     headroom: float | None = Field(None, description="margin ÷ target (None when the target is 0)")
     rating: Rating = Field("U", description="HSEEP-style rating of the objective; rule in RATING_RULE")
@@ -34,6 +38,22 @@ class TargetResult(BaseModel):
     step: str | None = None
     reason: str | None = None
     reason_zh: str = ""
+    breakdown: dict[str, float] | None = Field(
+        None, description="the figure as declared waits (drill s, compressed by the scale) plus real "
+                          "work (s, counted 1:1) along its causal chain from the fault")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_from_met(cls, data: Any) -> Any:
+        # a score.json from before `status` (and a caller that gives only `met`) reads as it did
+        if isinstance(data, dict) and "status" not in data:
+            data = {**data, "status": "met" if data.get("met") else "missed"}
+        return data
+
+    @model_validator(mode="after")
+    def _met_from_status(self) -> "TargetResult":
+        self.met = self.status == "met"
+        return self
 
 
 class LevelResult(BaseModel):
@@ -41,7 +61,16 @@ class LevelResult(BaseModel):
     declared_at: float | None = Field(None, description="drill s from t_fault")
     declared_share: float | None = Field(None, description="the share the runbook saw when declaring")
     implied: int | None = None
-    share: float | None = Field(None, description="affected ÷ active patients over the incident")
+    share: float | None = Field(None, description="affected ÷ active patients in the most severe "
+                                                  "observation window of the incident (the level rule)")
+    window: list[float] | None = Field(None, description="that window, wall times")
+    observe: float | None = Field(None, description="the observation window, drill s")
+    grew_to: int | None = Field(None, description="a more severe level a later observation window "
+                                                  "showed (the incident grew after the declaration)")
+    grew_share: float | None = None
+    grew_at: float | None = Field(None, description="drill s from t_fault, that window's start")
+    slowed: int = Field(0, description="patients affected only by requests over the SLO")
+    lost: int = Field(0, description="patients affected only by a lost acknowledged write")
     affected: int = 0
     active: int = 0
     level1_above: float = 0.5
@@ -163,6 +192,8 @@ class RpoResult(BaseModel):
     crash_wall: float | None = None
     replication_lag: float | None = Field(None, description="configured extra lag, drill s")
     measured_on: str | None = None
+    trigger: str | None = Field(None, description="what called for the measurement: db_crash, a "
+                                                  "data-loss fault, or promotion")
     error: str | None = None
 
 
@@ -182,6 +213,7 @@ class StepResult(BaseModel):
     finished_wall: float | None = None
     ok: bool | None = None
     duration: float | None = Field(None, description="drill s")
+    modeled: bool = Field(False, description="a simulated operator's declared duration, not measured")
     deadline: float | None = None
     deadline_met: bool | None = None
     detail: str | None = None
@@ -223,7 +255,8 @@ class Finding(BaseModel):
     """An area for improvement, with its evidence and its row of the improvement plan."""
     id: str = ""
     kind: str = Field("", description="target, step, deadline, unfinished, alert, level, rpo, "
-                                      "steady_state, aborted, evidence")
+                                      "split_brain, plan_step, response, steady_state, aborted, "
+                                      "evidence")
     severity: Severity
     text: str
     evidence: str = ""
@@ -271,6 +304,7 @@ class Overview(BaseModel):
     failure_class: str | None = None
     description: str = ""
     time_scale: float
+    time_model: str = Field("v1", description="how drill time was counted (run.started; v1 when absent)")
     backend: str | None = None
     live: bool | None = None
     teams: list[TeamInfo] = Field(default_factory=list)
@@ -282,6 +316,28 @@ class Overview(BaseModel):
     ended_wall: float | None = None
     status: str = "unknown"  # completed / aborted / unknown (no run.finished)
     abort_reason: str | None = None
+
+
+class PlanItem(BaseModel):
+    """One thing the applied level requires (levels.required), and whether it was done."""
+    kind: Literal["channel", "step"]
+    name: str = Field(description="the channel, or the step id")
+    title: str = ""
+    title_zh: str = ""
+    done: bool
+    at: float | None = Field(None, description="drill s from t_fault, when it was first done")
+
+
+class PlanCheck(BaseModel):
+    """The plan's required channels and steps for the level that applied, against what was done."""
+    level: int = Field(description="the level that applied: the declared one, or the implied one if "
+                                   "more severe")
+    basis: Literal["declared", "implied"]
+    items: list[PlanItem] = Field(default_factory=list)
+
+    @property
+    def missing(self) -> list[PlanItem]:
+        return [i for i in self.items if not i.done]
 
 
 class DataFile(BaseModel):
@@ -310,6 +366,7 @@ class ScoreCard(BaseModel):
     level: LevelResult
     impact: PatientImpact
     rpo: RpoResult | None = None
+    plan: PlanCheck | None = Field(None, description="the level's required channels and steps")
     findings: list[Finding]
     strengths: list[Strength] = Field(default_factory=list)
     steps: list[StepResult]

@@ -1,7 +1,8 @@
 """Findings (areas for improvement) and their improvement-plan rows, from the score card's parts.
 
 Generic rules, so that any drill gets them:
-- every missed target;                       - every step that finished with ok=false (its error);
+- every missed target;                       - every step that finished with ok=false (its error,
+                                                and the address its error names first: the culprit);
 - every step that missed its deadline;       - every step that started and never finished;
 - every alert raised (one finding per alert name, with its first detail);
 - a response level other than the one the share of affected patients implies;
@@ -23,10 +24,11 @@ from .card import (AlertEntry, Capability, Finding, LevelResult, Overview, RpoRe
                    StepResult, Strength, TargetResult)
 from .texts import actual_text, group_name
 
-DUE_DAYS = {"high": 30, "medium": 60, "low": 90}
-SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-KIND_ORDER = {"aborted": 0, "step": 1, "target": 2, "rpo": 3, "level": 4, "response": 5,
-              "unfinished": 6, "deadline": 7, "steady_state": 8, "alert": 9, "evidence": 10}
+DUE_DAYS = {"critical": 7, "high": 30, "medium": 60, "low": 90}
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+KIND_ORDER = {"aborted": 0, "split_brain": 1, "step": 2, "target": 3, "rpo": 4, "level": 5,
+              "plan_step": 6, "response": 7, "unfinished": 8, "deadline": 9, "steady_state": 10,
+              "alert": 11, "evidence": 12}
 ADDRESS = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[\w-]+(?:\.[\w-]+)+):\d{2,5}\b")
 
 MEASURE_EN = {"detection": "identify the incident", "step": "finish the step", "recovery":
@@ -82,6 +84,22 @@ def build_findings(ctx: Context) -> list[Finding]:
     return out
 
 
+def merged(findings: list[Finding], extra: list[Finding], overview: Overview) -> list[Finding]:
+    """`findings` and `extra` (findings of other modules) in the card's order (severity, kind,
+    time), numbered F1… again; the new ones get their due date."""
+    if not extra:
+        return findings
+    due_from = _date(overview)
+    for f in extra:
+        if due_from is not None:
+            f.due = (due_from + dt.timedelta(days=DUE_DAYS[f.severity])).isoformat()
+    out = sorted([*findings, *extra], key=lambda f: (SEVERITY_ORDER[f.severity], KIND_ORDER.get(f.kind, 99),
+                                                     f.at if f.at is not None else float("inf")))
+    for i, f in enumerate(out, 1):
+        f.id = f"F{i}"
+    return out
+
+
 def build_strengths(targets: list[TargetResult], level: LevelResult) -> list[Strength]:
     """What went well: every met target, with its headroom."""
     out = []
@@ -130,7 +148,7 @@ def _aborted(ctx: Context) -> None:
 def _targets(ctx: Context) -> None:
     steps = {s.id: s for s in ctx.steps}
     for r in ctx.targets:
-        if r.met or (r.measure == "level" and ctx.level.ok is False):
+        if r.status != "missed" or (r.measure == "level" and ctx.level.ok is False):
             continue  # a wrong level has its own finding (_level), with the shares as evidence
         owner = "technical"
         capability: Capability = {"detection": "equipment", "recovery": "plan", "rpo": "equipment",
@@ -200,7 +218,9 @@ def _steps(ctx: Context) -> None:
         also_zh = f"；目标 {', '.join(targets_of[s.id])} 依赖此步骤" if s.id in targets_of else ""
         if s.status == "failed":
             err = s.error or s.detail or "no detail journalled"
-            where = addresses(err)
+            # an action names its culprit first (see runbook/culprit.py); other addresses in its
+            # error are context (a link in front of it, a line that carried the call)
+            where = addresses(err)[:1]
             auto = s.kind == "auto"
             at_en, at_zh = when(s.finished, ctx.tplus(s.finished)), when(s.finished, ctx.tplus(s.finished), "zh")
             check_en = f" Verify {', '.join(where)} is the right address and reachable from the app, " \

@@ -1,37 +1,27 @@
 """The plan's level-dependent response, scored: pure functions of the journal events and the card's
 parts → findings.
 
-What each level must do (the plan, 应急预案):
-- level 1 (core business fully down, >50% of users): DR activation, hospital-wide broadcast (院内广播),
-  emergency hotline (应急热线);
-- level 2 (partial, 20–50%): switch to backup servers, official-account push (公众号推送);
-- level 3 (single functions, <20%): the technical group alone, a scrolling notice in the app.
+The plan (应急预案) keeps level 3 (single functions, <20% of users) to the technical group alone,
+and a false alarm out of production. What each level requires to be sent and done (broadcast,
+hotline, notices, offline reception) is the drill's `levels.required` (level_plan.py), checked in
+plan_steps.py.
 
 Findings:
-- a channel the declared level calls for that was never used during the incident (medium);
 - at level 3, steps of groups other than the technical group (low: the plan keeps them out);
 - a failover (promotion, VIP / line / interface switch) after the three-step check found no system
   failure (high: a false alarm must not move production).
 
-Edge cases: no level declared → no channel finding (the level finding already says so); a banner
-cleared (`text` "(cleared)") is not a notice; notifications before the fault do not count.
+Edge cases: no level declared → no level-3 finding; only events after the fault count.
 """
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Iterable
 
 from .card import Finding, LevelResult, Overview, StepResult
-from .findings import DUE_DAYS, KIND_ORDER, SEVERITY_ORDER
+from .findings import merged
 
-CHANNELS: dict[int, dict[str, tuple[str, str]]] = {
-    1: {"broadcast": ("hospital-wide broadcast", "院内广播"), "hotline": ("emergency hotline", "应急热线")},
-    2: {"official_account": ("official-account push", "公众号推送")},
-    3: {"app_banner": ("scrolling notice in the app", "App 滚动公告")},
-}
 FAILOVER_ACTIONS = frozenset({"promote_standby", "switch_app", "repoint_link", "switch_egress",
                               "switch_route"})
-CLEARED = "(cleared)"
 
 
 def _incident(events: Iterable[dict]) -> tuple[float | None, list[dict]]:
@@ -57,25 +47,6 @@ def response_findings(events: Iterable[dict], level: LevelResult, steps: list[St
         return round((wall - t_fault) * scale, 3) if isinstance(wall, (int, float)) else None
 
     declared = level.declared
-    used: dict[str, int] = {}
-    for e in during:
-        if e.get("type") == "notification.sent" and e.get("text") != CLEARED:
-            used[str(e.get("channel"))] = used.get(str(e.get("channel")), 0) + 1
-    sent = ", ".join(f"{c} ×{n}" for c, n in sorted(used.items())) or "none"
-    for channel, (en, zh) in CHANNELS.get(declared or 0, {}).items():
-        if channel in used:
-            continue
-        out.append(Finding(
-            kind="response", severity="medium", capability="plan", owner="patient_communication",
-            at=level.declared_at,
-            text=f"level {declared} response without the {en} ({channel})",
-            evidence=f"level {declared} declared; notifications sent during the incident: {sent}",
-            action=f"Add a level-{declared} runbook step that sends the {en} through the notification "
-                   f"service, as the plan requires.",
-            text_zh=f"{declared} 级响应未使用{zh}",
-            evidence_zh=f"已宣布 {declared} 级响应；事件期间发出的通知：{sent}",
-            action_zh=f"按预案在运行手册中增加 {declared} 级响应的{zh}步骤（经通知服务发送）。"))
-
     ran = [s for s in steps if s.status in ("ok", "failed", "unfinished")]
     if declared == 3:
         others = [s for s in ran if s.group not in (None, "technical")
@@ -113,17 +84,5 @@ def response_findings(events: Iterable[dict], level: LevelResult, steps: list[St
 
 def with_response_findings(findings: list[Finding], events: Iterable[dict], level: LevelResult,
                            steps: list[StepResult], overview: Overview) -> list[Finding]:
-    """`findings` and the response findings, in the card's order (severity, kind, time), numbered
-    F1… again, the new ones with their due date."""
-    extra = response_findings(events, level, steps, overview)
-    if not extra:
-        return findings
-    due_from = dt.date.fromisoformat(overview.date) if overview.date else None
-    for f in extra:
-        if due_from is not None:
-            f.due = (due_from + dt.timedelta(days=DUE_DAYS[f.severity])).isoformat()
-    out = sorted([*findings, *extra], key=lambda f: (SEVERITY_ORDER[f.severity], KIND_ORDER.get(f.kind, 99),
-                                                     f.at if f.at is not None else float("inf")))
-    for i, f in enumerate(out, 1):
-        f.id = f"F{i}"
-    return out
+    """`findings` and the response findings, in the card's order, numbered F1… again."""
+    return merged(findings, response_findings(events, level, steps, overview), overview)

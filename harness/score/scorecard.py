@@ -21,12 +21,17 @@ from ..errors import InputError
 from ..journal import JournalRead, read_journal
 from ..loader import Document
 from ..models import GROUP_TITLES, Drill, Levels, Scenario, Target
+from ..rundir import RunDir
 from .card import (AlertEntry, Appendix, DataFile, Finding, JourneyImpact, LagPoint, LevelResult,
                    LinkPoint, LinkSeries, LongestOutage, LongestWait, NotificationEntry, Objective,
                    Overview, PatientImpact, PhaseCounts, Rating, ReplicationSeries, RpoResult,
                    ScoreCard, Series, SeriesPoint, StepResult, Strength, TargetResult, TeamInfo,
                    TimelineEntry, Verdict)
-from .findings import Context, build_findings, build_strengths
+from .applicability import NotApplicable, judge as not_applicable
+from .findings import Context, build_findings, build_strengths, merged
+from .plan_steps import check_plan, plan_findings
+from .split_brain import split_brain_findings
+from .level import IncidentShares, level_of
 from .response import with_response_findings
 from .reading import RecordReader
 from .texts import actual_text, describe, describe_zh, error_of, short
@@ -40,6 +45,9 @@ __all__ = [
 
 EXIT_CODES: dict[str, int] = {"pass": 0, "fail": 1, "aborted": 3}
 LEVEL_SHARE = 0.2  # share of the overall score for declaring the right response level
+# points off the score for each finding of these kinds (a required plan step or channel missing;
+# two primaries after a promotion)
+COSTS: dict[str, float] = {"plan_step": 5.0, "split_brain": 25.0}
 LOST_SAMPLE = 10
 
 # ratings (HSEEP): P performed without challenges, S with some challenges, M with major
@@ -62,14 +70,7 @@ _HIST_K = 1.0 / math.log(HIST_RATIO)
 
 # --- small pure pieces ---------------------------------------------------------------------------
 
-def implied_level(share: float, levels: Levels) -> int:
-    """The plan's classification: share > level1_above → 1, > level2_above → 2, else 3.
-    Exactly at a threshold is the milder level (the plan says "more than 50%")."""
-    if share > levels.level1_above:
-        return 1
-    if share > levels.level2_above:
-        return 2
-    return 3
+implied_level = level_of  # the one rule's classification (score/level.py), by its old name
 
 
 def rate(r: TargetResult) -> Rating:
@@ -89,31 +90,35 @@ def rate(r: TargetResult) -> Rating:
     return "M"
 
 
-def overall_score(results: list[TargetResult], level_ok: bool | None,
-                  *, level_share: float = LEVEL_SHARE) -> tuple[int, dict[str, Any]]:
+def overall_score(results: list[TargetResult], level_ok: bool | None, findings: Iterable[Finding] = (),
+                  *, level_share: float = LEVEL_SHARE,
+                  costs: dict[str, float] = COSTS) -> tuple[int, dict[str, Any]]:
     """Score 0–100 and its breakdown.
 
     Rule:
-    - each time target (measure ≠ 'level') has a weight: critical 2, others 1;
+    - each time target (measure ≠ 'level') that applies has a weight: critical 2, others 1;
     - credit: met → 1; missed but measured → 0.5 at the target, falling linearly to 0 at 2× the
       target (a miss always costs at least half its weight); unmeasured (actual None) → 0;
     - the targets share 100 × (1 − level_share) points in proportion to weight × credit;
-    - the response level is worth level_share × 100 points: right (True) → all, wrong (False) → 0.
+    - the response level is worth level_share × 100 points: right (True) → all, wrong (False) → 0;
+    - then each finding whose kind has a cost in `costs` takes that many points off.
 
     Edge cases:
+    - n/a targets weigh nothing: they are out of the score as they are out of the verdict;
     - level_ok None (nothing to judge it on) → its points go to the targets;
-    - no time targets → the level is worth all 100; neither → 0 (nothing measured, nothing earned);
+    - no time targets that apply → the level is worth all 100; neither → 0 (nothing measured,
+      nothing earned) before costs; the score never goes below 0;
     - a missed target with within 0 (e.g. RPO 0 s) gets 0: there is no room to scale an overshoot;
     - 'level' targets are not weighed here (they are the level_ok part), so they never count twice.
     """
-    weighed = [r for r in results if r.unit != "level"]
+    weighed = [r for r in results if r.unit != "level" and r.status != "n/a"]
     total_weight = sum(2 if r.critical else 1 for r in weighed)
     level_points = 0.0 if level_ok is None else (100.0 if not weighed else 100.0 * level_share)
     target_points = (100.0 - level_points) if weighed else 0.0
     rows, points = [], 0.0
     for r in weighed:
         weight = 2 if r.critical else 1
-        if r.met:
+        if r.status == "met":
             credit = 1.0
         elif r.actual is None or not r.target or r.target <= 0:
             credit = 0.0
@@ -124,18 +129,22 @@ def overall_score(results: list[TargetResult], level_ok: bool | None,
         rows.append({"id": r.id, "weight": weight, "credit": round(credit, 4), "points": round(p, 2)})
     lp = level_points if level_ok else 0.0
     points += lp
+    deductions = [{"finding": f.id, "kind": f.kind, "text": f.text, "points": -costs[f.kind]}
+                  for f in findings if f.kind in costs]
+    points += sum(d["points"] for d in deductions)
     score = max(0, min(100, round(points)))
     return score, {"targets": rows, "target_points": round(target_points, 2),
                    "level": {"ok": level_ok, "max": round(level_points, 2), "points": round(lp, 2)},
-                   "score": score}
+                   "not_applicable": [r.id for r in results if r.status == "n/a"],
+                   "deductions": deductions, "score": score}
 
 
 def verdict_of(results: list[TargetResult], status: str) -> Verdict:
     """aborted when the run did not complete (status aborted, or no run.finished at all);
-    else pass when every critical target is met, fail otherwise."""
+    else pass when no critical target is missed (n/a ones did not apply), fail otherwise."""
     if status != "completed":
         return "aborted"
-    return "pass" if all(r.met for r in results if r.critical) else "fail"
+    return "pass" if all(r.status != "missed" for r in results if r.critical) else "fail"
 
 
 def bucket_for(span_drill: float | None) -> float:
@@ -347,12 +356,20 @@ def _series(buckets: dict[int, list], origin: float | None, width: float, scale:
 # --- journal → parts of the card -----------------------------------------------------------------
 
 class _Facts:
-    """The journal's key moments, and converters of wall times to drill seconds."""
+    """The journal's key moments, and converters to drill seconds.
+
+    Time model v2 (DESIGN.md: compress the plan's waits, never the machines' work): an event's figure
+    is its own causal drill time (`drill`, stamped by the lane that did the work) minus the fault's.
+    Journals of the v1 model (no `time_model` in run.started) keep v1's wall × scale reading."""
 
     def __init__(self, journal: JournalRead, scale: float):
         self.events = journal.events
         self.scale = scale
+        started = journal.first("run.started") or {}
+        self.time_model = str(started.get("time_model") or "v1")
+        self.by_seq = {e["seq"]: e for e in self.events if isinstance(e.get("seq"), int)}
         fault = journal.first("fault.injected")
+        self.fault = fault
         self.t_fault = _wall(fault)
         self.t0 = _wall(journal.first("scenario.started"))
         self.recovery = next((e for e in journal.of_type("recovery")
@@ -372,10 +389,44 @@ class _Facts:
         return _wall(e)
 
     def rel(self, wall: float | None) -> float | None:
-        # drill seconds from t_fault; from T+0 when no fault was injected (no incident to time)
+        """Scenario-timeline drill seconds from t_fault (T+0 when no fault was injected): for what
+        has no lane of its own, e.g. patients' requests."""
         ref = self.t_fault if self.t_fault is not None else self.t0
         # rounded to the ms: float noise of wall × scale must not show as '12.0s' for 12 s
         return None if wall is None or ref is None else round((wall - ref) * self.scale, 3)
+
+    def since_fault(self, e: dict | None, *, drill_key: str = "drill",
+                    wall_key: str = "wall") -> float | None:
+        """An event's figure: its causal drill time minus the fault's (v2), else rel(wall)."""
+        if e is None:
+            return None
+        d, ref = e.get(drill_key), (self.fault or {}).get("drill")
+        if (self.time_model != "v1" and isinstance(d, (int, float)) and isinstance(ref, (int, float))
+                and isinstance(e.get("chain" if drill_key == "drill" else "at_chain"), dict)):
+            return round(d - ref, 3)
+        w = e.get(wall_key)
+        return self.rel(float(w) if isinstance(w, (int, float)) else None)
+
+    def breakdown(self, e: dict | None, chain_key: str = "chain") -> dict[str, float] | None:
+        """Declared waits and real work along the event's causal chain back to the fault: each
+        event's `chain` names the event its lane was anchored at (`cause`)."""
+        if e is None or self.fault is None or not isinstance(e.get(chain_key), dict):
+            return None
+        declared = real = 0.0
+        links: list[str] = []
+        fault_seq, node, seen = self.fault.get("seq"), e, set()
+        chain = e.get(chain_key)
+        while isinstance(chain, dict) and node.get("seq") not in seen:
+            seen.add(node.get("seq"))
+            declared += float(chain.get("declared") or 0.0)
+            real += float(chain.get("real") or 0.0)
+            links.append(str(node.get("step") or node.get("alert") or node.get("type")))
+            cause = chain.get("cause")
+            if cause is None or cause == fault_seq or cause not in self.by_seq:
+                break
+            node = self.by_seq[cause]
+            chain = node.get("chain")
+        return {"declared": round(declared, 3), "real": round(real, 3), "links": len(links)}
 
     def tplus(self, wall: float | None) -> float | None:
         return None if wall is None or self.origin is None else round((wall - self.origin) * self.scale, 3)
@@ -429,7 +480,7 @@ def _steps(drill: Drill, f: _Facts) -> list[StepResult]:
             continue
         if t == "step.started":
             r = new(sid, e, "unfinished")
-            r.started, r.started_wall = f.rel(_wall(e)), _wall(e)
+            r.started, r.started_wall = f.since_fault(e), _wall(e)
             open_[sid] = r
             out.append(r)
             continue
@@ -437,14 +488,16 @@ def _steps(drill: Drill, f: _Facts) -> list[StepResult]:
         if r is None:  # finished without a start we could read (a torn line)
             r = new(sid, e, "unfinished")
             out.append(r)
-        r.finished_wall, r.finished = _wall(e), f.rel(_wall(e))
+        r.finished_wall, r.finished = _wall(e), f.since_fault(e)
         r.ok = e.get("ok") is True
         r.status = "ok" if r.ok else "failed"
         r.detail = short(e.get("detail")) or None
         if not r.ok:
             r.error = error_of(e.get("detail")) or None
-        if r.started_wall is not None and r.finished_wall is not None:
-            r.duration = round((r.finished_wall - r.started_wall) * f.scale, 3)
+        if r.started is not None and r.finished is not None:
+            r.duration = round(r.finished - r.started, 3)
+        if isinstance((e.get("detail") or {}), dict) and (e.get("detail") or {}).get("modeled"):
+            r.modeled = True  # a simulated operator's declared duration, not a measured one
     for r in out:
         if r.deadline is None or r.started_wall is None:
             continue
@@ -468,27 +521,53 @@ def _alerts(f: _Facts) -> list[AlertEntry]:
         t, w = e.get("type"), _wall(e)
         if t == "alert.raised" and w is not None:
             a = AlertEntry(alert=str(e.get("alert")), severity=_str(e.get("severity")),
-                           describe=_str(e.get("describe")), raised=f.rel(w), raised_wall=w,
+                           describe=_str(e.get("describe")), raised=f.since_fault(e), raised_wall=w,
                            detail=short(e.get("detail")) or None)
             open_[a.alert] = a
             out.append(a)
         elif t == "alert.cleared" and (a := open_.pop(str(e.get("alert")), None)):
-            a.cleared_wall, a.cleared = w, f.rel(w)
+            a.cleared_wall, a.cleared = w, f.since_fault(e)
     return out
 
 
-def _level(drill: Drill, f: _Facts, impact: PatientImpact) -> LevelResult:
+def _incident_shares(drill: Drill, f: _Facts, scale: float) -> IncidentShares | None:
+    """The level rule's windows for this run: from the first fault, one observation window after
+    another to the recovery (or the end), plus the window the runbook declared over."""
+    if f.t_fault is None:
+        return None
+    declared = next((e.get("window_wall") for e in reversed(f.events)
+                     if e.get("type") == "level.declared"), None)
+    window = (float(declared[0]), float(declared[1])) if (
+        isinstance(declared, list) and len(declared) == 2
+        and all(isinstance(x, (int, float)) for x in declared)) else None
+    end = f.t_recovered if f.t_recovered is not None else f.t_end
+    return IncidentShares(f.t_fault, end, drill.levels.observe / scale, drill.levels.patient_slo,
+                          declared=window)
+
+
+def _level(drill: Drill, f: _Facts, impact: PatientImpact, shares: IncidentShares | None,
+           lost_patients: list) -> LevelResult:
+    """Declared versus implied, both by the one rule (score/level.py) over the same window (the one
+    the runbook declared over, else the first from the fault), lost acknowledged writes included
+    (ground truth the runbook lacks); a later window with a more severe level is `grew_to`."""
     declared = [e for e in f.events if e.get("type") == "level.declared"]
     last = declared[-1] if declared else None
+    judged = shares.judged(lost_patients) if shares is not None else None
+    worst = shares.worst(lost_patients) if shares is not None else None
     r = LevelResult(level1_above=drill.levels.level1_above, level2_above=drill.levels.level2_above,
-                    affected=impact.affected, active=impact.active, share=impact.affected_share)
+                    observe=drill.levels.observe)
+    if judged is not None:
+        r.affected, r.active, r.share = judged.affected, judged.active, round(judged.share, 4)
+        r.slowed, r.lost, r.window = judged.slow, judged.lost, [judged.start, judged.end]
+        r.implied = level_of(judged.share, drill.levels)
+    if worst is not None and r.implied is not None and level_of(worst.share, drill.levels) < r.implied:
+        r.grew_to, r.grew_share = level_of(worst.share, drill.levels), round(worst.share, 4)
+        r.grew_at = f.rel(worst.start)
     if last is not None:
         lv = last.get("level")
         r.declared = lv if isinstance(lv, int) and not isinstance(lv, bool) else None
-        r.declared_at = f.rel(_wall(last))
+        r.declared_at = f.since_fault(last)
         r.declared_share = _num(last.get("share"))
-    if impact.affected_share is not None:
-        r.implied = implied_level(impact.affected_share, drill.levels)
     if r.implied is not None:
         r.ok = r.declared == r.implied  # no declaration for a real incident is wrong too
     return r
@@ -505,15 +584,18 @@ def _rpo(journal: JournalRead) -> RpoResult | None:
                      lost_writes=_int(lost), lost_seconds=_num(e.get("lost_seconds")),
                      lost_sample=[str(x) for x in sample[:LOST_SAMPLE]] if isinstance(sample, list) else [],
                      crash_wall=_num(e.get("crash_wall")), replication_lag=_num(e.get("replication_lag")),
-                     measured_on=_str(e.get("measured_on")), error=short(e.get("error")) or None)
+                     measured_on=_str(e.get("measured_on")), trigger=_str(e.get("trigger")),
+                     error=short(e.get("error")) or None)
 
 
 def _int(x: Any) -> int | None:
     return x if isinstance(x, int) and not isinstance(x, bool) else None
 
 
-def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | None) -> TargetResult:
-    """One target → its result. Unmeasurable means missed, with the reason (English and Chinese)."""
+def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | None,
+                    na: NotApplicable | None = None) -> TargetResult:
+    """One target → its result. Unmeasurable means missed, with the reason (English and Chinese),
+    unless the target did not apply (`na`, applicability.py): then n/a, with why."""
     base = dict(id=t.id, title=t.title, measure=t.measure, critical=t.critical, step=t.step)
     if t.measure == "level":
         reason = reason_zh = None
@@ -534,6 +616,7 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
 
     within = t.within
     actual: float | None = None
+    breakdown: dict[str, float] | None = None
     reason: str | None = None
     reason_zh = ""
     if t.measure == "rpo":
@@ -549,11 +632,12 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
     elif t.measure == "detection":
         e = next((e for e in f.events if e.get("type") == "alert.raised"
                   and (_wall(e) or 0) >= f.t_fault), None)
-        actual = f.rel(_wall(e)) if e else None
+        actual, breakdown = f.since_fault(e), f.breakdown(e)
         if e is None:
             reason, reason_zh = "no alert was raised after the fault", "故障后未触发告警"
     elif t.measure == "recovery":
-        actual = f.rel(f.t_recovered)
+        actual = f.since_fault(f.recovery, drill_key="at_drill", wall_key="at_wall")
+        breakdown = f.breakdown(f.recovery, "at_chain")
         if actual is None:
             reason, reason_zh = "no recovery before the run ended", "演练结束前未恢复"
     elif t.measure == "step":
@@ -561,7 +645,7 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
                and (_wall(e) or 0) >= f.t_fault]
         good = next((e for e in fin if e.get("ok") is True), None)
         if good is not None:
-            actual = f.rel(_wall(good))
+            actual, breakdown = f.since_fault(good), f.breakdown(good)
         elif fin:
             err = error_of(fin[-1].get("detail")) or "no detail"
             reason, reason_zh = f"step {t.step} failed: {err}", f"步骤 {t.step} 失败：{err}"
@@ -569,6 +653,9 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
             reason, reason_zh = f"step {t.step} never finished", f"步骤 {t.step} 开始后未完成"
         else:
             reason, reason_zh = f"step {t.step} never started", f"步骤 {t.step} 未开始"
+    if actual is None and na is not None:
+        return TargetResult(**base, target=within, actual=None, status="n/a", rating="n/a",
+                            reason=na.reason, reason_zh=na.reason_zh)
     met = actual is not None and within is not None and actual <= within
     margin = None if actual is None or within is None else round(within - actual, 3)
     if actual is not None and not met:
@@ -577,7 +664,7 @@ def _measure_target(t: Target, f: _Facts, level: LevelResult, rpo: RpoResult | N
         reason_zh = f"实际 {shown}，超出 {format_duration(within)} 的指标 {over}"
     r = TargetResult(**base, target=within, actual=actual, met=met, margin=margin,
                      headroom=None if margin is None or not within else round(margin / within, 4),
-                     reason=reason, reason_zh=reason_zh)
+                     reason=reason, reason_zh=reason_zh, breakdown=breakdown)
     r.rating = rate(r)
     return r
 
@@ -640,6 +727,9 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else drill.time_scale
     f = _Facts(journal, scale)
     span = (f.t_end - f.origin) if f.t_end is not None and f.origin is not None else None
+    shares = _incident_shares(drill, f, scale)
+    if shares is not None:
+        records = shares.feed(records)  # the level rule counts in the same single pass
     impact, series = tally(records, f.t_fault, f.t_recovered, scale, origin=f.origin,
                            span=span if span and span > 0 else None)
     if f.origin is None:  # no usable journal times: the series starts at the first record
@@ -658,7 +748,8 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
         scenario_title=scenario.title if scenario else "",
         failure_class=scenario.failure_class if scenario else _str(started.get("failure_class")),
         description=scenario.description if scenario else "",
-        time_scale=scale, backend=_str(started.get("backend")),
+        time_scale=scale, time_model=str(started.get("time_model") or "v1"),
+        backend=_str(started.get("backend")),
         live=started.get("live") if isinstance(started.get("live"), bool) else None,
         teams=[TeamInfo(group=g, title=GROUP_TITLES.get(g, g), core=t.core, backup=t.backup)
                for g, t in drill.teams.items()],
@@ -669,12 +760,15 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
         abort_reason={"completed": None, "aborted": short(fin.get("reason")) or "no reason given"}.get(
             status, "the journal has no run.finished event (the run did not end cleanly)"))
 
-    level = _level(drill, f, impact)
     rpo = _rpo(journal)
-    targets = [_measure_target(t, f, level, rpo) for t in drill.targets]
-    score, breakdown = overall_score(targets, level.ok)
-    verdict = verdict_of(targets, status)
+    rpo_event = (journal.of_type("rpo.measured") or [{}])[-1]
+    lost_patients = rpo_event.get("lost_patients") if isinstance(rpo_event.get("lost_patients"), list) else []
+    level = _level(drill, f, impact, shares, lost_patients)
     steps = _steps(drill, f)
+    na = not_applicable(drill.targets, drill.runbook, journal.events, level, impact,
+                        *([scenario.steady_state.max_error_rate] if scenario else []))
+    targets = [_measure_target(t, f, level, rpo, na.get(t.id)) for t in drill.targets]
+    verdict = verdict_of(targets, status)
     alerts = _alerts(f)
     steady = journal.of_type("steady_state")
     level_owner = next((s.group for s in drill.runbook if s.action == "declare_level"), "technical")
@@ -688,23 +782,27 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
                                            or e.get("link")),
                               ok=e.get("ok") if isinstance(e.get("ok"), bool) else None,
                               wall=_wall(e), drill=_num(e.get("drill")),
-                              since_fault=f.rel(_wall(e)) if f.t_fault is not None else None,
+                              since_fault=f.since_fault(e) if f.t_fault is not None else None,
                               text=describe(e), text_zh=describe_zh(e))
                 for e in journal.events if e.get("type") != "link.sample"]
     notifications = [NotificationEntry(channel=_str(e.get("channel")), audience=_str(e.get("audience")),
-                                       text=short(e.get("text"), 500), at=f.rel(_wall(e)), wall=_wall(e))
+                                       text=short(e.get("text"), 500), at=f.since_fault(e), wall=_wall(e))
                      for e in journal.of_type("notification.sent") if _wall(e) is not None]
+    plan = check_plan(drill.levels.required, level, notifications, steps, incident=f.t_fault is not None)
+    findings = merged(findings, plan_findings(plan, level, notifications, steps)
+                      + split_brain_findings(journal.events, f.since_fault), overview)
+    score, breakdown = overall_score(targets, level.ok, findings)
     scenario_info: dict[str, Any] = {}
     if scenario is not None:
         scenario_info = scenario.model_dump(mode="json", include={
             "load", "warmup", "faults", "observe", "max_duration", "steady_state"})
     config = started.get("config") if isinstance(started.get("config"), dict) else \
         drill.stack.model_dump(mode="json")
-    appendix = Appendix(config=config, levels=drill.levels.model_dump(), scenario=scenario_info,
+    appendix = Appendix(config=config, levels=drill.levels.model_dump(mode="json"), scenario=scenario_info,
                         files=files or [], records=impact.total.requests, events=len(journal.events))
     return ScoreCard(overview=overview, verdict=verdict, exit_code=EXIT_CODES[verdict], score=score,
                      breakdown=breakdown, targets=targets, level=level, impact=impact, rpo=rpo,
-                     findings=findings, strengths=build_strengths(targets, level), steps=steps,
+                     plan=plan, findings=findings, strengths=build_strengths(targets, level), steps=steps,
                      alerts=alerts, notifications=notifications, timeline=timeline, series=series,
                      links=_links(journal, f, series.bucket_real), replication=_replication(journal, f),
                      appendix=appendix, problems=all_problems)
@@ -712,11 +810,11 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
 
 # --- the one I/O wrapper -------------------------------------------------------------------------
 
-DATA_FILES = {"journal.jsonl": "journal: every event, wall and drill time",
-              "probes.jsonl": "the synthetic test-account patient's walks",
-              "drill.yaml": "the drill as run", "scenario.yaml": "the scenario as run",
-              "records/": "patient request records", "logs/": "services' logs",
-              "config/": "services' configs"}
+DATA_FILES = {RunDir.JOURNAL: "journal: every event, wall and drill time",
+              RunDir.PROBES: "the synthetic test-account patient's walks",
+              RunDir.DRILL: "the drill as run", RunDir.SCENARIO: "the scenario as run",
+              f"{RunDir.RECORDS}/": "patient request records", f"{RunDir.LOGS}/": "services' logs",
+              f"{RunDir.CONFIG}/": "services' configs"}
 
 
 def _data_files(run_dir: Path) -> list[DataFile]:
@@ -737,23 +835,23 @@ def _data_files(run_dir: Path) -> list[DataFile]:
     return out
 
 
-def score_run(run_dir: Path | str) -> ScoreCard:
+def score_run(run_dir: RunDir | Path | str) -> ScoreCard:
     """Read RUN_DIR (drill.yaml, scenario.yaml, journal.jsonl, records/) and score it."""
-    run_dir = Path(run_dir)
-    drill = Document(run_dir / "drill.yaml").parse(Drill)  # without the drill there are no targets
+    run_dir = RunDir.of(run_dir)
+    drill = Document(run_dir.drill).parse(Drill)  # without the drill there are no targets
     problems: list[str] = []
     scenario = None
     try:
-        scenario = Document(run_dir / "scenario.yaml").parse(Scenario)
+        scenario = Document(run_dir.scenario).parse(Scenario)
     except InputError as e:  # the overview loses a few words; the score does not depend on it
         problems.append(str(e))
-    journal = read_journal(run_dir / "journal.jsonl")
-    if not (run_dir / "records").is_dir():
-        problems.append("records/: missing (no patient load was recorded)")
+    journal = read_journal(run_dir.journal)
+    if not run_dir.records.is_dir():
+        problems.append(f"{RunDir.RECORDS}/: missing (no patient load was recorded)")
     # streamed: a run can leave a million records; torn and corrupt lines are skipped and counted
-    reader = RecordReader(run_dir / "records")
+    reader = RecordReader(run_dir.records)
     return build_scorecard(drill, journal, _then_problems(reader, problems), scenario=scenario,
-                           problems=problems, files=_data_files(run_dir))
+                           problems=problems, files=_data_files(run_dir.path))
 
 
 def _then_problems(reader: RecordReader, problems: list[str]):

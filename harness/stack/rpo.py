@@ -69,7 +69,8 @@ def rpo_trigger(events: Iterable[dict]) -> dict[str, Any] | None:
 
 
 def rpo_fields(trigger: dict[str, Any], acked: dict[str, float], lost: set[str], *, mode: str,
-               scale: float, lag: float | None, measured_on: str) -> dict[str, Any]:
+               scale: float, lag: float | None, measured_on: str,
+               owners: dict[str, Any] | None = None) -> dict[str, Any]:
     """The rpo.measured event's fields from the acknowledged writes (write id → acknowledgement
     wall time) and the ones missing. The lost window runs from the oldest lost write to the trigger
     (or to a lost write's own acknowledgement, when that came later: a write acknowledged while the
@@ -80,7 +81,9 @@ def rpo_fields(trigger: dict[str, Any], acked: dict[str, float], lost: set[str],
     return {"mode": mode, "trigger": trigger["trigger"], "replication_lag": lag,
             "acked_writes": len(acked), "lost_writes": len(lost), "lost_sample": sorted(lost)[:20],
             "lost_seconds": round(max(span, 0.0), 3), "crash_wall": trigger["wall"],
-            "measured_on": measured_on}
+            "measured_on": measured_on,
+            # the patients to contact; the level rule counts them as affected (score/level.py)
+            "lost_patients": sorted({str(owners[w]) for w in lost if (owners or {}).get(w)})[:10000]}
 
 
 def measure_rpo(events: list[dict], stack: "Stack | None", records_dir: Path,
@@ -95,8 +98,11 @@ def measure_rpo(events: list[dict], stack: "Stack | None", records_dir: Path,
     started = next((e for e in events if e.get("type") == "run.started"), {})
     scale = started.get("time_scale")
     scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else drill.time_scale
-    acked = {r["write_id"]: r["t"] + r.get("ms", 0) / 1000
-             for r in iter_records(records_dir) if r.get("ok") and r.get("write_id")}
+    acked, owners = {}, {}
+    for r in iter_records(records_dir):
+        if r.get("ok") and r.get("write_id"):
+            acked[r["write_id"]] = r["t"] + r.get("ms", 0) / 1000
+            owners[r["write_id"]] = r.get("patient")
     primary = stack.current_primary()
     if primary is None:
         return {"mode": mode, "trigger": trigger["trigger"], "acked_writes": len(acked),
@@ -104,7 +110,8 @@ def measure_rpo(events: list[dict], stack: "Stack | None", records_dir: Path,
                 "error": "no database primary serving at the end of the run"}
     lost = missing_write_ids(stack.db_dsn(primary), list(acked))
     return rpo_fields(trigger, acked, lost, mode=mode, scale=scale,
-                      lag=None if backup else drill.stack.replication.lag, measured_on=primary)
+                      lag=None if backup else drill.stack.replication.lag, measured_on=primary,
+                      owners=owners)
 
 
 def _wall(e: dict | None) -> float | None:

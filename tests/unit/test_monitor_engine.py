@@ -92,6 +92,12 @@ def write_records(tmp_path, recs: list[dict]) -> None:
             fh.write(json.dumps(r) + "\n")
 
 
+def finished(step: str, kind: str) -> dict:
+    """A step.finished event's fields."""
+    return {"step": step, "group": "technical", "kind": kind, "action": None, "ok": True, "detail": {},
+            "real_seconds": 0.1}
+
+
 def samples(m: Monitor, n: int) -> None:
     for _ in range(n):
         m.lane.wait(SAMPLE_EVERY)
@@ -106,7 +112,7 @@ def test_detection_and_recovery_are_drill_time_at_any_scale(tmp_path, scale):
     fault_wall = ft.now()
     probe.fail_from = fault_wall
     fault = journal.record("fault.injected", wall=fault_wall, lane=clock.lane("scenario", 30.0, fault_wall),
-                           fault="db", fault_type="db_crash")
+                           fault="db", fault_type="db_crash", target="pg-primary", detail={})
     m.begin_incident(fault_wall, fault_wall=fault_wall, fault_drill=fault["drill"])
     samples(m, 3)
     raised = journal.events[-1] if journal.events[-1]["type"] == "alert.raised" else next(
@@ -121,7 +127,7 @@ def test_detection_and_recovery_are_drill_time_at_any_scale(tmp_path, scale):
     ft.sleep(0.13)
     journal.record("step.finished", wall=ft.now(), lane=clock.lane("step:fix", raised["drill"] + 30,
                                                                    fix_wall),
-                   step="fix", kind="auto", ok=True)
+                   **finished("fix", "auto"))
     probe.ok_from = ft.now()
     samples(m, 1)  # the first good look: recovery's candidate moment
     write_records(tmp_path, [{"t": ft.now() + i * 0.001, "ms": 5, "ok": True, "patient": f"P{i}"}
@@ -139,9 +145,9 @@ def test_detection_and_recovery_are_drill_time_at_any_scale(tmp_path, scale):
 def test_monitor_anchors_only_at_what_changes_the_world(tmp_path):
     ft, clock, journal, probe, m = board(tmp_path, 60)
     lane = clock.lane("step:x", 500.0, ft.now())
-    journal.record("step.finished", lane=lane, step="notice", kind="manual", ok=True)
+    journal.record("step.finished", lane=lane, **finished("notice", "manual"))
     assert m.lane.now() < 100  # a modeled manual step changes nothing the board sees
-    journal.record("step.finished", lane=lane, step="promote", kind="auto", ok=True)
+    journal.record("step.finished", lane=lane, **finished("promote", "auto"))
     assert m.lane.now() == pytest.approx(500.0, abs=0.01)
     journal.close()
 
@@ -165,7 +171,7 @@ def test_engine_runs_steps_on_lanes_anchored_at_their_trigger(tmp_path):
     journal.subscribe(engine.on_event, critical=True)
     engine.arm()
     alert = journal.record("alert.raised", lane=clock.lane("monitor", 250.0, ft.now()), alert="x",
-                           severity="critical")
+                           severity="critical", detail={}, describe="a test alert")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(journal.of_type("step.finished")
                                               if hasattr(journal, "of_type") else
@@ -192,7 +198,7 @@ def test_a_failing_critical_listener_fails_the_run_loudly(tmp_path):
     journal.subscribe(broken, critical=True)
     journal.record("scenario.started")
     assert journal.failure is None
-    journal.record("alert.raised", alert="x")
+    journal.record("alert.raised", alert="x", severity="critical", detail={}, describe="a test alert")
     assert "engine bug" in journal.failure
     assert any(e["type"] == "harness.error" for e in journal.events)
     journal.close()

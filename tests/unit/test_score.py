@@ -17,6 +17,8 @@ SCALE = 10.0  # run.started's effective scale; drill.yaml says 60 (the CLI overr
 
 DRILL = {
     "name": "db-crash-failover", "title": "数据库宕机演练", "scenario": "scenario.yaml", "time_scale": 60,
+    # one observation window over the whole incident of these few records (60 real s at ×60)
+    "levels": {"observe": "1h"},
     "teams": {"technical": {"core": [{"name": "王工", "role": "DBA"}], "backup": [{"name": "李工"}]},
               "patient_communication": {"core": [{"name": "赵护士"}]}},
     "runbook": [
@@ -120,8 +122,10 @@ def test_times_are_drill_seconds_from_the_fault_at_the_runs_scale(tmp_path):
     level = by_id(card, "level")
     assert level.met and (level.actual, level.target) == (2, 2)
     assert card.verdict == "fail" and card.exit_code == 1
-    # weights 2+2+2+1 over 80 points; takeover 0.5 × (1 − 20/180); level right: +20
-    assert card.score == round(80 * (2 + 2 * 0.5 * (1 - 20 / 180) + 2 + 1) / 7 + 20) == 87
+    # weights 2+2+2+1 over 80 points; takeover 0.5 × (1 − 20/180); level right: +20; level 2 sent
+    # neither the official account nor the app notice: 2 × 5 points off
+    assert card.score == round(80 * (2 + 2 * 0.5 * (1 - 20 / 180) + 2 + 1) / 7 + 20 - 10) == 77
+    assert [d["kind"] for d in card.breakdown["deductions"]] == ["plan_step", "plan_step"]
     steps = {s.id: s for s in card.steps if s.status != "not run"}
     assert steps["promote-same-city"].duration == pytest.approx(120.0)
     assert steps["promote-same-city"].deadline_met is True
@@ -225,7 +229,8 @@ def test_overall_score_edge_cases():
     assert overall_score(only_level, True)[0] == 100
     assert overall_score(only_level, False)[0] == 0
     assert overall_score([], None) == (0, {"targets": [], "target_points": 0.0,
-                                           "level": {"ok": None, "max": 0.0, "points": 0.0}, "score": 0})
+                                           "level": {"ok": None, "max": 0.0, "points": 0.0},
+                                           "not_applicable": [], "deductions": [], "score": 0})
 
 
 def test_truncated_journal_line_is_tolerated_with_a_finding(tmp_path):

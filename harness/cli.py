@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import checks
 from .errors import HarnessError, InputError
+from .rundir import RunDir
 
 TOXIPROXY_ENV = "HOSPITAL_DRILL_TOXIPROXY_URL"
 DEFAULT_STACK_DIR = Path(".hospital-drill") / "stack"
@@ -39,8 +40,8 @@ def cmd_run(args) -> int:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise InputError("names an existing file, not a run directory", file=args.out, field="--out")
-        if (out / "journal.jsonl").exists():
-            raise InputError("already holds a run (journal.jsonl): give a new directory", file=args.out,
+        if RunDir(out).holds_run():
+            raise InputError(f"already holds a run ({RunDir.JOURNAL}): give a new directory", file=args.out,
                              field="--out")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     run = DrillRun(args.drill, out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
@@ -104,7 +105,7 @@ def cmd_up(args) -> int:
     from .stack import backends
     from .validate import load_drill
     stack_dir = Path(args.dir)
-    if (stack_dir / "state.json").exists():
+    if RunDir(stack_dir).state.exists():
         raise InputError(f"a stack is already recorded in {stack_dir}: run 'hospital-drill down' first",
                          field="--dir")
     config, scale = StackConfig(), 60.0
@@ -115,7 +116,7 @@ def cmd_up(args) -> int:
                                           detach=True, **_backend_options(args))
     state = {"backend": args.backend, "vip": stack.vip_url, "services": stack.addresses,
              "links": stack.link_listen, "toxiproxy": stack.links.url, "state_dir": str(stack.state_dir)}
-    (stack_dir / "state.json").write_text(json.dumps(state, indent=2))
+    RunDir(stack_dir).state.write_text(json.dumps(state, indent=2))
     _say(f"mock hospital up; patients enter at {stack.vip_url}")
     _say(f"Toxiproxy API: {stack.links.url}")
     for name, addr in sorted(stack.addresses.items()):
@@ -126,7 +127,7 @@ def cmd_up(args) -> int:
 
 def cmd_status(args) -> int:
     import requests
-    state_file = Path(args.dir) / "state.json"
+    state_file = RunDir(args.dir).state
     if not state_file.exists():
         _say(f"no stack recorded in {args.dir}")
         return 1
@@ -179,7 +180,7 @@ def cmd_compose(args) -> int:
 def cmd_down(args) -> int:
     from .stack.docker.cleanup import tear_down_if_reachable
     from .stack.local import tear_down_dir
-    dirs = [Path(d) for d in (args.run_dirs or [args.dir])]
+    dirs = [RunDir(d) for d in (args.run_dirs or [args.dir])]
     for d in dirs:
         stopped = tear_down_dir(d) + tear_down_if_reachable(d)
         _say(f"{d}: stopped {', '.join(stopped) if stopped else 'nothing (no process left)'}")
@@ -192,36 +193,35 @@ def cmd_toxiproxy_server(args) -> int:
 
 
 def cmd_ack(args) -> int:
-    run_dir = Path(args.run_dir)
-    acks = run_dir / "acks"
-    if not acks.is_dir():
-        raise InputError("not a live run directory (no acks/)", file=str(args.run_dir))
+    run_dir = RunDir(args.run_dir)
+    if not run_dir.acks.is_dir():
+        raise InputError(f"not a live run directory (no {RunDir.ACKS}/)", file=str(args.run_dir))
     manual = _manual_steps(run_dir)
     if args.step not in manual:
         known = ", ".join(manual) if manual else "none: this drill has no manual steps"
         raise InputError(f"no manual step {args.step!r} in this drill (manual steps: {known})",
-                         file=str(run_dir / "drill.yaml"), field="STEP")
-    (acks / args.step).write_text(args.by or os.environ.get("USER", "operator"))
+                         file=str(run_dir.drill), field="STEP")
+    run_dir.ack(args.step).write_text(args.by or os.environ.get("USER", "operator"))
     _say(f"acknowledged {args.step}")
     return 0
 
 
-def _manual_steps(run_dir: Path) -> list[str]:
+def _manual_steps(run_dir: RunDir) -> list[str]:
     """The ids of the steps a person acknowledges, from the drill as it was run (RUN_DIR/drill.yaml)."""
     from .loader import Document
     from .models import Drill
-    drill = Document(run_dir / "drill.yaml").parse(Drill)
+    drill = Document(run_dir.drill).parse(Drill)
     return [s.id for s in drill.runbook if s.manual is not None]
 
 
 def cmd_report(args) -> int:
     from .report.render import summary_line, write_reports
     from .score.scorecard import score_run
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "journal.jsonl").exists():
-        raise InputError("no journal.jsonl here: not a run directory", file=str(run_dir))
+    run_dir = RunDir(args.run_dir)
+    if not run_dir.holds_run():
+        raise InputError(f"no {RunDir.JOURNAL} here: not a run directory", file=str(run_dir))
     card = score_run(run_dir)
-    paths = write_reports(run_dir, card, lang=args.lang)
+    paths = write_reports(run_dir.path, card, lang=args.lang)
     _say(summary_line(card))
     _say(f"report: {paths.get('html')}")
     if args.screenshot:
@@ -229,8 +229,9 @@ def cmd_report(args) -> int:
         if browser.find_chromium() is None:
             _say("screenshot: no Chromium here (apt-get install -y chromium); none taken")
         else:
-            for name, width in (("report.png", 1280), ("report-phone.png", 390)):
-                _say(f"screenshot: {browser.full_page_screenshot(paths['html'], run_dir / name, width=width)}")
+            for name, width in (("report", 1280), ("report-phone", 390)):
+                shot = browser.full_page_screenshot(paths["html"], run_dir.screenshot(name), width=width)
+                _say(f"screenshot: {shot}")
     return 0
 
 

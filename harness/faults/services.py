@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..load.records import iter_records
 from ..models import Duration
+from ..rundir import RunDir
 from ..stack.process import record_pids
 from .base import Fault, register
 
@@ -94,8 +94,9 @@ class BotFlood(Fault):
         from ..load.runner import PatientLoad  # the harness side of Locust: a subprocess
         p = self.params
         bound = max(0.0, at_wall - time.time()) + (self.spec.duration or p.max_duration) / stack.time_scale
-        self.dir = Path(stack.run_dir) / "attack" / self.id
-        self.load = PatientLoad(f"http://{stack.link_listen[self.target]}", self.dir / "records",
+        run_dir = RunDir(stack.run_dir)
+        self.dir, self.records = run_dir.attack_of(self.id), run_dir.attack_records(self.id)
+        self.load = PatientLoad(f"http://{stack.link_listen[self.target]}", self.records,
                                 users=p.bots, spawn_rate=max(p.bots, 1) * 10,
                                 config={"attack": {"clients": p.clients, "path": p.path,
                                                    "wait": list(p.wait), "start_at": at_wall}},
@@ -112,12 +113,12 @@ class BotFlood(Fault):
             self.prepare(stack, time.time())
         self.injected = True
         return {"link": self.target, "bots": p.bots, "clients": p.clients, "path": p.path,
-                "records": str(self.dir / "records"), "pids": self.load.pids()}
+                "records": str(self.records), "pids": self.load.pids()}
 
     def revert(self, stack):
         codes = self.load.stop()
         seen, first = Counter(), None
-        for rec in iter_records(self.dir / "records"):
+        for rec in iter_records(self.records):
             seen["requests"] += 1
             seen["ok" if rec.get("ok") else f"status {rec.get('status')}"] += 1
             if isinstance(rec.get("t"), (int, float)):

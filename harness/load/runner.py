@@ -2,9 +2,8 @@
 
 The harness side never imports locust (it monkey-patches with gevent); it runs the ``locust`` CLI::
 
-    with PatientLoad("http://127.0.0.1:8080", run_dir / "records", users=50, spawn_rate=10,
-                     config={"personas": {"followup": 3, "payment": 1}}, workers=2,
-                     log_dir=run_dir / "logs") as load:
+    with PatientLoad.for_run("http://127.0.0.1:8080", RunDir(path), users=50, spawn_rate=10,
+                             config={"personas": {"followup": 3, "payment": 1}}, workers=2) as load:
         load.wait_started(timeout=30)
         ...                                   # records flow into run_dir/records/*.jsonl
     # on exit: SIGTERM (Locust flushes its records and quits), then SIGKILL of what is left
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..errors import HarnessError, InputError
+from ..rundir import RunDir
 
 LOAD_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = LOAD_DIR / "locustfile.py"
@@ -111,7 +111,8 @@ class PatientLoad:
         self.spawn_rate = spawn_rate
         self.config = config
         self.workers = int(workers)
-        self.log_dir = Path(log_dir) if log_dir is not None else self.records_dir.parent / "logs"
+        # without one, the logs sit beside the records as in a run directory
+        self.log_dir = Path(log_dir) if log_dir is not None else RunDir(self.records_dir.parent).logs
         self.run_time = run_time
         self.stop_timeout = stop_timeout
         self.expect_workers_max_wait = expect_workers_max_wait
@@ -121,6 +122,13 @@ class PatientLoad:
         self._stopped = False
 
     # --- life cycle -------------------------------------------------------------------------------
+
+
+    @classmethod
+    def for_run(cls, host_url: str, run_dir: RunDir, users: int, spawn_rate: float,
+                **options) -> "PatientLoad":
+        """The run's patients: records into RUN_DIR/records, Locust's output into RUN_DIR/logs."""
+        return cls(host_url, run_dir.records, users, spawn_rate, log_dir=run_dir.logs, **options)
 
     def __enter__(self) -> "PatientLoad":
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..clock import DrillClock, Lane
 from ..journal import Journal
 from ..models import RunbookStep
+from ..rundir import RunDir
 from . import actions
 from .actions import ActionContext, ActionFailed
 
@@ -37,14 +38,14 @@ class SimulatedOperator:
 class AckOperator:
     """A live drill's operator: a person acknowledges the step (`hospital-drill ack RUN_DIR STEP`)."""
 
-    def __init__(self, run_dir: Path):
-        self.dir = Path(run_dir) / "acks"
-        self.dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, run_dir: "RunDir | Path"):
+        self.run_dir = RunDir.of(run_dir)
+        self.run_dir.acks.mkdir(parents=True, exist_ok=True)
 
     def perform(self, step: RunbookStep, stop: threading.Event, lane: Lane) -> tuple[bool, dict]:
-        flag = self.dir / step.id
+        flag = self.run_dir.ack(step.id)
         print(f"[manual] {step.id} ({step.group}): {step.manual.instructions or step.title}"
-              f" — acknowledge with: hospital-drill ack {self.dir.parent} {step.id}", flush=True)
+              f" — acknowledge with: hospital-drill ack {self.run_dir} {step.id}", flush=True)
         while not stop.wait(0.5):
             if flag.exists():
                 return True, {"operator": "person", "ack": flag.read_text().strip()}

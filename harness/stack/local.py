@@ -23,6 +23,7 @@ from typing import Any
 from ..errors import HarnessError
 from ..models import StackConfig
 from ..netfault.client import Links
+from ..rundir import RunDir
 from . import postgres as pg
 from . import topology
 from .base import Stack
@@ -46,7 +47,7 @@ class LocalStack(Stack):
         self.state_dir = pg.data_root(run_dir)
 
     def entry_log_tail(self) -> str:
-        return log_tail(self.run_dir / "logs" / "app-primary.log")
+        return log_tail(RunDir(self.run_dir).log("app-primary"))
 
     # --- primitives -----------------------------------------------------------------------------
     def _kill_db(self, name: str) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class LocalStack(Stack):
 
     def _start_service(self, name: str) -> str:
         """Again from its config file, on its old port when free (else any, and links follow)."""
-        cfg_dir = self.run_dir / "config"
+        cfg_dir = RunDir(self.run_dir).config
         path, ready = cfg_dir / f"{name}.json", cfg_dir / f"{name}.ready"
         cfg = json.loads(path.read_text())
         module = SERVICE_MODULES[topology.NODES[name].kind]
@@ -130,7 +131,7 @@ class LocalStack(Stack):
         pg.kill_leftovers(self.run_dir)
         self._keep_db_logs()
         shutil.rmtree(self.state_dir, ignore_errors=True)
-        pg_link = self.run_dir / "pg"
+        pg_link = RunDir(self.run_dir).pg
         if pg_link.is_symlink():
             pg_link.unlink()
         self.pg.clear()
@@ -138,7 +139,7 @@ class LocalStack(Stack):
             raise HarnessError("teardown: " + "; ".join(errors))
 
     def _keep_db_logs(self) -> None:
-        logs = self.run_dir / "logs"
+        logs = RunDir(self.run_dir).logs
         logs.mkdir(parents=True, exist_ok=True)
         for log in Path(self.state_dir).glob("*.log"):
             shutil.copyfile(log, logs / f"{log.stem}.log")
@@ -158,7 +159,7 @@ def up(run_dir: Path, config: StackConfig, time_scale: float, *, toxiproxy_url: 
 
 
 def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
-    cfg_dir = stack.run_dir / "config"
+    cfg_dir = RunDir(stack.run_dir).config
     cfg_dir.mkdir(exist_ok=True)
 
     # 1. links
@@ -295,7 +296,7 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
         ready = cfg_dir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         cfg.update(host=HOST, port=0, ready_file=str(ready),
-                   log_file=str(stack.run_dir / "logs" / f"{name}.service.log"))
+                   log_file=str(RunDir(stack.run_dir).log(f"{name}.service")))
         path = cfg_dir / f"{name}.json"
         path.write_text(json.dumps(cfg, indent=2))
         started[name] = (stack.sup.start_python(name, module, "--config", str(path)), ready)
@@ -310,18 +311,19 @@ def _apply_replication(stack: LocalStack, primary: pg.PgNode) -> None:
     pg.set_sync(primary, ["pg-samecity"] if stack.config.replication.mode == "sync" else None)
 
 
-def tear_down_dir(run_dir: Path) -> list[str]:
+def tear_down_dir(run_dir: "RunDir | Path") -> list[str]:
     """`hospital-drill down`: stop whatever a stack or run directory left running, remove its data."""
-    run_dir = Path(run_dir)
+    layout = RunDir.of(run_dir)
+    run_dir = layout.path
     # databases first, with a fast shutdown, so they do not wait on clients being killed
     stopped = [f"postgres pid {p}" for p in pg.kill_leftovers(run_dir)]
     stopped += kill_recorded(run_dir)
-    pg_link = run_dir / "pg"
+    pg_link = layout.pg
     if pg_link.is_symlink():
         shutil.rmtree(pg_link.resolve(), ignore_errors=True)
         pg_link.unlink()
     elif pg_link.is_dir():
         shutil.rmtree(pg_link, ignore_errors=True)
-    for f in ("state.json", "pids.json"):
-        (run_dir / f).unlink(missing_ok=True)
+    for f in (layout.state, layout.pids):
+        f.unlink(missing_ok=True)
     return stopped

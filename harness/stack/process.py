@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 
 from ..errors import HarnessError
+from ..rundir import RunDir
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Supervisor:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.procs: dict[str, Managed] = {}
-        self.pid_file = self.run_dir / "pids.json"
+        self.pid_file = RunDir(self.run_dir).pids
 
     def _save(self) -> None:
         record_pids(self.run_dir, {name: m.pid for name, m in self.procs.items()})
@@ -54,7 +55,7 @@ class Supervisor:
         return m
 
     def start_python(self, name: str, module: str, *args: str, env: dict | None = None) -> Managed:
-        log = self.run_dir / "logs" / f"{name}.log"
+        log = RunDir(self.run_dir).log(name)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as fh:
             proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=fh, stderr=fh,
@@ -113,7 +114,7 @@ def terminate_group(pid: int, timeout: float = 5.0) -> None:
 
 def record_pids(run_dir: Path, pids: dict[str, int]) -> None:
     """Add processes started outside a Supervisor (the patient load) to the run's pids.json."""
-    path = Path(run_dir) / "pids.json"
+    path = RunDir.of(run_dir).pids
     merged = {**read_pids(run_dir), **pids}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(merged))
@@ -122,7 +123,7 @@ def record_pids(run_dir: Path, pids: dict[str, int]) -> None:
 
 def read_pids(run_dir: Path) -> dict[str, int]:
     try:
-        return json.loads((Path(run_dir) / "pids.json").read_text())
+        return json.loads(RunDir.of(run_dir).pids.read_text())
     except (OSError, ValueError):
         return {}
 

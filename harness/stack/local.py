@@ -24,6 +24,7 @@ from ..errors import HarnessError
 from ..models import StackConfig
 from ..netfault.client import Links
 from ..rundir import RunDir
+from . import pg_shm
 from . import postgres as pg
 from . import topology
 from .base import Stack
@@ -129,6 +130,7 @@ class LocalStack(Stack):
                 errors.append(f"{node.name}: {e}")
         self.sup.stop_all()
         pg.kill_leftovers(self.run_dir)
+        pg_shm.release_under(self.state_dir)  # a crashed primary's segments outlive it
         self._keep_db_logs()
         shutil.rmtree(self.state_dir, ignore_errors=True)
         pg_link = RunDir(self.run_dir).pg
@@ -318,6 +320,7 @@ def tear_down_dir(run_dir: "RunDir | Path") -> list[str]:
     # databases first, with a fast shutdown, so they do not wait on clients being killed
     stopped = [f"postgres pid {p}" for p in pg.kill_leftovers(run_dir)]
     stopped += kill_recorded(run_dir)
+    stopped += pg_shm.release_under(layout.pg.resolve())  # before the data that proves them ours
     pg_link = layout.pg
     if pg_link.is_symlink():
         shutil.rmtree(pg_link.resolve(), ignore_errors=True)

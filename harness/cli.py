@@ -54,6 +54,8 @@ def cmd_run(args) -> int:
     card = run.card
     if card is None:
         return 3
+    if run.abort_reason:
+        _say(f"run aborted: {run.abort_reason}")
     for t in card.targets:
         mark = "met   " if t.met else "MISSED"
         fmt = (lambda v: "—" if v is None else f"L{v:g}") if t.unit == "level" else _fmt
@@ -206,6 +208,37 @@ def cmd_ack(args) -> int:
     return 0
 
 
+def cmd_stop(args) -> int:
+    """The emergency stop: ask the drill running in RUN_DIR to halt, and wait for it to end."""
+    import time
+    from . import emergency_stop
+    from .journal import read_journal
+    run_dir = RunDir(args.run_dir)
+    if not run_dir.holds_run():
+        raise InputError(f"no {RunDir.JOURNAL} here: not a run directory", file=str(run_dir))
+    if read_journal(run_dir.journal).first("run.finished") is not None:
+        raise InputError("that run has already ended: nothing to stop", file=str(run_dir))
+    pid = emergency_stop.running_pid(run_dir.path)
+    if pid is None:
+        raise InputError("no drill is running there any more (killed?): stop what it left with "
+                         f"'hospital-drill down {run_dir}'", file=str(run_dir))
+    emergency_stop.request(run_dir.path, args.by or os.environ.get("USER", "operator"), args.reason)
+    _say(f"stop requested of the drill in {run_dir} (pid {pid})")
+    if args.no_wait:
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        finished = read_journal(run_dir.journal).first("run.finished")
+        if finished is not None:
+            _say(f"halted: {finished.get('reason')}")
+            _say(f"report: {run_dir.reports['html']}")
+            return 0
+        time.sleep(0.2)
+    _say(f"the drill has not ended after {args.timeout:g}s; it is still cleaning up, or stuck "
+         f"(then: kill {pid}; hospital-drill down {run_dir})")
+    return 1
+
+
 def _manual_steps(run_dir: RunDir) -> list[str]:
     """The ids of the steps a person acknowledges, from the drill as it was run (RUN_DIR/drill.yaml)."""
     from .loader import Document
@@ -291,6 +324,8 @@ def _check_flags(args) -> None:
             raise InputError(f"{args.threshold!r} is not a share between 0 and 100", field="--threshold")
     if getattr(args, "subnet", None) is not None:
         _check_subnet(args.subnet)
+    if args.func is cmd_stop and not (math.isfinite(args.timeout) and 0 < args.timeout <= 86400):
+        raise InputError(f"{args.timeout!r} is not a number of seconds from 0 to 86400", field="--timeout")
 
 
 def _check_subnet(text: str) -> None:
@@ -361,6 +396,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("step")
     a.add_argument("--by", help="who did it")
     a.set_defaults(func=cmd_ack)
+
+    st = sub.add_parser("stop", help="emergency stop: halt the drill running in a run directory")
+    st.add_argument("run_dir")
+    st.add_argument("--reason", default="emergency stop", help="why (journalled and reported)")
+    st.add_argument("--by", help="who stops it (default $USER)")
+    st.add_argument("--no-wait", action="store_true", help="return at once, do not wait for the end")
+    st.add_argument("--timeout", type=float, default=120.0,
+                    help="real seconds to wait for the run to end (default 120)")
+    st.set_defaults(func=cmd_stop)
 
     rep = sub.add_parser("report", help="rebuild a run's report from its journal and records")
     rep.add_argument("run_dir")

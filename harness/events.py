@@ -173,8 +173,27 @@ class TeardownError(Event):
 class HarnessError(Event):
     """A harness bug seen during the run: a critical listener raised (the run aborts), or an event
     did not fit its declared type (the event is kept)."""
-    part: str = _f("`listener` or `journal`")
+    part: str = _f("`listener`, `journal` or `safeguards`")
     error: str = _f("what went wrong")
+
+
+@event("run.halted")
+class RunHalted(Event):
+    """A safeguard held, or `hospital-drill stop` was used: every fault is reverted at once and the
+    run ends aborted (exit 3), its reason `halted by safeguard <name>: …`."""
+    safeguard: str = _f("`error_rate`, `lost_writes`, `wall_clock`, or `stop` (the emergency stop)")
+    reason: str = _f("one line: what held, against which limit")
+    evidence: dict[str, Any] = _f("the figures the safeguard judged (for `stop`: who, why, when)")
+    phase: str = _f("the run's phase when it halted")
+
+
+@event("incident.ended")
+class IncidentEnded(Event):
+    """A failed step whose failure ends the incident (`on_failure: end_incident`, or a critical
+    target's step by default): the run stops waiting for recovery and is scored as it stands."""
+    step: str = _f("the failed step's id")
+    error: str | None = _f("its error")
+    reason: str = _f("why the incident ended")
 
 
 @event("run.finished")

@@ -162,6 +162,9 @@ class ManualStep(Strict):
     instructions: str = ""
 
 
+StepFailure = Literal["end_incident", "continue"]
+
+
 class RunbookStep(Strict):
     id: str
     title: str = ""
@@ -171,6 +174,11 @@ class RunbookStep(Strict):
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     manual: ManualStep | None = None
     deadline: Duration | None = Field(None, description="from the moment the step is triggered")
+    on_failure: StepFailure | None = Field(
+        None, description="what the step's failure does to the run: `end_incident` ends the incident "
+                          "phase (no step can bring patients back after it), `continue` waits on; "
+                          "default: the drill's `safeguards.failed_critical_step` for a step that a "
+                          "critical target measures, else `continue`")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     @field_validator("id")
@@ -326,6 +334,37 @@ class Levels(Strict):
         description="channels and steps each level requires (level_plan.py; the plan's by default)")
 
 
+class ErrorRateGuard(Strict):
+    """Halt when the patients' error rate on the board (its window, the scenario's steady-state
+    window) stays above `above` for `for` of drill time, judged at every look at the board."""
+    above: float = Field(ge=0, lt=1, description="share of failed patient requests, e.g. 0.5")
+    for_: Duration = Field(alias="for", description="how long it must hold, drill time (the board's lane)")
+    min_requests: int = Field(10, ge=1, description="a window with fewer requests is no evidence")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+
+class LostWritesGuard(Strict):
+    """Halt when more than `more_than` patient writes are lost, as the run can know it during the
+    drill: acknowledged consultations missing from the database when the run keeps a ledger of them
+    (data-loss scenarios), else patient writes that failed since the incident began."""
+    more_than: int = Field(ge=0)
+
+
+class Safeguards(Strict):
+    """Stop conditions: the harm the drill's owner accepts. A breach halts the run at once: every fault
+    is reverted, the journal says why (`run.halted`), the run is reported aborted and exits 3."""
+    error_rate: ErrorRateGuard | None = None
+    lost_writes: LostWritesGuard | None = None
+    wall_clock: Duration | None = Field(
+        None, gt=0, description="budget of real (wall-clock) time from the run's start, bring-up "
+                                "included: never compressed by the time scale")
+    failed_critical_step: StepFailure = Field(
+        "end_incident", description="a failed step that a critical target measures ends the incident "
+                                    "phase instead of waiting for max_duration (a step's own "
+                                    "`on_failure` wins)")
+
+
 class Drill(Strict):
     name: str
     title: str = ""
@@ -336,6 +375,7 @@ class Drill(Strict):
     stack: StackConfig = Field(default_factory=StackConfig)
     runbook: list[RunbookStep] = Field(min_length=1)
     targets: list[Target] = Field(min_length=1)
+    safeguards: Safeguards = Field(default_factory=Safeguards)
 
     @field_validator("name")
     @classmethod
@@ -357,3 +397,13 @@ class Drill(Strict):
             if t.step and t.step not in ids:
                 raise ValueError(f"target {t.id!r}: unknown step {t.step!r}")
         return self
+
+    def ends_incident(self, step_id: str) -> bool:
+        """Whether the failure of step `step_id` ends the incident phase."""
+        step = next((s for s in self.runbook if s.id == step_id), None)
+        if step is None:
+            return False
+        if step.on_failure is not None:
+            return step.on_failure == "end_incident"
+        critical = any(t.critical and t.measure == "step" and t.step == step_id for t in self.targets)
+        return critical and self.safeguards.failed_critical_step == "end_incident"

@@ -9,6 +9,7 @@ load, the monitor and the stack, closes the journal and writes the report — wh
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import threading
 import time
@@ -18,13 +19,15 @@ from typing import Callable
 import yaml
 
 
-from .clock import TIME_MODEL, DrillClock, Lane
+from . import emergency_stop
+from .clock import POLL_REAL, TIME_MODEL, DrillClock, Lane
 from .errors import HarnessError
 from .journal import Journal
 from .load.runner import PatientLoad, check_config
 from .monitor.monitor import Monitor
 from .runbook.actions import ActionContext
 from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
+from .safeguards import Breach, SafeguardWatch, emergency_stop as stop_breach, window_error_rate
 from .stack import backends
 from .stack.backups import BackupSchedule
 from .stack.base import Stack
@@ -39,6 +42,14 @@ DATA_LOSS_FAULTS = ("data_deletion",)
 
 class Interrupted(BaseException):
     """Ctrl-C or SIGTERM: the run stops, cleans up and is reported as aborted."""
+
+
+class Halted(HarnessError):
+    """A safeguard held or the emergency stop was used: the run stops, cleans up, exits 3."""
+
+
+# how often the run looks for an emergency stop and at its wall-clock budget (real seconds)
+WATCH_EVERY = 5 * POLL_REAL
 
 
 class DrillRun:
@@ -80,6 +91,15 @@ class DrillRun:
         self.card = None
         self.reports: dict[str, Path] = {}
         self.abort_reason: str | None = None
+        self.guard = SafeguardWatch(self.drill.safeguards)
+        self.halted: Breach | None = None
+        self.failed_step: dict | None = None  # a step.finished whose failure ends the incident
+        self._halt_lock = threading.Lock()
+        self._halt = threading.Event()  # a safeguard held: every wait of the run ends
+        self._wake = threading.Event()  # halted, or the incident ended early
+        self._closing = threading.Event()
+        self._writes = None  # RecordTail of failed patient writes, for lost_writes without a ledger
+        self._failed_writes = 0
 
     # --- context manager ------------------------------------------------------------------------
     def __enter__(self) -> "DrillRun":
@@ -98,6 +118,9 @@ class DrillRun:
                             backend=self.backend_name,
                             live=self.live, drill_file=str(self.loaded.drill_path),
                             config=self.drill.stack.model_dump())
+        self._started = time.monotonic()
+        emergency_stop.mark_running(self.run_dir)
+        threading.Thread(target=self._watch, daemon=True, name="safeguards").start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -105,6 +128,9 @@ class DrillRun:
         sigs = (signal.SIGINT, signal.SIGTERM)
         old = [signal.signal(s, signal.SIG_IGN) for s in sigs] if _main_thread() else None
         try:
+            self._closing.set()
+            if self.halted is not None and self.abort_reason is None:
+                self.abort_reason = self.halted.headline()  # a halt that met a run already ending
             if exc is not None and self.abort_reason is None:
                 self.abort_reason = ("interrupted (Ctrl-C / SIGTERM)" if exc_type is Interrupted
                                      or exc_type is KeyboardInterrupt else f"{exc_type.__name__}: {exc}")
@@ -112,6 +138,7 @@ class DrillRun:
             status = "aborted" if self.abort_reason else "completed"
             self.journal.record("run.finished", status=status, reason=self.abort_reason)
             self.journal.close()
+            emergency_stop.mark_ended(self.run_dir)
             self._report()
         finally:
             if old is not None:
@@ -126,8 +153,14 @@ class DrillRun:
         self.phase = "bring-up"
         self.say(f"bringing up the mock hospital ({self.backend_name} backend) in {self.run_dir}")
         t0 = time.monotonic()
-        self.stack = self.backend.up(self.run_dir, self.drill.stack, self.time_scale,
-                                     toxiproxy_url=self.toxiproxy_url, **self.backend_options)
+        try:
+            self.stack = self.backend.up(self.run_dir, self.drill.stack, self.time_scale,
+                                         toxiproxy_url=self.toxiproxy_url, **self.backend_options)
+        except HarnessError:
+            raise
+        except Exception as e:  # whatever failed the start, the run is aborted and reported (exit 3)
+            raise HarnessError(f"bring-up failed: {e.__class__.__name__}: {e}") from e
+        self._check_health()
         self.journal.record("stack.up", seconds=round(time.monotonic() - t0, 2),
                             services=dict(self.stack.addresses), links=dict(self.stack.link_listen))
         self.say(f"stack up in {time.monotonic() - t0:.1f}s; patients enter at {self.stack.vip_url}")
@@ -142,6 +175,7 @@ class DrillRun:
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator, self.clock)
         self.journal.subscribe(self.engine.on_event, critical=True)
+        self.journal.subscribe(self._on_step_failure)
 
         self.phase = "warm-up"
         lp = self.scenario.load
@@ -153,6 +187,7 @@ class DrillRun:
         # recorded so that `hospital-drill down RUN_DIR` finds the load too if this process is killed
         record_pids(self.run_dir, {f"locust-{i}": pid for i, pid in enumerate(self.load.pids())})
         self.load.wait_started(timeout=30)
+        self._check_health()
         self.journal.record("load.started", users=lp.users, workers=lp.workers)
         self.clock.start()
         self.monitor.lane.anchor(0.0, self.clock.t0)
@@ -167,7 +202,8 @@ class DrillRun:
             self.backups.start()
 
         # steady state: judged over the last part of the warm-up
-        lane.wait_until(self.scenario.warmup)
+        lane.wait_until(self.scenario.warmup, self._halt)
+        self._check_health()
         steady = self.monitor.steady_state(since=self.clock.wall_at(self.scenario.warmup / 2))
         self.journal.record("steady_state", **steady)
         if not steady["ok"]:
@@ -178,7 +214,10 @@ class DrillRun:
         self.engine.arm()
         for fault in sorted(self.faults, key=lambda f: f.spec.at):
             self._check_health()
-            lane.wait_until(fault.spec.at)
+            lane.wait_until(fault.spec.at, self._wake)
+            self._check_health()
+            if self.failed_step is not None:
+                break  # the incident is over: no fault goes in after it
             wall = time.time()
             detail = fault.inject(self.stack)
             if self.monitor.incident_start is None:
@@ -192,7 +231,11 @@ class DrillRun:
         self._wait_for_end(lane)
 
     def _check_health(self) -> None:
-        """A critical part (runbook engine, monitor) that failed ends the run loudly."""
+        """A safeguard that held halts the run; a critical part (runbook engine, monitor) that failed
+        ends it loudly."""
+        if self.halted is not None:
+            self.abort_reason = self.halted.headline()
+            raise Halted(self.abort_reason)
         if self.journal.failure is not None:
             self.abort_reason = f"harness error: {self.journal.failure}"
             raise HarnessError(self.abort_reason)
@@ -204,6 +247,9 @@ class DrillRun:
             + self.scenario.observe)
         while lane.now() < horizon:
             self._check_health()
+            if self.failed_step is not None:
+                self._end_incident(lane, horizon)
+                return
             rec = self.monitor.recovered_at
             if rec is not None:
                 self.phase = "recovered"
@@ -211,9 +257,86 @@ class DrillRun:
                 if (self.engine.settled()
                         and time.time() >= rec + self.clock.real(self.scenario.observe)):
                     return
-            lane.wait(min(5.0, horizon - lane.now()))
+            lane.wait(min(5.0, horizon - lane.now()), self._wake)
         self.journal.record("run.horizon", drill_limit=horizon,
                             recovered=self.monitor.recovered_at is not None)
+
+    def _on_step_failure(self, event: dict) -> None:
+        """Journal listener: a failed step that the drill says ends the incident wakes the run."""
+        if (event.get("type") == "step.finished" and not event.get("ok")
+                and self.phase in ("incident", "recovered") and self.failed_step is None
+                and self.drill.ends_incident(event.get("step", ""))):
+            self.failed_step = event
+            self._wake.set()
+
+    def _end_incident(self, lane: Lane, horizon: float) -> None:
+        """The incident phase ends early: the steps already running get up to `observe` (declared)
+        to finish, then the run tears down and is scored as it stands."""
+        failed = self.failed_step or {}
+        error = (failed.get("detail") or {}).get("error")
+        self.journal.record("incident.ended", step=failed.get("step", ""), error=error,
+                            reason=f"step {failed.get('step')} failed and its failure ends the incident "
+                                   f"(no later step can bring patients back)")
+        self.phase = "incident ended"
+        limit = min(horizon, lane.now() + self.scenario.observe)
+        while lane.now() < limit and not self.engine.settled():
+            self._check_health()
+            lane.wait(min(1.0, limit - lane.now()), self._halt)
+
+    # --- safeguards -----------------------------------------------------------------------------
+    def halt(self, breach: Breach) -> None:
+        """Stop the drill now: every fault reverted at once, the cause journalled, every wait ended.
+        Safe from any thread; the first breach wins and a halt during teardown changes nothing."""
+        with self._halt_lock:
+            if self.halted is not None or self._closing.is_set():
+                return
+            self.halted = breach
+        self.journal.record("run.halted", safeguard=breach.safeguard, reason=breach.reason,
+                            evidence=breach.evidence, phase=self.phase)
+        self._halt.set()
+        self._wake.set()
+        if (self.phase in ("prepare", "bring-up")
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            os.kill(os.getpid(), signal.SIGINT)  # cut the start short, as Ctrl-C would
+            return
+        for fault in self.faults:
+            self._revert(fault)
+
+    def _watch(self) -> None:
+        """Several times a second: the emergency stop and the wall-clock budget."""
+        while not self._closing.wait(WATCH_EVERY):
+            request = emergency_stop.requested(self.run_dir)
+            breach = (stop_breach(request) if request is not None
+                      else self.guard.elapsed(time.monotonic() - self._started))
+            if breach is not None:
+                self.halt(breach)
+                return
+
+    def _look_at_board(self, monitor: Monitor) -> None:
+        """At each look at the board: the error rate and the writes lost, against the safeguards."""
+        if not self.guard.watches_board or self.halted is not None:
+            return
+        rate, requests = window_error_rate(monitor.recent_records())
+        lost, counted = self._lost_writes(monitor)
+        breach = self.guard.look(monitor.lane.now(), rate, requests, lost, counted)
+        if breach is not None:
+            self.halt(breach)
+
+    def _lost_writes(self, monitor: Monitor) -> tuple[int | None, str]:
+        if self.drill.safeguards.lost_writes is None:
+            return None, ""
+        ledger = monitor.ledger
+        if ledger is not None and ledger.ok is not None:
+            return len(ledger.missing), "acknowledged consultations missing from the database"
+        if self._writes is None:
+            from .load.records import RecordTail
+            self._writes = RecordTail(self.run_dir / "records")
+        start = monitor.incident_start
+        for rec in self._writes.poll():
+            if (rec.get("write_id") and not rec.get("ok") and start is not None
+                    and rec.get("t", 0) >= start and rec.get("persona") != "attacker"):
+                self._failed_writes += 1
+        return self._failed_writes, "patient writes that failed since the incident began"
 
     def _revert_later(self, fault) -> None:
         def revert() -> None:
@@ -290,6 +413,10 @@ class DrillRun:
     _last_tick = 0.0
 
     def _tick(self, monitor: Monitor) -> None:
+        try:
+            self._look_at_board(monitor)
+        except Exception as e:  # the board must go on; a safeguard that cannot judge says so
+            self.journal.record("harness.error", part="safeguards", error=f"{e.__class__.__name__}: {e}")
         now = time.monotonic()
         if now - self._last_tick < 2.0:
             return

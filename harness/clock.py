@@ -214,14 +214,22 @@ class Lane:
                 return seg
         return self._segments[0]
 
-    def account(self, wall: float | None = None) -> dict:
+    def account(self, wall: float | None = None, *, cause: object = ...) -> dict:
         """{"t", "cause", "declared", "real"} at a wall time (now by default): drill time, the anchor's
-        journal seq, and the declared waits and real work since the anchor."""
+        journal seq, and the declared waits and real work since the anchor. With `cause`, reckoned
+        from that anchor even if a newer one came since (as if it had not)."""
         wall = self.clock._now() if wall is None else wall
         with self._lock:
             seg = self._segment(wall)
+            if cause is not ...:
+                seg = next((g for g in reversed(self._segments) if g.cause == cause), seg)
             declared = waited = 0.0
-            for w in seg.waits:
+            waits = seg.waits
+            if seg is not self._segments[-1] and cause is not ...:
+                # a newer anchor took the waits since it: they were this lane's waits all the same
+                later = self._segments[self._segments.index(seg) + 1:]
+                waits = waits + [w for g in later for w in g.waits]
+            for w in waits:
                 if w.start >= wall:
                     break
                 span = w.end - w.start
@@ -231,6 +239,34 @@ class Lane:
             real = max(0.0, wall - seg.wall - waited)
             return {"t": seg.t + declared + real, "cause": seg.cause,
                     "declared": round(declared, 3), "real": round(real, 4)}
+
+    def observed(self, wall: float, interval: float) -> dict:
+        """The account of something a sampling lane first saw at `wall`. The lane's waits since its
+        anchor ran beside the machines' work that made the thing observable (a line filling up, an
+        app reconnecting): only the last sampling interval before it was seen belongs to the plan,
+        the rest was the machines' real time. So: the lane's own account, but no more than the
+        real time since the anchor plus one `interval`."""
+        own = self.account(wall)
+        with self._lock:
+            seg = self._segment(wall)
+        real = max(0.0, wall - seg.wall)
+        cap = seg.t + real + interval
+        if own["t"] <= cap:
+            return own
+        return {"t": cap, "cause": seg.cause, "declared": round(interval, 3), "real": round(real, 4)}
+
+    def since(self, start: dict, base: dict, wall: float | None = None) -> dict:
+        """`base` (an onset's account) moved on by what this lane spent from `start` (its account at
+        the onset) to `wall` (now by default), reckoned from the onset's anchor; or the lane's own
+        account at `wall` if that is later (a newer cause, e.g. a fault reverted, came since)."""
+        end = self.account(wall)
+        same = self.account(wall, cause=start.get("cause"))
+        moved = {"t": base["t"] + same["t"] - start["t"], "cause": base.get("cause"),
+                 "declared": round(base["declared"] + same["declared"] - start["declared"], 3),
+                 "real": round(base["real"] + same["real"] - start["real"], 4)}
+        if end.get("cause") == start.get("cause"):
+            return moved
+        return end if end["t"] > moved["t"] else moved
 
     def at(self, wall: float | None = None) -> float:
         return self.account(wall)["t"]

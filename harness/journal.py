@@ -39,7 +39,7 @@ class Journal:
         self._listeners.append((listener, critical))
 
     def record(self, type_: str, *, wall: float | None = None, lane: "Lane | None" = None,
-               **fields: Any) -> dict:
+               account: dict | None = None, **fields: Any) -> dict:
         """Append one event. With a `lane`, its drill time is that lane's causal time and the event
         carries its account (`chain`: the anchoring event's seq, declared waits and real work since
         it); without, drill time is the scenario timeline's (wall × scale from T+0).
@@ -50,7 +50,9 @@ class Journal:
         wall = self.clock.wall() if wall is None else wall
         chain = None
         if lane is not None:
-            acc = lane.account(wall)
+            # `account`: the lane's reckoning for this event when the caller made it (an observation
+            # capped at its onset, clock.Lane.observed); else the lane's account at `wall`
+            acc = dict(account) if account is not None else lane.account(wall)
             drill = acc.pop("t")
             chain = {"lane": lane.name, **acc}
         else:

@@ -178,6 +178,7 @@ class Monitor(threading.Thread):
         self.probe = probe or SyntheticPatient(vip_url, Path(run_dir) / "probes.jsonl",
                                                timeout=PROBE_TIMEOUT, pay=steady.probe_payment)
         self.lane: Lane = clock.lane("monitor")
+        self.lanes: dict[str, Lane] = {}  # watchers beside the board, each on a lane of its own
         self.on_tick = on_tick
         self._stop_evt = threading.Event()
         self._lock = threading.Lock()
@@ -185,6 +186,7 @@ class Monitor(threading.Thread):
         self.active: dict[str, dict] = {}  # alerts on the board
         self.truth: dict[str, dict] = {}  # ground truth the board cannot see (Rule.ground_truth)
         self._streak: dict[str, int] = {}
+        self._onset: dict[str, tuple[dict, dict]] = {}  # rule → (onset account, lane account then)
         self.baseline_error_rate = 0.0
         # incident bookkeeping (set by the run when the first fault goes in)
         self.incident_start: float | None = None
@@ -227,7 +229,17 @@ class Monitor(threading.Thread):
         """The board's time follows the world's: re-anchor at faults and at finished actions (a
         modeled manual step changes nothing the board can see)."""
         if event.get("type") in CAUSES and event.get("kind") != "manual":
-            self.lane.anchor_to(event)
+            for lane in (self.lane, *list(self.lanes.values())):
+                lane.anchor_to(event)
+
+    def watch_lane(self, name: str) -> Lane:
+        """A lane for a watcher that runs beside the board (e.g. the egress lines'), anchored where
+        the board is and re-anchored with it. Rules whose evidence comes from it name it in their
+        evidence (`"lane": name`), and their alerts are stamped no earlier than its time."""
+        acc = self.lane.account()
+        lane = self.lanes[name] = self.clock.lane(f"monitor:{name}", acc["t"], self.clock.wall(),
+                                                  acc["cause"])
+        return lane
 
     # --- evaluation -----------------------------------------------------------------------------
     def ingest(self) -> None:
@@ -279,14 +291,20 @@ class Monitor(threading.Thread):
         self._streak[rule.name] = streak
         held = self.truth if rule.ground_truth else self.active
         kind = "truth" if rule.ground_truth else "alert"
+        now = self.clock.wall()
+        where = {k: evidence.pop(k) for k in ("lane", "since_wall", "every")
+                 if evidence and k in evidence}
+        if is_bad and streak == 1:  # first seen now: the onset its alert is reckoned from
+            self._onset[rule.name] = (self.lane.observed(now, SAMPLE_EVERY), self.lane.account(now))
         if is_bad and streak >= rule.raise_after and rule.name not in held:
+            lane, account = self._stamp(rule.name, now, where)
             detail = {"error_rate": round(stats["error_rate"], 3), "requests": stats["requests"]}
             if probe is not None and not probe.ok:
                 detail.update(probe_step=probe.failed_step, probe_error=probe.error)
             detail.update(evidence or {})
             held[rule.name] = self.journal.record(
-                f"{kind}.raised", lane=self.lane, alert=rule.name, severity=rule.severity,
-                detail=detail, describe=rule.describe)
+                f"{kind}.raised", lane=lane, account=account, alert=rule.name,
+                severity=rule.severity, detail=detail, describe=rule.describe)
             if self.incident_start is not None and rule.patient_facing and not rule.ground_truth:
                 self.degraded = True
         elif not is_bad and -streak >= rule.clear_after and rule.name in held:
@@ -294,6 +312,23 @@ class Monitor(threading.Thread):
             cleared = self.journal.record(f"{kind}.cleared", lane=self.lane, alert=rule.name)
             if rule.blocks_recovery:
                 self._unblocked_at = cleared["wall"]  # recovery cannot have begun before this
+
+    def _stamp(self, alert: str, now: float, where: dict) -> tuple[Lane, dict]:
+        """The lane and account an alert is journaled with: the board's, from the onset of its
+        streak (waits before the onset overlapped the machines' work: clock.Lane.observed), or a
+        watcher's, from the onset it names (`since_wall`, sampled `every` drill s), whichever is
+        later — an alert is no earlier than the evidence it stands on."""
+        end = self.lane.account(now)
+        base, start = self._onset.get(alert, (end, end))
+        lane, account = self.lane, self.lane.since(start, base, now)
+        other = self.lanes.get(where.get("lane"))
+        if other is not None:
+            since = where.get("since_wall")
+            o_acc = other.account(now) if since is None else other.since(
+                other.account(since), other.observed(since, where.get("every", SAMPLE_EVERY)), now)
+            if o_acc["t"] > account["t"]:
+                lane, account = other, o_acc
+        return lane, account
 
     def _check_recovery(self, now: float, last: ProbeResult | None) -> None:
         """Back = the test journey succeeds and patients' error rate is at steady state again,
@@ -325,7 +360,7 @@ class Monitor(threading.Thread):
         if len(probes) >= 2 and all(p.ok for p in probes) and after["requests"] >= 10:
             self.recovered_at = self._candidate
             # journaled once sure; it began at the candidate moment, on the board's lane
-            began = self.lane.account(self._candidate)
+            began = self.lane.observed(self._candidate, SAMPLE_EVERY)
             self.journal.record("recovery", lane=self.lane, at_wall=self._candidate,
                                 at_drill=round(began.pop("t"), 3), at_chain=began,
                                 detail={"probes_ok": len(probes),

@@ -182,7 +182,7 @@ class LineSampler:
         self.last: dict[str, _Reading] = {}
         self.history: dict[str, deque] = {}
 
-    def sample(self, link: str, wall: float) -> dict | None:
+    def sample(self, link: str, wall: float, drill: float | None = None) -> dict | None:
         m, stack = self.monitor, self.monitor.stack
         t0 = time.monotonic()
         try:
@@ -208,7 +208,8 @@ class LineSampler:
         if now.up is not None and prev.up is not None:
             up_bps, down_bps, util = utilisation(now.up - prev.up, now.down - prev.down,
                                                  now.mono - prev.mono, cap)
-        sample = {"t": wall, "link": link, "up": ok, "bytes_per_s": round(max(up_bps, down_bps), 1),
+        sample = {"t": wall, "drill": drill, "link": link, "up": ok,
+                  "bytes_per_s": round(max(up_bps, down_bps), 1),
                   "upstream_bps": round(up_bps, 1), "downstream_bps": round(down_bps, 1),
                   "utilisation": None if util is None else round(util, 4), "capacity_kbps": cap}
         if not ok:
@@ -218,35 +219,45 @@ class LineSampler:
             sample["rtt_ms"] = pings[-1].get("rtt_ms")
         m.samples.setdefault(sample_key(link), deque(maxlen=KEEP)).append(sample)
         if cap is not None:  # for the report's charts: the lines the drill is about
-            m.journal.record("link.sample", wall=wall, **{k: v for k, v in sample.items() if k != "t"})
+            m.journal.record("link.sample", wall=wall,
+                             **{k: v for k, v in sample.items() if k not in ("t", "drill")})
         return sample
 
 
-class LineWatch:
-    """A monitor's look at its egress lines, taken within the board's own samples (so on its lane):
-    a round trip over each line every PING_EVERY drill seconds and a utilisation sample every
-    SAMPLE_EVERY. Round trips go out side by side and are waited for (real work, PING_TIMEOUT at
-    most); a sample's utilisation is measured over at least MIN_SAMPLE_REAL real seconds of counters,
-    which only sharpens the reading, never moves when it is taken."""
+class LineWatch(threading.Thread):
+    """The line monitor, beside the board on a lane of its own (the board's test-account walk can
+    take seconds when payments time out; the plan's 3 × 15 s rule must not wait on it): a round trip
+    over each line every PING_EVERY drill seconds and a utilisation sample every SAMPLE_EVERY. Round
+    trips go out side by side and are waited for (real work, PING_TIMEOUT at most); a sample's
+    utilisation is measured over at least MIN_SAMPLE_REAL real seconds of counters, which sharpens
+    the reading and never moves when it is taken. Each sample and round trip carries its drill time
+    (`drill`); an alert on them is stamped no earlier than that."""
+
+    LANE = "lines"
 
     def __init__(self, m: "Monitor"):
+        super().__init__(name="egress-line-watch", daemon=True)
         self.monitor = m
+        self.lane = m.watch_lane(self.LANE)
         self.sampler = LineSampler(m)
         self.pings = ThreadPoolExecutor(max_workers=len(EGRESS_LINKS), thread_name_prefix="egress-ping")
-        self.last_sample = self.last_ping = -math.inf
-        m.closers.append(lambda: self.pings.shutdown(wait=False, cancel_futures=True))
+        m.closers.append(self.close)
 
-    def look(self, wall: float) -> None:
-        m = self.monitor
-        t = m.lane.now()
-        if t - self.last_ping >= PING_EVERY:
-            self.last_ping = t
+    def close(self) -> None:
+        if self.is_alive():
+            self.join(timeout=PING_TIMEOUT + 2)
+        self.pings.shutdown(wait=False, cancel_futures=True)
+
+    def run(self) -> None:
+        n = 0
+        while True:
             self._ping_all()
-        if t - self.last_sample >= SAMPLE_EVERY:
-            self.last_sample = t
-            for link in EGRESS_LINKS:
-                # stamped when read: the board's tick began before its test-account walk
-                self.sampler.sample(link, time.time())
+            if n % round(SAMPLE_EVERY / PING_EVERY) == 0:
+                for link in EGRESS_LINKS:
+                    self.sampler.sample(link, time.time(), drill=self.lane.now())
+            n += 1
+            if not self.lane.wait(PING_EVERY, self.monitor._stop_evt):
+                return
 
     def _ping_all(self) -> None:
         m = self.monitor
@@ -259,20 +270,19 @@ class LineWatch:
             except Exception:
                 got = {"rtt_ms": None, "error": "timeout"}
             m.samples.setdefault(f"ping:{link}", deque(maxlen=KEEP)).append(
-                {"t": sent, "link": link, **got})
+                {"t": sent, "drill": self.lane.now(), "link": link, **got})
 
 
 _watches: "weakref.WeakKeyDictionary[Monitor, LineWatch]" = weakref.WeakKeyDictionary()
 
 
 def sample_egress_lines(m: "Monitor", now: float) -> None:
-    """The board's sampler hook: look at the egress lines when their interval has come."""
-    if m.stack is None or not getattr(m.stack, "link_listen", None):
+    """The board's sampler hook: start the monitor's line watch once, from the board's own thread
+    (so that it runs while the board does, and stops with it)."""
+    if m.stack is None or not getattr(m.stack, "link_listen", None) or m in _watches:
         return
-    watch = _watches.get(m)
-    if watch is None:
-        watch = _watches[m] = LineWatch(m)
-    watch.look(now)
+    watch = _watches[m] = LineWatch(m)
+    watch.start()
 
 
 SAMPLERS.append(sample_egress_lines)
@@ -286,6 +296,12 @@ def samples_of(m: "Monitor", link: str, kind: str = "link") -> list[dict]:
 
 # --- rules -----------------------------------------------------------------------------------------
 
+def _onset(run: list[dict], every: float) -> dict:
+    """Where an alert on the line watch's samples stands: its lane, and the first sample of the run
+    of samples that makes the condition (the board stamps the alert from there)."""
+    return {"lane": LineWatch.LANE, "since_wall": run[0].get("t"), "every": every}
+
+
 def _saturated_lines(o: Observation, alert: str) -> dict | None:
     raised = alert in o.monitor.active
     hot = {}
@@ -296,8 +312,10 @@ def _saturated_lines(o: Observation, alert: str) -> dict | None:
     if not hot:
         return None
     link = next(iter(hot))
-    return {"link": link, "utilisation": hot[link], "capacity_kbps": samples_of(o.monitor, link)[-1]
-            .get("capacity_kbps"), **({"also": sorted(hot)[1:]} if len(hot) > 1 else {})}
+    samples = samples_of(o.monitor, link)
+    return {"link": link, "utilisation": hot[link], "capacity_kbps": samples[-1].get("capacity_kbps"),
+            **({"also": sorted(hot)[1:]} if len(hot) > 1 else {}),
+            **_onset(samples[-CONSECUTIVE:], SAMPLE_EVERY)}
 
 
 @rule("egress_latency_high", "warning",
@@ -307,7 +325,8 @@ def _latency_high(o: Observation) -> dict | bool:
         pings = samples_of(o.monitor, link, "ping")
         if slow(pings):
             return {"link": link, "rtt_ms": [p.get("rtt_ms") or p.get("error") for p in
-                                              pings[-LATENCY_SAMPLES:]]}
+                                              pings[-LATENCY_SAMPLES:]],
+                    **_onset(pings[-LATENCY_SAMPLES:], PING_EVERY)}
     return False
 
 
@@ -335,5 +354,6 @@ def _egress_line_down(o: Observation) -> dict | bool:
         samples = samples_of(o.monitor, link)
         if down(samples):
             return {"link": link, "error": samples[-1].get("error"),
-                    "address": o.monitor.stack.link_listen.get(link) if o.monitor.stack else None}
+                    "address": o.monitor.stack.link_listen.get(link) if o.monitor.stack else None,
+                    **_onset(samples[-DOWN_SAMPLES:], SAMPLE_EVERY)}
     return False

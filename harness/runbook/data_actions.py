@@ -85,7 +85,7 @@ def restore_from_backup(ctx: ActionContext, p: RestoreParams) -> dict[str, Any]:
 
     point = chain[-1].started_wall  # everything committed before this is in the chain
     detail = {
-        "chain": describe_chain(chain), "source": p.source, "restored_node": node,
+        "backups": describe_chain(chain), "source": p.source, "restored_node": node,
         "restored_address": stack.addresses.get(node),
         "restored_into": primary, "restore_point_wall": round(point, 6),
         "rows_in_backup": in_backup, "copied_back": copied, "live_after": live_after,

@@ -92,7 +92,7 @@ def test_deletion_is_restored_from_full_and_incremental_backups(tmp_path):
                  "back-entry", "clear-notice"):
         assert steps[step]["ok"], steps[step]
     restored = journal.first("data.restored")
-    chain = [b["label"] for b in restored["chain"]]
+    chain = [b["label"] for b in restored["backups"]]
     assert chain == ["full-d1-0100"] + [b["label"] for b in incrementals]
     assert restored["restore_point_wall"] < fault["wall"]
     # the serving primary holds at least what the last backup held, and got the deleted rows back

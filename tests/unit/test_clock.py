@@ -120,3 +120,19 @@ def test_anchor_in_the_past_keeps_the_waits_since_it():
     lane.anchor(240.0, fault_wall, cause=4)
     assert lane.now() == pytest.approx(250.0)
     assert lane.account()["declared"] == pytest.approx(10.0)
+
+
+def test_an_onset_is_reckoned_across_a_later_anchor_unless_the_new_cause_is_later():
+    clock, now = fake_clock(60)
+    lane = clock.lane("lines", 0.0, now[0], cause=1)
+    lane.wait(5.0)
+    onset_wall = now[0]
+    start = lane.account(onset_wall)
+    base = lane.observed(onset_wall, 15.0)
+    lane.wait(15.0)
+    lane.anchor(1.0, now[0], cause=2)  # a step that changed nothing patients see finished early on
+    lane.wait(15.0)
+    moved = lane.since(start, base)
+    assert moved["t"] == pytest.approx(base["t"] + 30.0) and moved["cause"] == 1
+    lane.anchor(500.0, now[0], cause=3)  # a fault reverted at T+500: the newer cause wins
+    assert lane.since(start, base)["t"] == pytest.approx(500.0)

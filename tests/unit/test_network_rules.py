@@ -140,23 +140,32 @@ def test_line_down_and_latency_rules():
     assert RULES["egress_latency_high"].check(observe(m))["link"] == "egress-backup"
 
 
-def test_line_cadence_is_declared_drill_time_on_the_boards_lane():
-    """Samples every SAMPLE_EVERY and round trips every PING_EVERY of the board's drill time, at any
-    scale: no real-second floor stretches them."""
+def test_line_cadence_is_declared_drill_time_on_the_watchs_own_lane():
+    """Round trips every PING_EVERY and samples every SAMPLE_EVERY drill seconds, at any scale, on a
+    lane of the line watch's own: no real-second floor stretches them, and the board's slow
+    test-account walks do not hold them up."""
+    import threading
+    from harness.clock import DrillClock
     for scale in (20, 120):
         now = [1000.0]
-        from harness.clock import DrillClock
-        clock = DrillClock(scale, now=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+        advance = lambda s: now.__setitem__(0, now[0] + s)  # noqa: E731
+        clock = DrillClock(scale, now=lambda: now[0], sleep=advance,
+                           wait=lambda evt, s: (advance(s), evt.is_set())[1])
         m = fake_monitor()
-        m.lane, m.closers = clock.lane("monitor", 0.0, now[0]), []
+        m._stop_evt, m.closers, m.lanes = threading.Event(), [], {}
+        m.watch_lane = lambda name: m.lanes.setdefault(name, clock.lane(name, 0.0, now[0]))
         watch = nr.LineWatch(m)
         taken, pinged = [], []
-        watch.sampler.sample = lambda link, wall: taken.append(link)
-        watch._ping_all = lambda: pinged.append(m.lane.now())
-        for _ in range(12):  # one minute of the board's samples
-            watch.look(now[0])
-            m.lane.wait(5.0)
-        assert len(pinged) == 12 and len(taken) == 4 * len(nr.EGRESS_LINKS), scale
+        watch.sampler.sample = lambda link, wall, drill=None: taken.append(drill)
+
+        def ping() -> None:
+            pinged.append(watch.lane.now())
+            if len(pinged) == 12:  # one minute of round trips
+                m._stop_evt.set()
+        watch._ping_all = ping
+        watch.run()
+        assert pinged == pytest.approx([5.0 * i for i in range(12)]), scale
+        assert len(taken) == 4 * len(nr.EGRESS_LINKS) and taken[-1] == pytest.approx(45.0)
         watch.pings.shutdown()
 
 

@@ -156,10 +156,10 @@ class DrillRun:
         try:
             self.stack = self.backend.up(self.run_dir, self.drill.stack, self.time_scale,
                                          toxiproxy_url=self.toxiproxy_url, **self.backend_options)
-        except HarnessError:
-            raise
         except Exception as e:  # whatever failed the start, the run is aborted and reported (exit 3)
-            raise HarnessError(f"bring-up failed: {e.__class__.__name__}: {e}") from e
+            what = str(e) if isinstance(e, HarnessError) else f"{e.__class__.__name__}: {e}"
+            self.abort_reason = f"bring-up failed: {what}"
+            raise HarnessError(self.abort_reason) from e
         self._check_health()
         self.journal.record("stack.up", seconds=round(time.monotonic() - t0, 2),
                             services=dict(self.stack.addresses), links=dict(self.stack.link_listen))

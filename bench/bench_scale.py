@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -21,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.run import DrillRun  # noqa: E402
+from harness.run import DrillRun, Interrupted  # noqa: E402
 
 PLAN = {"db-crash-failover": (20, 60, 120), "egress-saturation": (30, 60, 120)}
 FIGURES = ("detect", "takeover", "recovery", "rpo")
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(PLAN))
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
     args = ap.parse_args(argv)
+
+    def interrupted(signum, frame):  # a SIGTERM cleans the running drill up, as Ctrl-C does
+        raise Interrupted(f"signal {signum}")
+    signal.signal(signal.SIGTERM, interrupted)
     rows = []
     for drill in args.only.split(","):
         for scale in PLAN[drill]:

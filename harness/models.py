@@ -5,6 +5,8 @@ are errors, so a typo in a runbook is found before anything starts.
 """
 from __future__ import annotations
 
+import re
+
 import ipaddress
 from typing import Annotated, Any, Literal
 
@@ -351,6 +353,24 @@ class LostWritesGuard(Strict):
     more_than: int = Field(ge=0)
 
 
+class Audit(Strict):
+    """The plan's scheduled data audit (a DBA's job, what staff can see): row counts of the tables
+    patients write to, on the database the apps use; a count that dropped since the last audit is
+    an alert (nothing in the hospital deletes patients' rows)."""
+    every: Duration = Field(600.0, gt=0, description="how often the audit runs (drill time)")
+    tables: list[str] = Field(
+        default_factory=lambda: ["consultations", "prescriptions", "appointments", "exam_bookings",
+                                 "payments"], min_length=1)
+
+    @field_validator("tables")
+    @classmethod
+    def _known_tables(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", t):
+                raise ValueError(f"table {t!r} is not a table name")
+        return v
+
+
 class Safeguards(Strict):
     """Stop conditions: the harm the drill's owner accepts. A breach halts the run at once: every fault
     is reverted, the journal says why (`run.halted`), the run is reported aborted and exits 3."""
@@ -376,6 +396,7 @@ class Drill(Strict):
     runbook: list[RunbookStep] = Field(min_length=1)
     targets: list[Target] = Field(min_length=1)
     safeguards: Safeguards = Field(default_factory=Safeguards)
+    audit: Audit | None = Field(None, description="a scheduled data audit the plan runs")
 
     @field_validator("name")
     @classmethod

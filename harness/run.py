@@ -167,7 +167,8 @@ class DrillRun:
 
         self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
                                self.run_dir, self.scenario.steady_state, self.clock,
-                               on_tick=self._tick, stack=self.stack, levels=self.drill.levels)
+                               on_tick=self._tick, stack=self.stack, levels=self.drill.levels,
+                               audit=self.drill.audit)
         if any(f.type_name in DATA_LOSS_FAULTS for f in self.faults):
             from .monitor.data_rules import watch
             watch(self.monitor, self.run_dir / "records", self.run_dir)

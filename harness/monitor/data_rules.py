@@ -206,3 +206,59 @@ def watch(monitor: "Monitor", records_dir: Path, run_dir: Path) -> ConsultationL
     monitor.ledger = ConsultationLedger(monitor, records_dir, run_dir,
                                         min_interval=max(0.1, monitor.interval))
     return monitor.ledger
+
+
+# --- the plan's scheduled audit: row counts, as a DBA's job sees them ------------------------------
+
+AUDIT = "audit"
+
+
+def audit_counts(dsn_parts: tuple[str, int], tables: list[str]) -> dict[str, int | None]:
+    """Row counts of `tables` on the database behind (host, port); None for a table it cannot count."""
+    host, port = dsn_parts
+    out: dict[str, int | None] = {}
+    try:
+        with psycopg.connect(host=host, port=port, dbname="hospital", user="hospital",
+                             connect_timeout=2, autocommit=True) as conn:
+            for table in tables:
+                try:
+                    out[table] = conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                except psycopg.Error:
+                    out[table] = None
+    except psycopg.Error:
+        return dict.fromkeys(tables)
+    return out
+
+
+def dropped(before: dict[str, int | None], now: dict[str, int | None]) -> dict[str, list[int]]:
+    """Tables whose count went down between two audits: {table: [before, now]}."""
+    return {t: [before[t], n] for t, n in now.items()
+            if isinstance(n, int) and isinstance(before.get(t), int) and n < before[t]}
+
+
+def sample_audit(m: "Monitor", now: float) -> None:
+    """Run the plan's audit when its interval has come (on the board's lane; the counting is real
+    work). Keeps the last two results."""
+    if m.audit is None or m.stack is None or "db" not in getattr(m.stack, "link_listen", {}):
+        return
+    runs = m.samples.setdefault(AUDIT, [])
+    t = m.lane.now()
+    if runs and t - runs[-1]["drill"] < m.audit.every:
+        return
+    host, port = m.stack.link_listen["db"].rsplit(":", 1)
+    runs.append({"drill": t, "t": now, "counts": audit_counts((host, int(port)), m.audit.tables)})
+    del runs[:-2]
+
+
+SAMPLERS.append(sample_audit)
+
+
+@rule("audit_rows_dropped", "critical",
+      "the scheduled data audit counts fewer rows than at the last one: patient data deleted or lost",
+      raise_after=1, clear_after=1)
+def _audit_rows_dropped(o: Observation) -> dict | bool:
+    runs = o.monitor.samples.get(AUDIT) or []
+    if len(runs) < 2:
+        return False
+    gone = dropped(runs[-2]["counts"], runs[-1]["counts"])
+    return {"dropped": gone, "audit_at_drill": round(runs[-1]["drill"], 1)} if gone else False

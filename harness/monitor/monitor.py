@@ -21,7 +21,7 @@ from typing import Callable
 from ..clock import DrillClock, Lane
 from ..journal import Journal
 from ..load.records import RecordTail
-from ..models import Levels, SteadyState
+from ..models import Audit, Levels, SteadyState
 from .probe import ProbeResult, SyntheticPatient
 
 SAMPLE_EVERY = 5.0  # drill seconds between two looks at the board
@@ -165,10 +165,12 @@ class Monitor(threading.Thread):
     def __init__(self, journal: Journal, records_dir: Path, vip_url: str, run_dir: Path,
                  steady: SteadyState, clock: DrillClock,
                  on_tick: Callable[["Monitor"], None] | None = None, stack=None,
-                 levels: Levels | None = None, probe: SyntheticPatient | None = None):
+                 levels: Levels | None = None, probe: SyntheticPatient | None = None,
+                 audit: Audit | None = None):
         super().__init__(name="monitor", daemon=True)
         self.journal, self.steady, self.clock, self.scale = journal, steady, clock, clock.scale
         self.levels = levels or Levels()
+        self.audit = audit  # the plan's scheduled data audit, if it has one (data_rules.py)
         self.stack = stack  # samplers read link counters through it
         self.samples: dict[str, deque] = {}  # sampler name -> recent samples
         self.interval = SAMPLE_EVERY / clock.scale  # real seconds, for samplers that rate per second

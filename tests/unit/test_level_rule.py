@@ -50,3 +50,10 @@ def test_the_judged_window_is_the_declared_one_and_a_worse_later_one_is_worst():
         shares.add(r)
     assert shares.judged().share == pytest.approx(0.2)  # what the runbook saw
     assert shares.worst().share == pytest.approx(0.8)  # the incident grew after
+
+
+def test_audit_sees_a_drop_in_rows_between_two_runs():
+    from harness.monitor.data_rules import dropped
+    assert dropped({"consultations": 120, "payments": 40}, {"consultations": 3, "payments": 41}) == {
+        "consultations": [120, 3]}
+    assert dropped({"consultations": None}, {"consultations": 3}) == {}  # not counted before: no claim

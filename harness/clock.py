@@ -202,8 +202,14 @@ class Lane:
         if not isinstance(t, (int, float)) or not isinstance(wall, (int, float)):
             return False
         with self._lock:
-            if self._segments and wall < self._segments[-1].wall:
+            last = self._segments[-1] if self._segments else None
+            # events keep their times rounded (µs, ms): the same moment within that
+            same = last is not None and abs(wall - last.wall) < 1e-5 and abs(t - last.t) < 2e-3
+            if last is not None and wall < last.wall and not same:
                 return False
+            if same and last.cause is None:
+                last.cause = event.get("seq")  # the event this lane was anchored for ahead of it
+                return True
         self.anchor(t, wall, event.get("seq"))
         return True
 

@@ -220,6 +220,9 @@ class DrillRun:
             if self.failed_step is not None:
                 break  # the incident is over: no fault goes in after it
             wall = time.time()
+            # the board follows the fault from its first moment: what it sees while the fault is
+            # still going in (a container kill takes a while) is already the fault's
+            self.monitor.follow(lane.at(wall), wall)
             detail = fault.inject(self.stack)
             if self.monitor.incident_start is None:
                 # patients are judged from when the fault has taken hold, not from when it began
@@ -404,7 +407,8 @@ class DrillRun:
     # --- progress -------------------------------------------------------------------------------
     ANNOUNCED = ("steady_state", "fault.injected", "fault.reverted", "alert.raised", "check.finished",
                  "level.declared", "step.started", "step.finished", "step.skipped", "notification.sent",
-                 "recovery", "rpo.measured", "run.horizon", "teardown.error", "fault.revert_failed")
+                 "recovery", "rpo.measured", "run.horizon", "teardown.error", "fault.revert_failed",
+                 "run.halted", "incident.ended")
 
     def _announce(self, event: dict) -> None:
         if event["type"] in self.ANNOUNCED:

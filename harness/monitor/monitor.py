@@ -234,6 +234,12 @@ class Monitor(threading.Thread):
             for lane in (self.lane, *list(self.lanes.values())):
                 lane.anchor_to(event)
 
+    def follow(self, t: float, wall: float) -> None:
+        """Anchor the board and its watchers at a cause that is about to be journaled (a fault being
+        injected): its journal event re-anchors them again, with its seq, once it is written."""
+        for lane in (self.lane, *list(self.lanes.values())):
+            lane.anchor(t, wall)
+
     def watch_lane(self, name: str) -> Lane:
         """A lane for a watcher that runs beside the board (e.g. the egress lines'), anchored where
         the board is and re-anchored with it. Rules whose evidence comes from it name it in their

@@ -136,3 +136,15 @@ def test_an_onset_is_reckoned_across_a_later_anchor_unless_the_new_cause_is_late
     assert moved["t"] == pytest.approx(base["t"] + 30.0) and moved["cause"] == 1
     lane.anchor(500.0, now[0], cause=3)  # a fault reverted at T+500: the newer cause wins
     assert lane.since(start, base)["t"] == pytest.approx(500.0)
+
+
+def test_a_lane_anchored_ahead_of_its_event_takes_the_events_seq():
+    clock, now = fake_clock(60)
+    lane = clock.lane("monitor", 0.0, now[0])
+    fault_wall = now[0] + 0.1234567
+    now[0] = fault_wall
+    lane.anchor(240.1234, fault_wall)  # ahead of the journal event, while the fault goes in
+    lane.wait(5.0)
+    assert lane.anchor_to({"drill": 240.123, "wall": round(fault_wall, 6), "seq": 9}) is True
+    acc = lane.account()
+    assert acc["cause"] == 9 and acc["declared"] == pytest.approx(5.0)  # the wait still counts

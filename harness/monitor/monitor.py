@@ -12,7 +12,6 @@ window): patients' think times are declared, so a window holds as many journeys 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path

@@ -36,7 +36,6 @@ A rule answers its evidence (which line, the samples) as a dict: it goes into th
 """
 from __future__ import annotations
 
-import math
 import socket
 import threading
 import time

@@ -25,6 +25,8 @@ from .errors import HarnessError
 from .journal import Journal
 from .load.runner import PatientLoad, check_config
 from .monitor.monitor import Monitor
+from .progress import Progress
+from .rundir import RunDir, claim_run_dir
 from .runbook.actions import ActionContext
 from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
 from .safeguards import Breach, SafeguardWatch, emergency_stop as stop_breach, window_error_rate
@@ -33,11 +35,6 @@ from .stack.backups import BackupSchedule
 from .stack.base import Stack
 from .stack.process import record_pids
 from .validate import load_drill
-
-
-# faults that destroy patient data in place: the monitor reconciles acknowledged writes against the
-# database (monitor/data_rules.py) and RPO is measured after the restore
-DATA_LOSS_FAULTS = ("data_deletion",)
 
 
 class Interrupted(BaseException):
@@ -77,10 +74,12 @@ class DrillRun:
         self.toxiproxy_url, self.live = toxiproxy_url, live
         self.backend_options = dict(backend_options or {})  # e.g. docker: base_image, toxiproxy_image
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        from .rundir import claim_run_dir  # a directory of its own, even for runs started together
+        # a directory of its own, even for runs started together
         self.run_id, self.run_dir = claim_run_dir(reports_root, self.drill.name, stamp, out_dir)
+        self.rd = RunDir.of(self.run_dir)
         self.say = progress or (lambda line: None)
         self.clock = DrillClock(self.time_scale)
+        self.progress = Progress(self.say, self.clock)
         self.faults = self.loaded.faults
         self.stack: Stack | None = None
         self.load: PatientLoad | None = None
@@ -104,14 +103,13 @@ class DrillRun:
     # --- context manager ------------------------------------------------------------------------
     def __enter__(self) -> "DrillRun":
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "records").mkdir(exist_ok=True)
+        self.rd.records.mkdir(exist_ok=True)
         # the files as run (`extends` resolved), so the report can be rebuilt from this directory alone
-        for name, data in (("drill.yaml", self.loaded.drill_data),
-                           ("scenario.yaml", self.loaded.scenario_data)):
-            (self.run_dir / name).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
-                                             encoding="utf-8")
-        self.journal = Journal(self.run_dir / "journal.jsonl", self.clock)
-        self.journal.subscribe(self._announce)
+        for path, data in ((self.rd.drill, self.loaded.drill_data),
+                           (self.rd.scenario, self.loaded.scenario_data)):
+            path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        self.journal = Journal(self.rd.journal, self.clock)
+        self.journal.subscribe(self.progress.announce)
         self.journal.record("run.started", run_id=self.run_id, drill_name=self.drill.name,
                             scenario=self.scenario.name, failure_class=self.scenario.failure_class,
                             time_scale=self.time_scale, time_model=TIME_MODEL,
@@ -150,6 +148,17 @@ class DrillRun:
 
     # --- the run --------------------------------------------------------------------------------
     def execute(self) -> None:
+        """Bring-up, warm-up and steady state, then the incident: the faults at their times, and the
+        run watches until patients are back (or the horizon, a halt, a failure that ends it)."""
+        self._bring_up()
+        self._prepare_response()
+        lane = self._warm_up()
+        self.phase = "incident"
+        self.engine.arm()
+        self._play_faults(lane)
+        self._wait_for_end(lane)
+
+    def _bring_up(self) -> None:
         self.phase = "bring-up"
         self.say(f"bringing up the mock hospital ({self.backend_name} backend) in {self.run_dir}")
         t0 = time.monotonic()
@@ -165,25 +174,32 @@ class DrillRun:
                             services=dict(self.stack.addresses), links=dict(self.stack.link_listen))
         self.say(f"stack up in {time.monotonic() - t0:.1f}s; patients enter at {self.stack.vip_url}")
 
-        self.monitor = Monitor(self.journal, self.run_dir / "records", self.stack.vip_url,
+    def _prepare_response(self) -> None:
+        """The board, and the runbook engine that follows it (both fail the run loudly)."""
+        self.monitor = Monitor(self.journal, self.rd.records, self.stack.vip_url,
                                self.run_dir, self.scenario.steady_state, self.clock,
                                on_tick=self._tick, stack=self.stack, levels=self.drill.levels,
                                audit=self.drill.audit)
-        if any(f.type_name in DATA_LOSS_FAULTS for f in self.faults):
+        # a fault that destroys data in place: the board reconciles acknowledged writes against the
+        # database (monitor/data_rules.py)
+        if any(f.loses_data for f in self.faults):
             from .monitor.data_rules import watch
-            watch(self.monitor, self.run_dir / "records", self.run_dir)
+            watch(self.monitor, self.rd.records, self.run_dir)
         ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale)
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator, self.clock)
         self.journal.subscribe(self.engine.on_event, critical=True)
         self.journal.subscribe(self._on_step_failure)
 
+    def _warm_up(self) -> Lane:
+        """Patients in, T+0, faults prepared, backups on their schedule; the steady state judged over
+        the second half of the warm-up. Returns the scenario's lane (its waits are the declared fault
+        times, its work the injections)."""
         self.phase = "warm-up"
         lp = self.scenario.load
-        self.load = PatientLoad(self.stack.vip_url, self.run_dir / "records", users=lp.users,
-                                spawn_rate=lp.spawn_rate, workers=lp.workers,
-                                config=self.load_config,
-                                log_dir=self.run_dir / "logs")
+        self.load = PatientLoad.for_run(self.stack.vip_url, self.rd, users=lp.users,
+                                        spawn_rate=lp.spawn_rate, workers=lp.workers,
+                                        config=self.load_config)
         self.load.start()
         # recorded so that `hospital-drill down RUN_DIR` finds the load too if this process is killed
         record_pids(self.run_dir, {f"locust-{i}": pid for i, pid in enumerate(self.load.pids())})
@@ -193,7 +209,6 @@ class DrillRun:
         self.clock.start()
         self.monitor.lane.anchor(0.0, self.clock.t0)
         self.monitor.start()
-        # the scenario's own lane: its waits are the declared fault times, its work the injections
         lane = self.clock.lane("scenario", 0.0, self.clock.t0)
         self.journal.record("scenario.started")
         for fault in self.faults:  # what takes the harness time to start, started ahead of its time
@@ -201,8 +216,6 @@ class DrillRun:
         if self.drill.stack.backups is not None:
             self.backups = BackupSchedule(self.stack, self.journal, self.clock, self.drill.stack.backups)
             self.backups.start()
-
-        # steady state: judged over the last part of the warm-up
         lane.wait_until(self.scenario.warmup, self._halt)
         self._check_health()
         steady = self.monitor.steady_state(since=self.clock.wall_at(self.scenario.warmup / 2))
@@ -210,9 +223,9 @@ class DrillRun:
         if not steady["ok"]:
             self.abort_reason = f"no steady state before the faults: {steady}"
             raise HarnessError(self.abort_reason)
+        return lane
 
-        self.phase = "incident"
-        self.engine.arm()
+    def _play_faults(self, lane: Lane) -> None:
         for fault in sorted(self.faults, key=lambda f: f.spec.at):
             self._check_health()
             lane.wait_until(fault.spec.at, self._wake)
@@ -232,7 +245,6 @@ class DrillRun:
                                 fault_type=fault.type_name, target=fault.target, detail=detail)
             if fault.spec.duration is not None:
                 self._revert_later(fault)
-        self._wait_for_end(lane)
 
     def _check_health(self) -> None:
         """A safeguard that held halts the run; a critical part (runbook engine, monitor) that failed
@@ -334,7 +346,7 @@ class DrillRun:
             return len(ledger.missing), "acknowledged consultations missing from the database"
         if self._writes is None:
             from .load.records import RecordTail
-            self._writes = RecordTail(self.run_dir / "records")
+            self._writes = RecordTail(self.rd.records)
         start = monitor.incident_start
         for rec in self._writes.poll():
             if (rec.get("write_id") and not rec.get("ok") and start is not None
@@ -389,7 +401,7 @@ class DrillRun:
         two = split_brain(events, self.stack)
         if two is not None:
             self.journal.record("db.split_brain", **two)
-        fields = measure_rpo(events, self.stack, self.run_dir / "records", self.drill)
+        fields = measure_rpo(events, self.stack, self.rd.records, self.drill)
         if fields is not None:
             self.journal.record("rpo.measured", **fields)
 
@@ -405,41 +417,13 @@ class DrillRun:
             raise
 
     # --- progress -------------------------------------------------------------------------------
-    ANNOUNCED = ("steady_state", "fault.injected", "fault.reverted", "alert.raised", "check.finished",
-                 "level.declared", "step.started", "step.finished", "step.skipped", "notification.sent",
-                 "recovery", "rpo.measured", "run.horizon", "teardown.error", "fault.revert_failed",
-                 "run.halted", "incident.ended")
-
-    def _announce(self, event: dict) -> None:
-        if event["type"] in self.ANNOUNCED:
-            from .score.scorecard import describe
-            self.say(f"T+{_clock(event.get('drill'))} {describe(event)}")
-
-    _last_tick = 0.0
-
     def _tick(self, monitor: Monitor) -> None:
+        """At each look at the board: the safeguards, then the status line."""
         try:
             self._look_at_board(monitor)
         except Exception as e:  # the board must go on; a safeguard that cannot judge says so
             self.journal.record("harness.error", part="safeguards", error=f"{e.__class__.__name__}: {e}")
-        now = time.monotonic()
-        if now - self._last_tick < 2.0:
-            return
-        self._last_tick = now
-        snap = monitor.snapshot()
-        done = sum(1 for s in self.engine.states.values() if s.status == "done") if self.engine else 0
-        total = len(self.engine.states) if self.engine else 0
-        self.say(f"T+{_clock(self.clock.drill())} [{self.phase}] patients served "
-                 f"{snap['requests'] - snap['failed']} failing {snap['failed']} "
-                 f"(now {snap['window_error_rate']:.0%}) alerts: {', '.join(snap['alerts']) or '-'}"
-                 f" steps {done}/{total}")
-
-
-def _clock(drill_seconds: float | None) -> str:
-    if drill_seconds is None:
-        return "--:--"
-    m, s = divmod(int(drill_seconds), 60)
-    return f"{m:02d}:{s:02d}"
+        self.progress.status(self.phase, monitor, self.engine)
 
 
 def _main_thread() -> bool:

@@ -2,6 +2,8 @@
 
 A fault validates its own parameters (a pydantic model) and target before anything starts, injects
 into a running stack, and knows how to revert. The run reverts every injected fault on every exit path.
+What a fault does to patient data it declares itself (`loses_data`, `crashes_database`): the run and
+the RPO measurement ask the registry, by the journal's fault type.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..models import FaultSpec
+from ..registry import Registry, UnknownName
 from ..stack import topology
 
 if TYPE_CHECKING:
@@ -27,6 +30,11 @@ class Fault:
     target_kinds: ClassVar[tuple[str, ...]] = ()  # node kinds a target may be
     target_links: ClassVar[bool] = False  # whether a link name is a valid target
     default_target: ClassVar[str | None] = None
+    # destroys patient data in place, so that only a backup has it: the board reconciles patients'
+    # acknowledged writes, and RPO is what the runbook's restore could not bring back
+    loses_data: ClassVar[bool] = False
+    # kills a database server: the acknowledged writes its standbys had not received are lost
+    crashes_database: ClassVar[bool] = False
 
     def __init__(self, spec: FaultSpec, params: BaseModel):
         self.spec, self.params = spec, params
@@ -50,20 +58,23 @@ class Fault:
         raise NotImplementedError
 
 
-FAULTS: dict[str, type[Fault]] = {}
+FAULTS: Registry[type[Fault]] = Registry(
+    "fault", group="hospital_drill.faults",
+    builtin=tuple(f"{__package__}.{m}" for m in ("data", "database", "network", "services")))
 
 
 def register(cls: type[Fault]) -> type[Fault]:
-    FAULTS[cls.type_name] = cls
+    """Class decorator: the fault is found by its `type_name`."""
+    FAULTS.add(cls.type_name, cls, origin=f"{cls.__module__}.{cls.__qualname__}")
     return cls
 
 
 def build(spec: FaultSpec) -> Fault:
     """A fault from its spec; ValueError('field: why') names what is wrong."""
-    _load_builtin()
-    cls = FAULTS.get(spec.type)
-    if cls is None:
-        raise ValueError(f"type: unknown fault {spec.type!r} (known: {', '.join(sorted(FAULTS))})")
+    try:
+        cls = FAULTS[spec.type]
+    except UnknownName as e:
+        raise ValueError(f"type: {e}") from None
     try:
         params = cls.Params.model_validate(spec.params)
     except ValidationError as e:
@@ -79,7 +90,3 @@ def build(spec: FaultSpec) -> Fault:
             raise ValueError(f"target: {why}")
     return cls(spec, params)
 
-
-def _load_builtin() -> None:
-    # importing the modules registers their faults
-    from . import data, database, network, services  # noqa: F401

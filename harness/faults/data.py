@@ -41,6 +41,7 @@ class DataDeletion(Fault):
     Params = DeletionParams
     target_kinds = ("postgres",)
     default_target = "pg-primary"
+    loses_data = True
 
     def inject(self, stack):
         p = self.params

@@ -20,6 +20,7 @@ class DbCrash(Fault):
     Params = DbCrashParams
     target_kinds = ("postgres",)
     default_target = "pg-primary"
+    crashes_database = True
 
     def inject(self, stack):
         detail = stack.crash_db(self.target, cut_links=self.params.cut_links)

@@ -3,6 +3,9 @@
 An action gets an `ActionContext` and its validated parameters, does the thing for real against the
 stack, and returns a detail dict for the journal; it raises `ActionFailed` with a one-line reason when
 the thing did not work (a failed promotion, an unreachable backup interface).
+
+Each action declares what it does to production (`failover`, `promotes`, `changes_stack`): the
+scorer and the RPO measurement ask the registry by the action name the journal carries.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..registry import Registry, UnknownName
 from ..stack import topology
 
 if TYPE_CHECKING:
@@ -66,24 +70,35 @@ class Action:
     params: type[Params]
     describe: str
     refs: tuple[tuple[str, tuple[str, ...], bool], ...] = ()  # (param, node kinds, links ok)
+    failover: bool = False  # moves production: a promotion, a VIP / line / interface switch
+    promotes: bool = False  # promotes a database standby: acknowledged writes may be lost
+    changes_stack: bool = True  # False for the plan's observing steps (the check, the level)
 
 
-ACTIONS: dict[str, Action] = {}
+ACTIONS: Registry[Action] = Registry(
+    "action", group="hospital_drill.actions",
+    builtin=(__name__, *(f"{__package__}.{m}" for m in ("data_actions", "network_actions",
+                                                         "service_actions"))))
 
 
 def action(name: str, params: type[Params] = Params, describe: str = "",
-           refs: tuple[tuple[str, tuple[str, ...], bool], ...] = ()):
+           refs: tuple[tuple[str, tuple[str, ...], bool], ...] = (), *, failover: bool = False,
+           promotes: bool = False, changes_stack: bool = True):
+    """Register the decorated function as the action `name`, with what it declares of itself."""
     def deco(fn):
-        ACTIONS[name] = Action(name, fn, params, describe, refs)
+        ACTIONS.add(name, Action(name, fn, params, describe, refs, failover=failover,
+                                 promotes=promotes, changes_stack=changes_stack),
+                    origin=f"{fn.__module__}.{fn.__qualname__}")
         return fn
     return deco
 
 
 def validate(name: str, raw: dict[str, Any]) -> Params:
     """Parameters for an action; ValueError('field: why') names what is wrong."""
-    act = ACTIONS.get(name)
-    if act is None:
-        raise ValueError(f"action: unknown action {name!r} (known: {', '.join(sorted(ACTIONS))})")
+    try:
+        act = ACTIONS[name]
+    except UnknownName as e:
+        raise ValueError(f"action: {e}") from None
     try:
         params = act.params.model_validate(raw)
     except ValidationError as e:
@@ -144,7 +159,8 @@ def check_verdict(alerts: dict[str, str | None], failed_statuses: list[int | Non
 
 
 @action("three_step_check",
-        describe="alert type on the board, error logs, test-account journey → system failure or not")
+        describe="alert type on the board, error logs, test-account journey → system failure or not",
+        changes_stack=False)
 def three_step_check(ctx: ActionContext, _: Params) -> dict[str, Any]:
     alerts = {name: (ev or {}).get("severity") for name, ev in dict(ctx.monitor.active).items()}
     failed = [r for r in ctx.monitor.recent_records() if not r.get("ok")]
@@ -183,7 +199,8 @@ def record_level(ctx: ActionContext, level: int, seen: dict[str, Any], **extra: 
     return {"level": level, **seen, **extra}
 
 
-@action("declare_level", describe="classify the response level from the share of affected patients")
+@action("declare_level", describe="classify the response level from the share of affected patients",
+        changes_stack=False)
 def declare_level(ctx: ActionContext, _: Params) -> dict[str, Any]:
     seen, level = observe_share(ctx)
     return record_level(ctx, level, seen)
@@ -196,7 +213,7 @@ class PromoteParams(Params):
 
 
 @action("promote_standby", PromoteParams, "promote a DR standby and repoint the app's DB link",
-        refs=(("standby", ("postgres",), False),))
+        refs=(("standby", ("postgres",), False),), failover=True, promotes=True)
 def promote_standby(ctx: ActionContext, p: PromoteParams) -> dict[str, Any]:
     try:
         return ctx.stack.promote_standby(p.standby)
@@ -210,7 +227,7 @@ class RepointParams(Params):
 
 
 @action("repoint_link", RepointParams, "point a link at another node",
-        refs=(("link", (), True), ("to", (), False)))
+        refs=(("link", (), True), ("to", (), False)), failover=True)
 def repoint_link(ctx: ActionContext, p: RepointParams) -> dict[str, Any]:
     addr = ctx.stack.addresses.get(p.to)
     if addr is None:
@@ -260,7 +277,8 @@ class RouteParams(Params):
 
 
 @action("switch_route", RouteParams,
-        "switch the apps' egress line or a third party's interface (insurance, payment, notification)")
+        "switch the apps' egress line or a third party's interface (insurance, payment, notification)",
+        failover=True)
 def switch_route(ctx: ActionContext, p: RouteParams) -> dict[str, Any]:
     body = p.model_dump(exclude_none=True)
     if not body:
@@ -269,7 +287,3 @@ def switch_route(ctx: ActionContext, p: RouteParams) -> dict[str, Any]:
     if not all(v == 200 for v in answered.values()):
         raise ActionFailed(f"route switch not taken everywhere: {answered}")
     return {"routes": body, "apps": answered}
-
-
-# actions of the plan's other failure classes register themselves on import
-from . import data_actions, network_actions, service_actions  # noqa: E402,F401

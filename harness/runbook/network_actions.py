@@ -172,7 +172,7 @@ def _verify_once(ctx: ActionContext, http: requests.Session, body: dict[str, str
 
 @action("switch_and_verify", VerifiedSwitchParams,
         "switch the apps' egress line / a third party's interface, then walk a test payment (or a "
-        "test message) through it")
+        "test message) through it", failover=True)
 def switch_and_verify(ctx: ActionContext, p: VerifiedSwitchParams) -> dict[str, Any]:
     body = p.routes()
     with requests.Session() as http:
@@ -238,7 +238,7 @@ class NetworkLevelParams(Params):
     @field_validator("alerts")
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
-        from ..monitor.monitor import RULES  # the board's rules (importing it registers them all)
+        from ..monitor.monitor import RULES  # the board's rules, built-in and plugins'
         bad = [a for a in v if a not in RULES]
         if bad:
             raise PydanticCustomError("unknown_alert", f"unknown alert {bad[0]!r} "
@@ -248,7 +248,7 @@ class NetworkLevelParams(Params):
 
 @action("declare_network_level", NetworkLevelParams,
         "classify the level from the share of affected patients; while an egress-line alert holds, "
-        "at least level 2 (the plan's network rule)")
+        "at least level 2 (the plan's network rule)", changes_stack=False)
 def declare_network_level(ctx: ActionContext, p: NetworkLevelParams) -> dict[str, Any]:
     seen, by_share = observe_share(ctx)
     holding = sorted(a for a in p.alerts if a in ctx.monitor.active)

@@ -43,7 +43,7 @@ def _health(http: requests.Session, url: str) -> tuple[int | None, dict]:
 
 @action("switch_app", SwitchAppParams,
         "point the patient entry point (VIP) at another app instance once it is healthy",
-        refs=(("to", ("app",), False), ("link", (), True)))
+        refs=(("to", ("app",), False), ("link", (), True)), failover=True)
 def switch_app(ctx: ActionContext, p: SwitchAppParams) -> dict[str, Any]:
     stack = ctx.stack
     if p.to in stack.killed_services:
@@ -76,7 +76,8 @@ class LineParams(Params):
 
 
 @action("switch_egress", LineParams,
-        "switch every running app instance to an egress line (instances that are down are skipped)")
+        "switch every running app instance to an egress line (instances that are down are skipped)",
+        failover=True)
 def switch_egress(ctx: ActionContext, p: LineParams) -> dict[str, Any]:
     live = ctx.stack.live_app_nodes()
     down = sorted(set(ctx.stack.app_nodes()) - set(live))

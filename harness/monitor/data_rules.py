@@ -177,7 +177,7 @@ def _reconcile(monitor: "Monitor", now: float) -> None:
         monitor.ledger.check(now)
 
 
-SAMPLERS.append(_reconcile)
+SAMPLERS.add("reconcile", _reconcile)
 
 
 @rule("earlier_consultations_not_found", "critical",
@@ -250,7 +250,7 @@ def sample_audit(m: "Monitor", now: float) -> None:
     del runs[:-2]
 
 
-SAMPLERS.append(sample_audit)
+SAMPLERS.add("audit", sample_audit)
 
 
 @rule("audit_rows_dropped", "critical",

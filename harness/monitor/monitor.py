@@ -21,6 +21,7 @@ from ..clock import DrillClock, Lane
 from ..journal import Journal
 from ..load.records import RecordTail
 from ..models import Audit, Levels, SteadyState
+from ..registry import Registry
 from .probe import ProbeResult, SyntheticPatient
 
 SAMPLE_EVERY = 5.0  # drill seconds between two looks at the board
@@ -53,19 +54,23 @@ class Rule:
     ground_truth: bool = False
 
 
-RULES: dict[str, Rule] = {}
+# the board's own rules (below), then the modules that register the rules and samplers of the plan's
+# other failure classes when the board is first asked for them; the board evaluates in this order
+BUILTIN = (__name__, *(f"{__package__}.{m}" for m in ("data_rules", "network_rules",
+                                                       "redundancy_rules", "service_rules")))
+RULES: Registry[Rule] = Registry("alert rule", group="hospital_drill.rules", builtin=BUILTIN)
 Sampler = Callable[["Monitor", float], None]
-SAMPLERS: list[Sampler] = []  # run each tick before the rules, e.g. to read link byte counters
+# run each tick before the rules, e.g. to read link byte counters: `SAMPLERS.add(name, sampler)`
+SAMPLERS: Registry[Sampler] = Registry("sampler", group="hospital_drill.samplers", builtin=BUILTIN)
 
 
 def rule(name: str, severity: str, describe: str, *, raise_after: int = 2, clear_after: int = 3,
          blocks_recovery: bool = False, patient_facing: bool = True, ground_truth: bool = False):
     """Register an alert rule: the decorated function says whether the condition is bad now."""
     def deco(check: Callable[[Observation], bool]):
-        if name in RULES:
-            raise ValueError(f"alert rule {name!r} is registered twice")
-        RULES[name] = Rule(name, severity, describe, check, raise_after, clear_after,
-                           blocks_recovery, patient_facing, ground_truth)
+        RULES.add(name, Rule(name, severity, describe, check, raise_after, clear_after,
+                             blocks_recovery, patient_facing, ground_truth),
+                  origin=f"{check.__module__}.{check.__qualname__}")
         return check
     return deco
 
@@ -275,7 +280,7 @@ class Monitor(threading.Thread):
         with self._lock:
             self.window.trim(now)
             stats = self.window.stats()
-        for sample in SAMPLERS:
+        for sample in SAMPLERS.values():
             try:
                 sample(self, now)
             except Exception:  # a sampler that cannot read this tick must not stop the board
@@ -442,6 +447,3 @@ class Monitor(threading.Thread):
             stats = self.window.stats()
             totals = dict(self.totals)
         return {**totals, "window_error_rate": stats["error_rate"], "alerts": sorted(self.active)}
-
-
-from . import data_rules, network_rules, redundancy_rules, service_rules  # noqa: E402,F401  (register their rules and samplers)

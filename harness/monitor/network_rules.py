@@ -284,7 +284,7 @@ def sample_egress_lines(m: "Monitor", now: float) -> None:
     watch.start()
 
 
-SAMPLERS.append(sample_egress_lines)
+SAMPLERS.add("egress_lines", sample_egress_lines)
 
 
 def samples_of(m: "Monitor", link: str, kind: str = "link") -> list[dict]:

@@ -87,7 +87,7 @@ def sample_redundancy(m: "Monitor", now: float) -> None:
     del m.samples[KEY][:-20]
 
 
-SAMPLERS.append(sample_redundancy)
+SAMPLERS.add("redundancy", sample_redundancy)
 
 
 @rule("redundancy_lost", "warning",

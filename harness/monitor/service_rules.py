@@ -141,7 +141,7 @@ def sample_traffic(m: "Monitor", now: float) -> None:
                         "blocked": sorted({c for b in boards for c in b.get("blocked") or []})})
 
 
-SAMPLERS.append(sample_traffic)
+SAMPLERS.add("traffic", sample_traffic)
 
 
 @rule("abusive_clients", "critical",

@@ -8,8 +8,8 @@ plan_steps.py.
 
 Findings:
 - at level 3, steps of groups other than the technical group (low: the plan keeps them out);
-- a failover (promotion, VIP / line / interface switch) after the three-step check found no system
-  failure (high: a false alarm must not move production).
+- a failover (promotion, VIP / line / interface switch: an action that declares `failover`) after
+  the three-step check found no system failure (high: a false alarm must not move production).
 
 Edge cases: no level declared → no level-3 finding; only events after the fault count.
 """
@@ -17,11 +17,9 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..runbook.actions import ACTIONS
 from .card import Finding, LevelResult, Overview, StepResult
 from .findings import merged
-
-FAILOVER_ACTIONS = frozenset({"promote_standby", "switch_app", "repoint_link", "switch_egress",
-                              "switch_route"})
 
 
 def _incident(events: Iterable[dict]) -> tuple[float | None, list[dict]]:
@@ -65,7 +63,7 @@ def response_findings(events: Iterable[dict], level: LevelResult, steps: list[St
 
     check = next((e for e in reversed(during) if e.get("type") == "check.finished"), None)
     if check is not None and check.get("verdict") == "not_system_failure":
-        moved = [s for s in ran if s.action in FAILOVER_ACTIONS]
+        moved = [s for s in ran if ACTIONS.declares(s.action, "failover")]
         if moved:
             names = ", ".join(f"{s.id} ({s.action}, {s.status})" for s in moved)
             out.append(Finding(

@@ -3,6 +3,8 @@
 Measured after anything that can lose acknowledged writes, whatever the fault: a database crash, a
 data-loss fault (what the restore could not bring back), or any successful promotion (what the
 promoted standby had not received: a promotion during a slow but running primary loses writes too).
+Which faults and actions those are, they declare themselves (`Fault.loses_data`,
+`Fault.crashes_database`, `Action.promotes`): the journal names them, the registries answer.
 """
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import psycopg
 
+from ..faults.base import FAULTS
 from ..load.records import iter_records
+from ..runbook.actions import ACTIONS
 
 if TYPE_CHECKING:
     from ..models import Drill
@@ -19,9 +23,6 @@ if TYPE_CHECKING:
 
 # every table a patient writes to carries the client-made write_id
 WRITE_TABLES = ("appointments", "consultations", "prescriptions", "exam_bookings", "payments")
-# faults that destroy patient data in place: RPO is what the restore could not bring back
-DATA_LOSS_FAULTS = ("data_deletion",)
-PROMOTING_ACTIONS = frozenset({"promote_standby"})
 
 
 def missing_write_ids(dsn: str, write_ids: list[str]) -> set[str]:
@@ -35,14 +36,14 @@ def missing_write_ids(dsn: str, write_ids: list[str]) -> set[str]:
 
 
 def promotions(events: Iterable[dict]) -> list[dict]:
-    """The step.finished events of steps that promoted a database, in journal order: the built-in
-    promote_standby, or any action whose detail names the node it promoted."""
+    """The step.finished events of steps that promoted a database, in journal order: an action that
+    declares it promotes (promote_standby), or any action whose detail names the node it promoted."""
     out = []
     for e in events:
         if e.get("type") != "step.finished" or e.get("ok") is not True:
             continue
         detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
-        if e.get("action") in PROMOTING_ACTIONS or detail.get("promoted"):
+        if ACTIONS.declares(e.get("action"), "promotes") or detail.get("promoted"):
             out.append(e)
     return out
 
@@ -50,19 +51,20 @@ def promotions(events: Iterable[dict]) -> list[dict]:
 def rpo_trigger(events: Iterable[dict]) -> dict[str, Any] | None:
     """What calls for an RPO measurement: {trigger, wall, fault?, promoted?}, or None.
 
-    A data-loss fault comes first (its loss is counted against the backups); otherwise the earliest
-    of a db_crash and a promotion, whose wall time is where the lost window ends."""
+    A fault that loses data in place comes first (its loss is counted against the backups);
+    otherwise the earliest of a fault that crashes a database (db_crash) and a promotion, whose
+    wall time is where the lost window ends. The trigger is the fault's type, or "promotion"."""
     events = list(events)
     faults = [e for e in events if e.get("type") == "fault.injected" and _wall(e) is not None]
-    loss = next((e for e in faults if e.get("fault_type") in DATA_LOSS_FAULTS), None)
+    loss = next((e for e in faults if FAULTS.declares(e.get("fault_type"), "loses_data")), None)
     if loss is not None:
         return {"trigger": str(loss["fault_type"]), "wall": _wall(loss), "fault": loss.get("fault")}
-    crash = next((e for e in faults if e.get("fault_type") == "db_crash"), None)
+    crash = next((e for e in faults if FAULTS.declares(e.get("fault_type"), "crashes_database")), None)
     promo = next((e for e in promotions(events) if _wall(e) is not None), None)
     if crash is not None and (promo is None or _wall(crash) <= _wall(promo)):
         # the window of lost writes ends when the crashed host's links were down (data stopped)
         down = (crash.get("detail") or {}).get("links_down_wall") if isinstance(crash.get("detail"), dict) else None
-        return {"trigger": "db_crash", "wall": down if isinstance(down, (int, float)) else _wall(crash),
+        return {"trigger": str(crash["fault_type"]), "wall": down if isinstance(down, (int, float)) else _wall(crash),
                 "fault": crash.get("fault")}
     if promo is not None:
         detail = promo.get("detail") if isinstance(promo.get("detail"), dict) else {}
@@ -96,7 +98,7 @@ def measure_rpo(events: list[dict], stack: "Stack | None", records_dir: Path,
     trigger = rpo_trigger(events)
     if trigger is None or stack is None:
         return None
-    backup = trigger["trigger"] in DATA_LOSS_FAULTS
+    backup = "fault" in trigger and FAULTS.declares(trigger["trigger"], "loses_data")
     mode = "backup_restore" if backup else drill.stack.replication.mode
     started = next((e for e in events if e.get("type") == "run.started"), {})
     scale = started.get("time_scale")

@@ -1,0 +1,115 @@
+"""One drill target → its result: the figure measured from the journal, with its breakdown along the
+causal chain, met or missed (with the reason, in English and Chinese), or n/a."""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..clock import format_duration
+from ..models import Target
+from .applicability import NotApplicable
+from .card import LevelResult, RpoResult, TargetResult
+from .facts import Facts
+from .policy import rate
+from .texts import actual_text, error_of
+from .values import wall_of
+
+
+class Figure(NamedTuple):
+    """What the journal gave for a time target: the figure (None: not measured) and why not."""
+    actual: float | None = None
+    breakdown: dict[str, float] | None = None
+    reason: str | None = None
+    reason_zh: str = ""
+
+
+def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | None,
+                   na: NotApplicable | None = None) -> TargetResult:
+    """One target → its result. Unmeasurable means missed, with the reason (English and Chinese),
+    unless the target did not apply (`na`, applicability.py): then n/a, with why."""
+    base: dict[str, Any] = dict(id=t.id, title=t.title, measure=t.measure, critical=t.critical,
+                                step=t.step)
+    if t.measure == "level":
+        return _level_target(base, level)
+    fig = _figure(t, f, rpo)
+    within = t.within
+    if fig.actual is None and na is not None:
+        return TargetResult(**base, target=within, actual=None, status="n/a", rating="n/a",
+                            reason=na.reason, reason_zh=na.reason_zh)
+    actual, reason, reason_zh = fig.actual, fig.reason, fig.reason_zh
+    met = actual is not None and within is not None and actual <= within
+    margin = None if actual is None or within is None else round(within - actual, 3)
+    if actual is not None and not met:
+        shown, over = actual_text(actual, within), format_duration(actual - within)
+        reason = f"{shown}, {over} over the {format_duration(within)} target"
+        reason_zh = f"实际 {shown}，超出 {format_duration(within)} 的指标 {over}"
+    r = TargetResult(**base, target=within, actual=actual, met=met, margin=margin,
+                     headroom=None if margin is None or not within else round(margin / within, 4),
+                     reason=reason, reason_zh=reason_zh, breakdown=fig.breakdown)
+    r.rating = rate(r)
+    return r
+
+
+def _level_target(base: dict[str, Any], level: LevelResult) -> TargetResult:
+    """The level target: the declared level against the one the patients' share implies."""
+    reason = reason_zh = None
+    if level.implied is None:
+        reason = "no patient requests during the incident: the level cannot be judged"
+        reason_zh = "故障期间无患者请求，无法判断响应级别"
+    elif level.declared is None:
+        reason = f"no level was declared (level {level.implied} was implied)"
+        reason_zh = f"未宣布响应级别（应为 {level.implied} 级）"
+    elif not level.ok:
+        reason = (f"declared level {level.declared}, but {level.share:.0%} of patients affected "
+                  f"implies level {level.implied}")
+        reason_zh = f"宣布 {level.declared} 级，但受影响患者占 {level.share:.0%}，应为 {level.implied} 级"
+    r = TargetResult(**base, unit="level", target=level.implied, actual=level.declared,
+                     met=bool(level.ok), reason=reason, reason_zh=reason_zh or "")
+    r.rating = rate(r)
+    return r
+
+
+def _figure(t: Target, f: Facts, rpo: RpoResult | None) -> Figure:
+    if t.measure == "rpo":
+        return _rpo(rpo)
+    if f.t_fault is None:
+        return Figure(reason="no fault was injected: nothing to time from", reason_zh="未注入故障，无计时起点")
+    if t.measure == "detection":
+        e = next((e for e in f.events if e.get("type") == "alert.raised"
+                  and (wall_of(e) or 0) >= f.t_fault), None)
+        if e is None:
+            return Figure(reason="no alert was raised after the fault", reason_zh="故障后未触发告警")
+        return Figure(f.since_fault(e), f.breakdown(e))
+    if t.measure == "recovery":
+        actual = f.since_fault(f.recovery, drill_key="at_drill", wall_key="at_wall")
+        breakdown = f.breakdown(f.recovery, "at_chain")
+        if actual is None:
+            return Figure(None, breakdown, "no recovery before the run ended", "演练结束前未恢复")
+        return Figure(actual, breakdown)
+    if t.measure == "step":
+        return _step(t.step, f)
+    return Figure()
+
+
+def _rpo(rpo: RpoResult | None) -> Figure:
+    if rpo is None:
+        return Figure(reason="RPO was not measured (no rpo.measured event)",
+                      reason_zh="未测量数据恢复点（日志无 rpo.measured）")
+    if not isinstance(rpo.lost_seconds, (int, float)):
+        why = rpo.error or "no lost_seconds in rpo.measured"
+        return Figure(reason=f"RPO was not measured: {why}", reason_zh=f"未测得数据恢复点：{why}")
+    return Figure(float(rpo.lost_seconds))
+
+
+def _step(step: str | None, f: Facts) -> Figure:
+    """A step target: from the fault to the step's first good finish."""
+    fin = [e for e in f.events if e.get("type") == "step.finished" and e.get("step") == step
+           and (wall_of(e) or 0) >= f.t_fault]
+    good = next((e for e in fin if e.get("ok") is True), None)
+    if good is not None:
+        return Figure(f.since_fault(good), f.breakdown(good))
+    if fin:
+        err = error_of(fin[-1].get("detail")) or "no detail"
+        return Figure(reason=f"step {step} failed: {err}", reason_zh=f"步骤 {step} 失败：{err}")
+    if any(e.get("type") == "step.started" and e.get("step") == step for e in f.events):
+        return Figure(reason=f"step {step} never finished", reason_zh=f"步骤 {step} 开始后未完成")
+    return Figure(reason=f"step {step} never started", reason_zh=f"步骤 {step} 未开始")

@@ -76,8 +76,10 @@ class Registry(Mapping[str, T], Generic[T]):
             held.pop(name, None)
 
     def _rank(self, origin: str) -> int:
-        return next((i for i, m in enumerate(self.builtin) if origin == m or origin.startswith(m + ".")),
-                    len(self.builtin))
+        """The place of the built-in module `origin` lies in (the longest that holds it)."""
+        held = [(len(m), i) for i, m in enumerate(self.builtin)
+                if origin == m or origin.startswith(m + ".")]
+        return max(held)[1] if held else len(self.builtin)
 
     # --- asking -----------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> T:

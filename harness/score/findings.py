@@ -251,22 +251,27 @@ def _steps(ctx: Context) -> None:
                      "确保值班名单（核心或后备）中有人确认该步骤，并设定时限与升级机制。" if manual else
                      "为该自动动作设置超时与明确的失败结果，使预案可以继续。"))
         if s.deadline_met is False:
-            took = format_duration(s.duration) if s.duration is not None else "still running"
-            took_zh = format_duration(s.duration) if s.duration is not None else "仍未完成"
-            manual = s.kind == "manual"
-            _add(ctx, kind="deadline", severity="medium",
-                 capability="training" if manual else "equipment", owner=s.group, step=s.id,
-                 at=s.finished if s.finished is not None else s.started,
-                 en=(f"step {s.id} missed its deadline",
-                     f"{name}: {took} against a {format_duration(s.deadline)} deadline "
-                     f"(started {when(s.started, ctx.tplus(s.started))})",
-                     "Rehearse the step to its deadline, or review whether the deadline is "
-                     "realistic for the people on the roster." if manual else
-                     "Speed the action up or raise its deadline in the plan with a reason."),
-                 zh=(f"步骤 {s.id} 超时", f"{name}：用时 {took_zh}，时限 {format_duration(s.deadline)}"
-                                          f"（开始于 {when(s.started, ctx.tplus(s.started), 'zh')}）",
-                     "按时限演练该步骤，或复核时限对值班人员是否现实。" if manual else
-                     "加快该自动动作，或在预案中有理由地调整时限。"))
+            _deadline(ctx, s, name)
+
+
+def _deadline(ctx: Context, s: StepResult, name: str) -> None:
+    """A step that took longer than its own deadline (or was still running past it)."""
+    took = format_duration(s.duration) if s.duration is not None else "still running"
+    took_zh = format_duration(s.duration) if s.duration is not None else "仍未完成"
+    manual = s.kind == "manual"
+    _add(ctx, kind="deadline", severity="medium",
+         capability="training" if manual else "equipment", owner=s.group, step=s.id,
+         at=s.finished if s.finished is not None else s.started,
+         en=(f"step {s.id} missed its deadline",
+             f"{name}: {took} against a {format_duration(s.deadline)} deadline "
+             f"(started {when(s.started, ctx.tplus(s.started))})",
+             "Rehearse the step to its deadline, or review whether the deadline is "
+             "realistic for the people on the roster." if manual else
+             "Speed the action up or raise its deadline in the plan with a reason."),
+         zh=(f"步骤 {s.id} 超时", f"{name}：用时 {took_zh}，时限 {format_duration(s.deadline)}"
+                                  f"（开始于 {when(s.started, ctx.tplus(s.started), 'zh')}）",
+             "按时限演练该步骤，或复核时限对值班人员是否现实。" if manual else
+             "加快该自动动作，或在预案中有理由地调整时限。"))
 
 
 def _level(ctx: Context) -> None:

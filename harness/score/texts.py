@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..clock import format_duration
@@ -67,109 +68,176 @@ def describe_zh(e: dict) -> str:
     return _describe(e, "zh")
 
 
-def _describe(e: dict, lang: str) -> str:  # noqa: C901 (a flat table of event types)
-    g = e.get
-    t = g("type")
-    zh = lang == "zh"
-    has_detail = g("detail") not in (None, "", {})
-    detail = (f"：{short(g('detail'))}" if zh else f": {short(g('detail'))}") if has_detail else ""
-    if t == "run.started":
-        if zh:
-            return (f"演练开始 {g('run_id')}：演练 {g('drill_name')}，场景 {g('scenario')}，"
-                    f"时间倍率 ×{g('time_scale')}，后端 {g('backend')}")
-        return (f"run {g('run_id')} started: drill {g('drill_name')}, scenario {g('scenario')}, "
-                f"time scale ×{g('time_scale')}, backend {g('backend')}")
-    if t == "stack.up":
-        n = len(g("services") or {})
-        return (f"模拟医院系统启动，用时 {g('seconds')} 秒（{n} 个服务）" if zh
-                else f"stack up in {g('seconds')} real s ({n} services)")
-    if t == "load.started":
-        return (f"患者负载启动：{g('users')} 名用户，{g('workers')} 个工作进程" if zh
-                else f"patient load started: {g('users')} users, {g('workers')} workers")
-    if t == "scenario.started":
-        return "T+0：场景开始（负载运行，时间线起点）" if zh else \
-            "T+0: scenario started (load running, timeline begins)"
-    if t == "steady_state":
-        facts = [(f"错误率 {_pct(g('error_rate'), 2)}" if zh else f"error rate {_pct(g('error_rate'), 2)}")
-                 if g("error_rate") is not None else None,
-                 f"{g('rps')} req/s" if g("rps") is not None else None,
-                 f"p95 {g('p95_ms')} ms" if g("p95_ms") is not None else None,
-                 (f"{g('requests')} 次请求" if zh else f"{g('requests')} requests")
-                 if g("requests") is not None else None]
-        facts_s = ("，" if zh else ", ").join(x for x in facts if x)
-        if zh:
-            return f"稳态{'已达到' if g('ok') else '未达到'}：{facts_s}"
-        return f"steady state {'reached' if g('ok') else 'NOT reached'}: {facts_s}"
-    if t in ("fault.injected", "fault.reverted"):
-        injected = t == "fault.injected"
-        on = (f"，目标 {g('target')}" if zh else f" on {g('target')}") if g("target") else ""
-        if zh:
-            return f"故障 {g('fault')} {'注入' if injected else '撤销'}（{g('fault_type')}{on}）{detail}"
-        return f"fault {g('fault')} {'injected' if injected else 'reverted'} ({g('fault_type')}{on}){detail}"
-    if t == "fault.revert_failed":
-        return (f"故障 {g('fault')} 撤销失败：{short(g('error'))}" if zh
-                else f"fault {g('fault')} could NOT be reverted: {short(g('error'))}")
-    if t == "alert.raised":
-        what = f" — {short(g('describe'))}" if g("describe") else ""
-        return (f"告警 {g('alert')} 触发（{g('severity')}）{what}{detail}" if zh
-                else f"alert {g('alert')} raised ({g('severity')}){what}{detail}")
-    if t == "alert.cleared":
-        return f"告警 {g('alert')} 解除" if zh else f"alert {g('alert')} cleared"
-    if t == "check.finished":
-        verdict = g("verdict")
-        if zh:
-            v = {"system_failure": "系统故障", "not_system_failure": "非系统故障"}.get(verdict, verdict)
-            return f"三步核查完成：{v} — {short(g('items'))}"
-        return f"three-step check: {verdict} — {short(g('items'))}"
-    if t == "level.declared":
-        if zh:
-            return (f"宣布{_level_zh(g('level'))}响应（{g('affected')}/{g('active')} 名患者受影响，"
-                    f"{_pct(g('share'))}）")
-        return (f"level {g('level')} response declared "
-                f"({g('affected')}/{g('active')} patients affected, {_pct(g('share'))})")
-    if t == "step.started":
-        what = f", {'动作' if zh else 'action'} {g('action')}" if g("action") else ""
-        kind = {"auto": "自动", "manual": "人工"}.get(g("kind"), g("kind")) if zh else g("kind")
-        return (f"步骤 {g('step')} 开始（{group_name(g('group'), 'zh')}，{kind}{what}）" if zh
-                else f"step {g('step')} started ({g('group')}, {kind}{what})")
-    if t == "step.finished":
-        if g("ok"):
-            return f"步骤 {g('step')} 完成{detail}" if zh else f"step {g('step')} finished ok{detail}"
-        err = error_of(g("detail"))
-        return (f"步骤 {g('step')} 失败：{err}" if zh else f"step {g('step')} FAILED: {err}")
-    if t == "step.skipped":
-        return (f"步骤 {g('step')} 跳过：{short(g('reason'))}" if zh
-                else f"step {g('step')} skipped: {short(g('reason'))}")
-    if t == "notification.sent":
-        return (f"通知已发送（{g('channel')} → {g('audience')}）：{short(g('text'))}" if zh
-                else f"notification via {g('channel')} to {g('audience')}: {short(g('text'))}")
-    if t == "recovery":
-        return f"恢复：患者服务恢复正常{detail}" if zh else f"recovery: patients served again{detail}"
-    if t == "rpo.measured":
-        if g("lost_writes") is None:
-            err = short(g("error")) or ("未能计数" if zh else "not counted")
-            return f"数据丢失测量失败：{err}" if zh else f"RPO not measured: {err}"
-        if zh:
-            return (f"数据恢复点测量：{g('acked_writes')} 条已确认写入中丢失 {g('lost_writes')} 条"
-                    f"（{g('lost_seconds')} 演练秒，{g('mode')}）")
-        return (f"RPO measured: {g('lost_writes')} of {g('acked_writes')} acknowledged writes lost "
-                f"({g('lost_seconds')} drill s, {g('mode')})")
-    if t == "link.sample":
-        u = _pct(g("utilisation"), 1)
-        return (f"链路 {g('link')} 利用率 {u}，{g('bytes_per_s')} B/s" if zh
-                else f"link {g('link')} utilisation {u}, {g('bytes_per_s')} B/s")
-    if t == "run.horizon":
-        return (f"演练达到时间上限 {g('drill_limit')} 演练秒" if zh
-                else f"run reached its time limit of {g('drill_limit')} drill s")
-    if t == "teardown.error":
-        return (f"清理 {g('part')} 出错：{short(g('error'))}" if zh
-                else f"teardown of {g('part')} failed: {short(g('error'))}")
-    if t == "run.finished":
-        reason = (f"：{short(g('reason'))}" if zh else f": {short(g('reason'))}") if g("reason") else ""
-        status = {"completed": "完成", "aborted": "中止"}.get(g("status"), g("status")) if zh else g("status")
-        return f"演练{status}{reason}" if zh else f"run {status}{reason}"
+class _Event:
+    """A journal event as a line is written from it: its fields, the language, its detail."""
+
+    def __init__(self, e: dict, lang: str):
+        self.e, self.g, self.zh = e, e.get, lang == "zh"
+        has_detail = self.g("detail") not in (None, "", {})
+        sep = "：" if self.zh else ": "
+        self.detail = f"{sep}{short(self.g('detail'))}" if has_detail else ""
+
+    def say(self, zh: str, en: str) -> str:
+        return zh if self.zh else en
+
+
+def _describe(e: dict, lang: str) -> str:
+    t = e.get("type")
+    line = _LINES.get(t) if isinstance(t, str) else None
+    if line is not None:
+        return line(_Event(e, lang))
     rest = {k: v for k, v in e.items() if k not in ("seq", "wall", "drill", "type")}
     return f"{t} {short(rest)}".strip()
+
+
+def _run_started(v: _Event) -> str:
+    g = v.g
+    return v.say(f"演练开始 {g('run_id')}：演练 {g('drill_name')}，场景 {g('scenario')}，"
+                 f"时间倍率 ×{g('time_scale')}，后端 {g('backend')}",
+                 f"run {g('run_id')} started: drill {g('drill_name')}, scenario {g('scenario')}, "
+                 f"time scale ×{g('time_scale')}, backend {g('backend')}")
+
+
+def _stack_up(v: _Event) -> str:
+    n = len(v.g("services") or {})
+    return v.say(f"模拟医院系统启动，用时 {v.g('seconds')} 秒（{n} 个服务）",
+                 f"stack up in {v.g('seconds')} real s ({n} services)")
+
+
+def _load_started(v: _Event) -> str:
+    return v.say(f"患者负载启动：{v.g('users')} 名用户，{v.g('workers')} 个工作进程",
+                 f"patient load started: {v.g('users')} users, {v.g('workers')} workers")
+
+
+def _steady_state(v: _Event) -> str:
+    g = v.g
+    facts = [v.say(f"错误率 {_pct(g('error_rate'), 2)}", f"error rate {_pct(g('error_rate'), 2)}")
+             if g("error_rate") is not None else None,
+             f"{g('rps')} req/s" if g("rps") is not None else None,
+             f"p95 {g('p95_ms')} ms" if g("p95_ms") is not None else None,
+             v.say(f"{g('requests')} 次请求", f"{g('requests')} requests") if g("requests") is not None else None]
+    facts_s = v.say("，", ", ").join(x for x in facts if x)
+    return v.say(f"稳态{'已达到' if g('ok') else '未达到'}：{facts_s}",
+                 f"steady state {'reached' if g('ok') else 'NOT reached'}: {facts_s}")
+
+
+def _fault(v: _Event) -> str:
+    g = v.g
+    injected = g("type") == "fault.injected"
+    on = v.say(f"，目标 {g('target')}", f" on {g('target')}") if g("target") else ""
+    return v.say(f"故障 {g('fault')} {'注入' if injected else '撤销'}（{g('fault_type')}{on}）{v.detail}",
+                 f"fault {g('fault')} {'injected' if injected else 'reverted'} ({g('fault_type')}{on}){v.detail}")
+
+
+def _revert_failed(v: _Event) -> str:
+    return v.say(f"故障 {v.g('fault')} 撤销失败：{short(v.g('error'))}",
+                 f"fault {v.g('fault')} could NOT be reverted: {short(v.g('error'))}")
+
+
+def _alert_raised(v: _Event) -> str:
+    g = v.g
+    what = f" — {short(g('describe'))}" if g("describe") else ""
+    return v.say(f"告警 {g('alert')} 触发（{g('severity')}）{what}{v.detail}",
+                 f"alert {g('alert')} raised ({g('severity')}){what}{v.detail}")
+
+
+def _check_finished(v: _Event) -> str:
+    verdict = v.g("verdict")
+    if v.zh:
+        zh = {"system_failure": "系统故障", "not_system_failure": "非系统故障"}.get(verdict, verdict)
+        return f"三步核查完成：{zh} — {short(v.g('items'))}"
+    return f"three-step check: {verdict} — {short(v.g('items'))}"
+
+
+def _level_declared(v: _Event) -> str:
+    g = v.g
+    if v.zh:
+        return (f"宣布{_level_zh(g('level'))}响应（{g('affected')}/{g('active')} 名患者受影响，"
+                f"{_pct(g('share'))}）")
+    return (f"level {g('level')} response declared "
+            f"({g('affected')}/{g('active')} patients affected, {_pct(g('share'))})")
+
+
+def _step_started(v: _Event) -> str:
+    g = v.g
+    what = f", {v.say('动作', 'action')} {g('action')}" if g("action") else ""
+    if v.zh:
+        kind = {"auto": "自动", "manual": "人工"}.get(g("kind"), g("kind"))
+        return f"步骤 {g('step')} 开始（{group_name(g('group'), 'zh')}，{kind}{what}）"
+    return f"step {g('step')} started ({g('group')}, {g('kind')}{what})"
+
+
+def _step_finished(v: _Event) -> str:
+    step = v.g("step")
+    if v.g("ok"):
+        return v.say(f"步骤 {step} 完成{v.detail}", f"step {step} finished ok{v.detail}")
+    err = error_of(v.g("detail"))
+    return v.say(f"步骤 {step} 失败：{err}", f"step {step} FAILED: {err}")
+
+
+def _step_skipped(v: _Event) -> str:
+    return v.say(f"步骤 {v.g('step')} 跳过：{short(v.g('reason'))}",
+                 f"step {v.g('step')} skipped: {short(v.g('reason'))}")
+
+
+def _notification(v: _Event) -> str:
+    g = v.g
+    return v.say(f"通知已发送（{g('channel')} → {g('audience')}）：{short(g('text'))}",
+                 f"notification via {g('channel')} to {g('audience')}: {short(g('text'))}")
+
+
+def _rpo_measured(v: _Event) -> str:
+    g = v.g
+    if g("lost_writes") is None:
+        err = short(g("error")) or v.say("未能计数", "not counted")
+        return v.say(f"数据丢失测量失败：{err}", f"RPO not measured: {err}")
+    return v.say(f"数据恢复点测量：{g('acked_writes')} 条已确认写入中丢失 {g('lost_writes')} 条"
+                 f"（{g('lost_seconds')} 演练秒，{g('mode')}）",
+                 f"RPO measured: {g('lost_writes')} of {g('acked_writes')} acknowledged writes lost "
+                 f"({g('lost_seconds')} drill s, {g('mode')})")
+
+
+def _link_sample(v: _Event) -> str:
+    u = _pct(v.g("utilisation"), 1)
+    return v.say(f"链路 {v.g('link')} 利用率 {u}，{v.g('bytes_per_s')} B/s",
+                 f"link {v.g('link')} utilisation {u}, {v.g('bytes_per_s')} B/s")
+
+
+def _run_finished(v: _Event) -> str:
+    g = v.g
+    reason = v.say(f"：{short(g('reason'))}", f": {short(g('reason'))}") if g("reason") else ""
+    status = {"completed": "完成", "aborted": "中止"}.get(g("status"), g("status")) if v.zh else g("status")
+    return v.say(f"演练{status}{reason}", f"run {status}{reason}")
+
+
+# event type → its line; a type not here is written as its fields
+_LINES: dict[str, Callable[[_Event], str]] = {
+    "run.started": _run_started,
+    "stack.up": _stack_up,
+    "load.started": _load_started,
+    "scenario.started": lambda v: v.say("T+0：场景开始（负载运行，时间线起点）",
+                                        "T+0: scenario started (load running, timeline begins)"),
+    "steady_state": _steady_state,
+    "fault.injected": _fault,
+    "fault.reverted": _fault,
+    "fault.revert_failed": _revert_failed,
+    "alert.raised": _alert_raised,
+    "alert.cleared": lambda v: v.say(f"告警 {v.g('alert')} 解除", f"alert {v.g('alert')} cleared"),
+    "check.finished": _check_finished,
+    "level.declared": _level_declared,
+    "step.started": _step_started,
+    "step.finished": _step_finished,
+    "step.skipped": _step_skipped,
+    "notification.sent": _notification,
+    "recovery": lambda v: v.say(f"恢复：患者服务恢复正常{v.detail}", f"recovery: patients served again{v.detail}"),
+    "rpo.measured": _rpo_measured,
+    "link.sample": _link_sample,
+    "run.horizon": lambda v: v.say(f"演练达到时间上限 {v.g('drill_limit')} 演练秒",
+                                   f"run reached its time limit of {v.g('drill_limit')} drill s"),
+    "teardown.error": lambda v: v.say(f"清理 {v.g('part')} 出错：{short(v.g('error'))}",
+                                      f"teardown of {v.g('part')} failed: {short(v.g('error'))}"),
+    "run.finished": _run_finished,
+}
 
 
 def _level_zh(level: Any) -> str:

@@ -339,10 +339,7 @@ def _check_subnet(text: str) -> None:
         raise InputError(f"{text} is not a private IPv4 network from /16 to /24", field="--subnet")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="hospital-drill", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _add_run(sub) -> None:
     r = sub.add_parser("run", help="run a drill end to end and write its report")
     r.add_argument("drill")
     r.add_argument("--time-scale", type=float, help="drill seconds per real second (default: the drill's)")
@@ -357,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lang", choices=["zh", "en"], default="zh", help="the report's language (default zh)")
     r.set_defaults(func=cmd_run)
 
+
+def _add_files(sub) -> None:
     v = sub.add_parser("validate", help="check scenario / drill files without running")
     v.add_argument("files", nargs="+")
     v.set_defaults(func=cmd_validate)
@@ -365,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--dir", default=".", help="project folder holding scenarios/ and drills/")
     ls.set_defaults(func=cmd_list)
 
+
+def _add_stack(sub) -> None:
     for name, fn, help_ in (("up", cmd_up, "bring the mock hospital up and leave it running"),
                             ("status", cmd_status, "show the running mock hospital"),
                             ("down", cmd_down, "stop the mock hospital (or leftovers of runs)")):
@@ -391,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--port", type=int, default=8474)
     t.set_defaults(func=cmd_toxiproxy_server)
 
+
+def _add_live(sub) -> None:
     a = sub.add_parser("ack", help="acknowledge a manual step of a live drill")
     a.add_argument("run_dir")
     a.add_argument("step")
@@ -406,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="real seconds to wait for the run to end (default 120)")
     st.set_defaults(func=cmd_stop)
 
+
+def _add_reports(sub) -> None:
     rep = sub.add_parser("report", help="rebuild a run's report from its journal and records")
     rep.add_argument("run_dir")
     rep.add_argument("--lang", choices=["zh", "en"], default="zh", help="the report's language (default zh)")
@@ -422,6 +427,18 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--fail-on-regression", action="store_true",
                     help="exit 1 when a drill's latest run regressed")
     tr.set_defaults(func=cmd_trend)
+
+
+# the commands in the order `--help` lists them: running a drill, its files, the stack on its own,
+# a live drill's people, the reports
+COMMANDS = (_add_run, _add_files, _add_stack, _add_live, _add_reports)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="hospital-drill", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

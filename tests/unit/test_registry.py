@@ -39,19 +39,20 @@ def test_an_unknown_name_says_what_is_known_and_get_answers_none():
 
 
 def test_iteration_is_registration_order_module_by_module_in_the_named_order(tmp_path, monkeypatch):
-    for m in ("board", "board_net", "board_net_extra"):
-        (tmp_path / f"{m}.py").write_text("")
+    for f in ("__init__", "net", "data"):
+        (tmp_path / "board").mkdir(exist_ok=True)
+        (tmp_path / "board" / f"{f}.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    reg: Registry[Entry] = Registry("rule", builtin=("board", "board_net_extra", "board_net"))
+    reg: Registry[Entry] = Registry("rule", builtin=("board", "board.data", "board.net"))
     # registered in another order than the registry names the modules (imported early elsewhere)
-    reg.add("net_extra", Entry(), origin="board_net_extra._x")
+    reg.add("line_down", Entry(), origin="board.net._down")
     reg.add("plugin_rule", Entry(), origin="acme.rules._x")
-    reg.add("line_down", Entry(), origin="board_net._down")
+    reg.add("rows_missing", Entry(), origin="board.data._rows")
     reg.add("journey_failed", Entry(), origin="board._journey")
-    reg.add("line_slow", Entry(), origin="board_net._slow")
-    assert list(reg) == ["journey_failed", "net_extra", "line_down", "line_slow", "plugin_rule"]
-    assert reg.origin("line_slow") == "board_net._slow"
-    for m in ("board", "board_net", "board_net_extra"):
+    reg.add("line_slow", Entry(), origin="board.net._slow")
+    assert list(reg) == ["journey_failed", "rows_missing", "line_down", "line_slow", "plugin_rule"]
+    assert reg.origin("line_slow") == "board.net._slow"
+    for m in ("board", "board.net", "board.data"):
         sys.modules.pop(m, None)
 
 

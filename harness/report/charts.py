@@ -219,6 +219,44 @@ def _legend(out: list[str], lines: Sequence[Line], x: float = PAD_L, y: float | 
         x += 34 + 6.5 * len(ln.name) + 6 * sum(1 for c in ln.name if ord(c) > 0x2e80)
 
 
+def _y_range(ys: list[float], log: bool, thresholds: Sequence[Threshold]) -> tuple[float, float]:
+    """The y axis that holds the values: whole decades on a log axis, else 0 to 10 % above the top
+    (a threshold included)."""
+    if log:
+        pos = [y for y in ys if y > 0] or [1.0]
+        y0 = 10 ** math.floor(math.log10(min(pos)))
+        return y0, 10 ** math.ceil(math.log10(max(max(pos), y0 * 10)))
+    return 0.0, (max(ys + [t.y for t in thresholds]) * 1.1 if ys else 1.0) or 1.0
+
+
+def _line(out: list[str], f: _Frame, ln: Line, dots: bool) -> None:
+    """One line: a polyline per run of values (a None breaks it), a lone value as a dot."""
+    dash = ' stroke-dasharray="6 4"' if ln.dashed else ""
+    run: list[str] = []
+    segments: list[list[str]] = []
+    for x, y in ln.points:
+        if y is None:
+            if run:
+                segments.append(run)
+            run = []
+            continue
+        run.append(f"{_n(f.x(x))},{_n(f.y(y))}")
+    if run:
+        segments.append(run)
+    if dots:
+        for x, y in ln.points:
+            if y is not None:
+                out.append(f'<circle cx="{_n(f.x(x))}" cy="{_n(f.y(y))}" r="3" fill="{ln.color}">'
+                           f"<title>{_e(ln.name)}: {_e(_n(y))}</title></circle>")
+    for seg in segments:
+        if len(seg) == 1:
+            cx, cy = seg[0].split(",")
+            out.append(f'<circle cx="{cx}" cy="{cy}" r="2.2" fill="{ln.color}"/>')
+        else:
+            out.append(f'<polyline class="series" points="{" ".join(seg)}" fill="none" '
+                       f'stroke="{ln.color}" stroke-width="{ln.width}" stroke-linejoin="round"{dash}/>')
+
+
 def line_chart(lines: Sequence[Line], *, title: str, desc: str, y_title: str, x_title: str,
                x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None,
                y_format: Callable[[float], str] = _n, log: bool = False,
@@ -228,16 +266,9 @@ def line_chart(lines: Sequence[Line], *, title: str, desc: str, y_title: str, x_
                legend: bool = True) -> Chart:
     """Lines over x (drill time unless `x_ticks` label the axis otherwise); `dots` marks each point."""
     xs = [x for ln in lines for x, _ in ln.points] + [m.x for m in markers]
-    ys = [y for ln in lines for _, y in ln.points if y is not None]
     x0, x1 = x_range or ((min(xs), max(xs)) if xs else (0.0, 1.0))
-    if y_range is not None:
-        y0, y1 = y_range
-    elif log:
-        pos = [y for y in ys if y > 0] or [1.0]
-        y0 = 10 ** math.floor(math.log10(min(pos)))
-        y1 = 10 ** math.ceil(math.log10(max(max(pos), y0 * 10)))
-    else:
-        y0, y1 = 0.0, (max(ys + [t.y for t in thresholds]) * 1.1 if ys else 1.0) or 1.0
+    ys = [y for ln in lines for _, y in ln.points if y is not None]
+    y0, y1 = y_range if y_range is not None else _y_range(ys, log, thresholds)
     f = _Frame(x0, x1, y0, y1, log=log, height=height)
     out = _open(title, desc, height)
     if log:
@@ -252,30 +283,7 @@ def line_chart(lines: Sequence[Line], *, title: str, desc: str, y_title: str, x_
                    f'stroke-dasharray="6 4"/><text x="{W - PAD_R - 2}" y="{_n(y - 3)}" text-anchor="end" '
                    f'fill="{t.color}">{_e(t.label)}</text>')
     for ln in lines:
-        dash = ' stroke-dasharray="6 4"' if ln.dashed else ""
-        run: list[str] = []
-        segments: list[list[str]] = []
-        for x, y in ln.points:
-            if y is None:
-                if run:
-                    segments.append(run)
-                run = []
-                continue
-            run.append(f"{_n(f.x(x))},{_n(f.y(y))}")
-        if run:
-            segments.append(run)
-        if dots:
-            for x, y in ln.points:
-                if y is not None:
-                    out.append(f'<circle cx="{_n(f.x(x))}" cy="{_n(f.y(y))}" r="3" fill="{ln.color}">'
-                               f"<title>{_e(ln.name)}: {_e(_n(y))}</title></circle>")
-        for seg in segments:
-            if len(seg) == 1:
-                cx, cy = seg[0].split(",")
-                out.append(f'<circle cx="{cx}" cy="{cy}" r="2.2" fill="{ln.color}"/>')
-            else:
-                out.append(f'<polyline class="series" points="{" ".join(seg)}" fill="none" '
-                           f'stroke="{ln.color}" stroke-width="{ln.width}" stroke-linejoin="round"{dash}/>')
+        _line(out, f, ln, dots)
     _markers(out, f, markers)
     _x_axis(out, f, x_title, x_ticks)
     if legend:

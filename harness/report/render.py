@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -127,6 +128,20 @@ def chart_markers(card: ScoreCard, lang: str) -> list[C.Marker]:
     return out
 
 
+@dataclass
+class _TimeAxis:
+    """What every time chart of a report shares: the x range, the marked events, the incident band."""
+    x_range: tuple[float, float]
+    markers: list[C.Marker]
+    bands: list[C.Band]
+    desc: str
+    x_title: str
+
+    def line(self, lines: list[C.Line], **kw) -> C.Chart:
+        return C.line_chart(lines, desc=self.desc, x_title=self.x_title, x_range=self.x_range,
+                            markers=self.markers, bands=self.bands, **kw)
+
+
 def build_charts(card: ScoreCard, lang: str = "zh") -> dict[str, C.Chart]:
     """Every chart the report shows, by name (only those with data)."""
     t = translator(lang)
@@ -137,62 +152,67 @@ def build_charts(card: ScoreCard, lang: str = "zh") -> dict[str, C.Chart]:
     end = max([p.t + card.series.bucket for p in pts] + [m.x for m in markers] + [0.0]
               + [p.t + card.series.bucket for ln in card.links for p in ln.points]
               + [p.t for r in card.replication for p in r.points])
-    x_range = (min([0.0] + [p.t for p in pts]), end)
     bands = [C.Band(fault, rec if rec is not None else end, label=t("incident"))] if fault is not None else []
-    desc = t("chart_desc", bucket=format_duration(card.series.bucket))
-    xt = t("x_title")
-    out: dict[str, C.Chart] = {}
-    if pts:
-        out["success"] = C.line_chart(
-            [C.Line(t("success"), [(p.t, None if p.success_rate is None else p.success_rate * 100)
-                                   for p in pts], color="#2e7d32")],
-            title=t("c_success"), desc=desc, y_title="%", x_title=xt, x_range=x_range, y_range=(0, 100),
-            y_format=lambda v: f"{v:g}%", markers=markers, bands=bands)
-        out["latency"] = C.line_chart(
-            [C.Line("p50", [(p.t, p.p50_ms) for p in pts], color="#1565c0"),
-             C.Line("p95", [(p.t, p.p95_ms) for p in pts], color="#ef6c00")],
-            title=t("c_latency"), desc=desc, y_title="ms", x_title=xt, x_range=x_range, log=True,
-            y_format=lambda v: f"{v:g}", markers=markers, bands=bands)
-        out["rps"] = C.line_chart(
-            [C.Line(t("total_rps"), [(p.t, p.rps) for p in pts], color="#1565c0"),
-             C.Line(t("failed_rps"), [(p.t, round(p.failed / card.series.bucket_real, 3)
-                                       if card.series.bucket_real else None) for p in pts],
-                    color="#c62828")],
-            title=t("c_rps"), desc=desc, y_title="req/s", x_title=xt, x_range=x_range,
-            markers=markers, bands=bands)
+    fr = _TimeAxis((min([0.0] + [p.t for p in pts]), end), markers, bands,
+                t("chart_desc", bucket=format_duration(card.series.bucket)), t("x_title"))
+    out: dict[str, C.Chart] = _patient_charts(card, t, fr) if pts else {}
     gantt = _gantt(card, lang, markers)
     if gantt is not None:
         out["response"] = gantt
     if card.links:
-        palette = C.PALETTE
-        out["links"] = C.line_chart(
+        out["links"] = fr.line(
             [C.Line(ln.link, [(p.t, None if p.utilisation is None else p.utilisation * 100)
-                              for p in ln.points], color=palette[i % len(palette)])
+                              for p in ln.points], color=C.PALETTE[i % len(C.PALETTE)])
              for i, ln in enumerate(card.links)],
-            title=t("c_links"), desc=desc, y_title="%", x_title=xt, x_range=x_range, y_range=(0, 100),
-            y_format=lambda v: f"{v:g}%", markers=markers, bands=bands,
+            title=t("c_links"), y_title="%", y_range=(0, 100), y_format=lambda v: f"{v:g}%",
             thresholds=[C.Threshold(95, t("threshold95"))])
     if card.rpo is not None or card.overview.failure_class == "database":
-        lost_bands = list(bands)
-        rpo = card.rpo
-        crash = _tplus(card, rpo.crash_wall) if rpo else None
-        if rpo and crash is not None and rpo.lost_seconds:
-            lost_bands.append(C.Band(crash - rpo.lost_seconds, crash, color="#6d4c41", opacity=0.3,
-                                     label=t("lost_window")))
-        if any(p.acked_writes for p in pts):
-            out["writes"] = C.bar_chart(
-                [(p.t, p.acked_writes) for p in pts], card.series.bucket, title=t("c_writes"),
-                desc=desc, y_title=t("acked"), x_title=xt, x_range=x_range, markers=markers,
-                bands=lost_bands, legend=t("acked"), color="#5c6bc0")
-    if card.replication:
-        lines = []
-        for i, r in enumerate(card.replication):
-            lines.append(C.Line(r.standby, [(p.t, p.lag_seconds) for p in r.points],
-                                color=C.PALETTE[i % len(C.PALETTE)]))
-        if any(p.lag_seconds is not None for r in card.replication for p in r.points):
-            out["lag"] = C.line_chart(lines, title=t("c_lag"), desc=desc, y_title="s", x_title=xt,
-                                      x_range=x_range, markers=markers, bands=bands)
+        writes = _writes_chart(card, t, fr)
+        if writes is not None:
+            out["writes"] = writes
+    if card.replication and any(p.lag_seconds is not None for r in card.replication for p in r.points):
+        out["lag"] = fr.line([C.Line(r.standby, [(p.t, p.lag_seconds) for p in r.points],
+                                     color=C.PALETTE[i % len(C.PALETTE)])
+                              for i, r in enumerate(card.replication)],
+                             title=t("c_lag"), y_title="s")
     return out
+
+
+def _patient_charts(card: ScoreCard, t, fr: _TimeAxis) -> dict[str, C.Chart]:
+    """Success rate, latency and request rate over the run."""
+    pts = card.series.points
+    per_s = card.series.bucket_real
+    return {
+        "success": fr.line(
+            [C.Line(t("success"), [(p.t, None if p.success_rate is None else p.success_rate * 100)
+                                   for p in pts], color="#2e7d32")],
+            title=t("c_success"), y_title="%", y_range=(0, 100), y_format=lambda v: f"{v:g}%"),
+        "latency": fr.line(
+            [C.Line("p50", [(p.t, p.p50_ms) for p in pts], color="#1565c0"),
+             C.Line("p95", [(p.t, p.p95_ms) for p in pts], color="#ef6c00")],
+            title=t("c_latency"), y_title="ms", log=True, y_format=lambda v: f"{v:g}"),
+        "rps": fr.line(
+            [C.Line(t("total_rps"), [(p.t, p.rps) for p in pts], color="#1565c0"),
+             C.Line(t("failed_rps"), [(p.t, round(p.failed / per_s, 3) if per_s else None) for p in pts],
+                    color="#c62828")],
+            title=t("c_rps"), y_title="req/s"),
+    }
+
+
+def _writes_chart(card: ScoreCard, t, fr: _TimeAxis) -> C.Chart | None:
+    """Acknowledged writes per bucket, with the window whose writes were lost."""
+    pts = card.series.points
+    if not any(p.acked_writes for p in pts):
+        return None
+    bands = list(fr.bands)
+    rpo = card.rpo
+    crash = _tplus(card, rpo.crash_wall) if rpo else None
+    if rpo and crash is not None and rpo.lost_seconds:
+        bands.append(C.Band(crash - rpo.lost_seconds, crash, color="#6d4c41", opacity=0.3,
+                            label=t("lost_window")))
+    return C.bar_chart([(p.t, p.acked_writes) for p in pts], card.series.bucket, title=t("c_writes"),
+                       desc=fr.desc, y_title=t("acked"), x_title=fr.x_title, x_range=fr.x_range,
+                       markers=fr.markers, bands=bands, legend=t("acked"), color="#5c6bc0")
 
 
 def _gantt(card: ScoreCard, lang: str, markers: list[C.Marker]) -> C.Chart | None:

@@ -60,6 +60,11 @@ def load_scenario(path: Path, referrer: Referrer | None = None) -> tuple[Scenari
 
 
 def load_drill(path: Path) -> LoadedDrill:
+    # every plugin loads now, so a broken one is a one-line error before anything starts (not a
+    # failure inside the monitor's thread)
+    from .monitor.monitor import RULES, SAMPLERS
+    RULES.load()
+    SAMPLERS.load()
     doc = Document(path).extend()
     drill = doc.parse(Drill)
     for i, step in enumerate(drill.runbook):

@@ -25,6 +25,14 @@ from ..registry import Registry
 from .probe import ProbeResult, SyntheticPatient
 
 SAMPLE_EVERY = 5.0  # drill seconds between two looks at the board
+
+
+def observes_only(action: str | None) -> bool:
+    """An action that only looks (the three-step check, declaring the level): it changes nothing."""
+    if not action:
+        return False
+    from ..runbook.actions import ACTIONS  # at call time: the runbook's registry, no cycle
+    return action in ACTIONS and ACTIONS[action].changes_stack is False
 PROBE_TIMEOUT = 2.0  # real seconds a test-account request may take (a machine's time, never scaled)
 # events after which the world may have changed: the board's lane is re-anchored at each
 CAUSES = ("fault.injected", "fault.reverted", "step.finished")
@@ -232,9 +240,11 @@ class Monitor(threading.Thread):
         self.tick()
 
     def _on_event(self, event: dict) -> None:
-        """The board's time follows the world's: re-anchor at faults and at finished actions (a
-        modeled manual step changes nothing the board can see)."""
-        if event.get("type") in CAUSES and event.get("kind") != "manual":
+        """The board's time follows the world's: re-anchor at faults and at finished actions that
+        change the stack (a modeled manual step, or the plan's check and classification, change
+        nothing the board can see)."""
+        if (event.get("type") in CAUSES and event.get("kind") != "manual"
+                and not (event.get("type") == "step.finished" and observes_only(event.get("action")))):
             for lane in (self.lane, *list(self.lanes.values())):
                 lane.anchor_to(event)
 

@@ -446,7 +446,7 @@ class DbSplitBrain(Event):
 class RpoMeasured(Event):
     """At teardown, after a `db_crash`, a data-loss fault or any promotion (`stack/rpo.py`):
     acknowledged writes missing on the serving primary."""
-    trigger: str = _f("`db_crash`, `data_deletion` or `promotion`")
+    trigger: str = _f("the type of the fault that lost data (e.g. `db_crash`, `data_deletion`), or `promotion`")
     mode: str = _f("replication mode (`sync`/`async`); `backup_restore` after a data-loss fault")
     replication_lag: float | None = _f("the configured replication lag, drill s", None)
     acked_writes: int = _f("writes acknowledged to patients")

@@ -23,15 +23,17 @@ from markupsafe import Markup
 from ..clock import format_duration
 from ..score.card import ScoreCard, TargetResult
 from ..score.findings import DUE_DAYS
-from ..score.scorecard import RATING_RULE, RATING_P, RATING_S
+from ..score.policy import RATING_P, RATING_RULE, RATING_S
 from ..score.texts import actual_text, group_name
 from . import charts as C
+from .sections import CHAPTERS, Chapter, Section
 from .i18n import (CAPABILITY, FAILURE_CLASS, KIND, LANGS, MEASURE, RATING, SEVERITY, STATUS, VERDICT,
                    pick, translator)
 
 TEMPLATES = Path(__file__).parent / "templates"
 VERDICT_TITLES = {"pass": "通过 PASS", "fail": "未通过 FAIL", "aborted": "中止 ABORTED"}
 SEVERITY_TITLES = {"critical": "严重 critical", "high": "高 high", "medium": "中 medium", "low": "低 low"}
+CHART_ORDER = ("success", "latency", "rps", "response", "links", "writes", "lag")
 GROUP_COLORS = {"technical": "#1565c0", "clinical_support": "#2e7d32",
                 "patient_communication": "#00838f"}
 RATING_RULE_ZH = (f"P：达成且余量不少于指标的 {RATING_P:.0%}（指标为 0 时恰好达成；定级指标达成）；"
@@ -250,8 +252,10 @@ def _gantt(card: ScoreCard, lang: str, markers: list[C.Marker]) -> C.Chart | Non
 # --- the files -----------------------------------------------------------------------------------
 
 def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Environment:
+    # a section's partial escapes like HTML; its md macro turns that off for its own body
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
-                      autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+                      autoescape=lambda name: bool(name) and (name.endswith(".html.j2")
+                                                              or name.startswith("sections/")),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     scale = card.overview.time_scale
     t = translator(lang)
@@ -294,9 +298,25 @@ def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Envi
         rating_rule=RATING_RULE_ZH if zh else RATING_RULE, due_days=DUE_DAYS,
         met_count=sum(1 for r in card.targets if r.status == "met"),
         na_count=sum(1 for r in card.targets if r.status == "n/a"), tplus_of=lambda w: _tplus(card, w),
-        VERDICT_TITLES=VERDICT_TITLES, SEVERITY_TITLES=SEVERITY_TITLES,
+        VERDICT_TITLES=VERDICT_TITLES, SEVERITY_TITLES=SEVERITY_TITLES, group_colors=GROUP_COLORS,
+        chart_order=CHART_ORDER,
         incomplete=bool(card.problems) or ov.status != "completed")
     return env
+
+
+def _chapters(env: Environment, card: ScoreCard, fmt: str) -> list[tuple[Chapter, list[tuple[Section, str]]]]:
+    """Each chapter with its sections written in `fmt` (the partials' `html` or `md` macro); a
+    section that writes nothing for this card is left out."""
+    out = []
+    for chapter in CHAPTERS:
+        parts = []
+        for section in chapter.sections:
+            write = getattr(env.get_template(section.template).module, fmt)
+            body = write(card, section.value(card)).strip("\n")
+            if body.strip():
+                parts.append((section, body))
+        out.append((chapter, parts))
+    return out
 
 
 def _case_seconds(card: ScoreCard, r: TargetResult) -> float:
@@ -367,8 +387,9 @@ def write_reports(run_dir: Path | str, card: ScoreCard, lang: str = "zh") -> dic
         old.unlink()
     for name, chart in charts.items():
         (out["charts"] / f"{name}.svg").write_text(chart.standalone(), encoding="utf-8")
-    out["html"].write_text(env.get_template("report.html.j2").render(card=card), encoding="utf-8")
-    out["md"].write_text(env.get_template("report.md.j2").render(card=card), encoding="utf-8")
+    for fmt in ("html", "md"):
+        page = env.get_template(f"report.{fmt}.j2").render(card=card, chapters=_chapters(env, card, fmt))
+        out[fmt].write_text(page, encoding="utf-8")
     junit_xml(card).write(out["junit"], encoding="utf-8", xml_declaration=True)
     out["summary"].write_text(summary_line(card) + "\n", encoding="utf-8")
     return out

@@ -93,6 +93,14 @@ LABELS: dict[str, tuple[str, str]] = {
                     "promotion, cost points by kind (rows above)."),
     "rpo_trigger": ("测量原因", "Measured after"),
     "wall": ("实际", "wall"),
+    "figure_parts": ("{actual} = 预案声明的等待 {declared} + 实际工作 {real}",
+                     "{actual} = {declared} declared waits + {real} real work"),
+    "figure_rule": ("实测值沿因果链（故障 → 告警 → 步骤 → 患者所见）拆为两部分：预案声明的等待（采样间隔、观察窗口、"
+                    "模拟人员用时）按时间倍率压缩；机器与患者的实际工作（崩溃、提升、连接、请求）按真实时长计入。",
+                    "A measured figure splits along its causal chain (fault → alert → steps → what patients "
+                    "see) into the plan's declared waits (sampling intervals, observation windows, modeled "
+                    "human steps), compressed by the time scale, and the machines' and patients' real work "
+                    "(a crash, a promotion, a connect, a request), counted at its real duration."),
     "rating_rule": ("评级规则（参照 HSEEP）：", "Rating rule (after HSEEP): "),
     "declared": ("宣布", "Declared"), "implied": ("应为", "Implied"), "at": ("时间", "At"),
     "share_seen": ("宣布时所见比例", "share seen when declaring"),

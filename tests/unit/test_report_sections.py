@@ -48,3 +48,30 @@ def test_a_section_with_nothing_to_show_is_left_out_with_its_heading(tmp_path):
     c.strengths, c.alerts = [], []
     md = render.write_reports(tmp_path, c, lang="en")["md"].read_text()
     assert "### Strengths" not in md and "### Alerts" in md  # an empty table still shows
+
+
+def test_a_figure_shows_its_declared_waits_and_real_work(tmp_path):
+    c = card()
+    detect = next(r for r in c.targets if r.id == "detect")
+    detect.breakdown = {"declared": 11.8, "real": 0.2, "links": 1.0}  # 12 s = 11.8 + 0.2
+    en = render.write_reports(tmp_path / "en", c, lang="en")
+    md, html = en["md"].read_text(), en["html"].read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| detect "))
+    assert "12s (0.2s wall) · 12s = 11.8s declared waits + 0.20s real work" in row
+    assert '<span class="muted parts">12s = 11.8s declared waits + 0.20s real work</span>' in html
+    assert "compressed by the time scale" in md  # the rule under the table, once a figure has parts
+    other = next(line for line in md.splitlines() if line.startswith("| dr-takeover "))
+    assert "declared waits" not in other  # measured without a chain: no breakdown shown
+    zh = render.write_reports(tmp_path / "zh", c, lang="zh")["md"].read_text()
+    assert "12s = 预案声明的等待 11.8s + 实际工作 0.20s" in zh
+
+
+def test_no_breakdown_no_rule(tmp_path):
+    md = render.write_reports(tmp_path, card(), lang="en")["md"].read_text()
+    assert "declared waits" not in md
+
+
+def test_figure_parts_add_up_to_the_eye():
+    assert render._precise(60.431) == "1m0.4s" and render._precise(59.804) == "59.8s"
+    assert render._precise(0.169) == "0.17s" and render._precise(0) == "0s"
+    assert render._precise(3661.25) == "1h1m1.2s" and render._precise(120.0) == "2m"

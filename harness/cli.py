@@ -249,7 +249,7 @@ def _manual_steps(run_dir: RunDir) -> list[str]:
 
 def cmd_report(args) -> int:
     from .report.render import summary_line, write_reports
-    from .score.scorecard import score_run
+    from .score.build import score_run
     run_dir = RunDir(args.run_dir)
     if not run_dir.holds_run():
         raise InputError(f"no {RunDir.JOURNAL} here: not a run directory", file=str(run_dir))

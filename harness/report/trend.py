@@ -100,7 +100,7 @@ def load_card(run_dir: Path) -> ScoreCard:
             return ScoreCard.model_validate_json(score.read_text(encoding="utf-8"))
         except ValueError:
             pass  # an older or damaged score.json: score the run again
-    from ..score.scorecard import score_run
+    from ..score.build import score_run
     return score_run(run_dir)
 
 

@@ -6,7 +6,7 @@ its patients the channels of its real level).
 Done means: a channel used by a `notification.sent` after the fault (a banner cleared is not a
 notice), or a required step finished ok after the fault. Each one missing is a finding of kind
 `plan_step` — high at level 1 (more than half the patients cannot be served and must be told where
-to go), medium otherwise — and costs score (scorecard.overall_score, COSTS['plan_step']).
+to go), medium otherwise — and costs score (policy.overall_score, COSTS['plan_step']).
 
 Edge cases: no fault or no level at all (neither declared nor implied) → no check; a level whose
 requirements are `[]` → a check with no items and no finding.

@@ -1,6 +1,6 @@
 """Two primaries: a `db.split_brain` event (stack/fencing.py: after a promotion, another database
 node still answered as a writable primary) is a critical finding that costs score
-(scorecard.overall_score, COSTS['split_brain']). Patients whose sessions, scripts or caches still
+(policy.overall_score, COSTS['split_brain']). Patients whose sessions, scripts or caches still
 reach the old primary write where the new one never sees it: data diverges and is lost on rebuild.
 """
 from __future__ import annotations

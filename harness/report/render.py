@@ -300,7 +300,8 @@ def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Envi
         # the card counts from T+0 when no fault was injected
         at=lambda s: _at(s, "F" if card.overview.fault_wall is not None else "T"),
         tplus=lambda s: "—" if s is None else _at(s, "T"),
-        clock=_clock, pct=_pct, md=_md, parts=lambda r: figure_parts(r, t), num=lambda x: f"{x:g}", size=_size,
+        clock=_clock, pct=_pct, md=_md, num=lambda x: f"{x:g}", size=_size,
+        parts=lambda r: figure_parts(r, t),
         mark=lambda ok: "—" if ok is None else ("✓" if ok else "✗"),
         group=lambda g: group_name(g, lang), loc=loc,
         verdict=lambda v: pick(VERDICT, v, lang), severity=lambda v: pick(SEVERITY, v, lang),

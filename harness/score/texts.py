@@ -115,7 +115,8 @@ def _steady_state(v: _Event) -> str:
              if g("error_rate") is not None else None,
              f"{g('rps')} req/s" if g("rps") is not None else None,
              f"p95 {g('p95_ms')} ms" if g("p95_ms") is not None else None,
-             v.say(f"{g('requests')} 次请求", f"{g('requests')} requests") if g("requests") is not None else None]
+             v.say(f"{g('requests')} 次请求", f"{g('requests')} requests")
+             if g("requests") is not None else None]
     facts_s = v.say("，", ", ").join(x for x in facts if x)
     return v.say(f"稳态{'已达到' if g('ok') else '未达到'}：{facts_s}",
                  f"steady state {'reached' if g('ok') else 'NOT reached'}: {facts_s}")
@@ -125,8 +126,9 @@ def _fault(v: _Event) -> str:
     g = v.g
     injected = g("type") == "fault.injected"
     on = v.say(f"，目标 {g('target')}", f" on {g('target')}") if g("target") else ""
-    return v.say(f"故障 {g('fault')} {'注入' if injected else '撤销'}（{g('fault_type')}{on}）{v.detail}",
-                 f"fault {g('fault')} {'injected' if injected else 'reverted'} ({g('fault_type')}{on}){v.detail}")
+    if v.zh:
+        return f"故障 {g('fault')} {'注入' if injected else '撤销'}（{g('fault_type')}{on}）{v.detail}"
+    return f"fault {g('fault')} {'injected' if injected else 'reverted'} ({g('fault_type')}{on}){v.detail}"
 
 
 def _revert_failed(v: _Event) -> str:

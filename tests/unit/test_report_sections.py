@@ -36,7 +36,8 @@ def test_a_new_section_is_a_partial_and_a_declaration(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "CHAPTERS", render.CHAPTERS + (extra,))
     out = render.write_reports(tmp_path / "run", card(), lang="en")
     md, html = out["md"].read_text(), out["html"].read_text()
-    assert md.endswith("### Appendix D. Score breakdown\n\necho: fail 数据库宕机 &lt;script&gt;alert('x')&lt;/script&gt;")
+    assert md.endswith("### Appendix D. Score breakdown\n\n"
+                       "echo: fail 数据库宕机 &lt;script&gt;alert('x')&lt;/script&gt;")
     assert '<section id="echo">' in html and '<a href="#echo">' in html
     assert "<p id=\"echo\">fail 数据库宕机 &lt;script&gt;" in html  # the html macro escapes
     assert EVIL not in html and "&amp;lt;" not in md  # and the md one does not escape twice

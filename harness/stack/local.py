@@ -34,7 +34,8 @@ HOST = "127.0.0.1"
 PLACEHOLDER = "127.0.0.1:9"  # discard port: a link whose upstream is not up yet refuses cleanly
 SCHEMA = Path(__file__).with_name("schema.sql")
 SERVICE_MODULES = {"app": "harness.stack.services.app", "thirdparty": "harness.stack.services.thirdparty",
-                   "egress": "harness.stack.services.egress"}  # node kind -> `python -m` module
+                   "egress": "harness.stack.services.egress",
+                   "offline": "harness.stack.services.offline"}  # node kind -> `python -m` module
 
 
 class LocalStack(Stack):
@@ -209,7 +210,7 @@ def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
 
     # 4. point the links, set replication as configured, wait for the entry point
     wiring = {"app-vip": "app-primary", "egress-primary": "egress-gw", "egress-backup": "egress-gw",
-              **{tp.name: tp.name for tp in topology.THIRD_PARTIES}}
+              "offline": topology.OFFLINE.name, **{tp.name: tp.name for tp in topology.THIRD_PARTIES}}
     for link, node in wiring.items():
         stack.links.repoint(link, stack.addresses[node])
     for kind in topology.THIRD_PARTY_KINDS:
@@ -283,6 +284,7 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
             "egress": {"primary": link_url("egress-primary"), "backup": link_url("egress-backup")},
             "routes": {"egress": "primary", **{kind: "primary" for kind in topology.THIRD_PARTY_KINDS}},
             "timeouts": {"db_connect_s": 1, "statement_s": 3, "third_party_s": 2},
+            "offline_url": link_url("offline"),
         })
     for tp in topology.THIRD_PARTIES:
         configs[tp.name] = ("harness.stack.services.thirdparty", {"name": tp.name, "kind": tp.role})
@@ -293,6 +295,8 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
         "lines": {line: {"address": stack.link_listen[f"egress-{line}"], **spec.model_dump()}
                   for line, spec in stack.config.egress_lines.items()},
     })
+    configs[topology.OFFLINE.name] = ("harness.stack.services.offline", {
+        "name": topology.OFFLINE.name, "store": str(offline_store_path(stack.run_dir))})
     started = {}
     for name, (module, cfg) in configs.items():
         ready = cfg_dir / f"{name}.ready"
@@ -303,6 +307,11 @@ def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Pa
         path.write_text(json.dumps(cfg, indent=2))
         started[name] = (stack.sup.start_python(name, module, "--config", str(path)), ready)
     return started
+
+
+def offline_store_path(run_dir: Path) -> Path:
+    """The offline reception's SQLite file: in the run directory, so it outlives the stack."""
+    return Path(run_dir) / "offline" / "reception.sqlite"
 
 
 def _apply_replication(stack: LocalStack, primary: pg.PgNode) -> None:

@@ -13,7 +13,7 @@ MAIN_DC, SAMECITY_DR, REMOTE_DR = "main DC", "same-city DR (20 km)", "remote DR 
 @dataclass(frozen=True)
 class Node:
     name: str
-    kind: str  # postgres | app | thirdparty | egress
+    kind: str  # postgres | app | thirdparty | egress | offline
     site: str
     role: str = ""
 
@@ -44,7 +44,9 @@ THIRD_PARTY_TITLES = {"insurance": "medical-insurance", "payment": "payment",
 THIRD_PARTIES = tuple(Node(f"{kind}-{interface}", "thirdparty", "third party", kind)
                       for kind in THIRD_PARTY_KINDS for interface in INTERFACES)
 EGRESS = Node("egress-gw", "egress", MAIN_DC, "egress gateway")
-NODES = {n.name: n for n in (*DB_NODES, *APP_NODES, *THIRD_PARTIES, EGRESS)}
+# the QR code's address while the site is down: its own store, nothing shared with the main database
+OFFLINE = Node("offline-reception", "offline", "hospital premises", "offline reception")
+NODES = {n.name: n for n in (*DB_NODES, *APP_NODES, *THIRD_PARTIES, EGRESS, OFFLINE)}
 
 LINKS = {l.name: l for l in (
     Link("app-vip", "app-primary", "the address patients use (VIP)"),
@@ -55,6 +57,7 @@ LINKS = {l.name: l for l in (
     Link("egress-backup", "egress-gw", "backup egress line"),
     *(Link(n.name, n.name, f"{THIRD_PARTY_TITLES[n.role]} {n.name.rsplit('-', 1)[1]} interface")
       for n in THIRD_PARTIES),
+    Link("offline", OFFLINE.name, "offline reception (the QR code's address)"),
 )}
 
 STANDBY_LINK = {"pg-samecity": "repl-samecity", "pg-remote": "repl-remote"}

@@ -138,7 +138,12 @@ def _service_config(plan: Plan, node: topology.Node) -> tuple[str, dict[str, Any
                        "backup": plan.link_url("egress-backup")},
             "routes": {"egress": "primary", **{kind: "primary" for kind in topology.THIRD_PARTY_KINDS}},
             "timeouts": {"db_connect_s": 1, "statement_s": 3, "third_party_s": 2},
+            "offline_url": plan.link_url("offline"),
         }
+    if node.kind == "offline":
+        # inside its own container: killed and started again, the container keeps the file
+        return "harness.stack.services.offline", {"name": node.name,
+                                                  "store": "/tmp/offline/reception.sqlite"}
     if node.kind == "thirdparty":
         return "harness.stack.services.thirdparty", {"name": node.name, "kind": node.role}
     if node.kind == "egress":

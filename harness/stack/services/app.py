@@ -259,6 +259,8 @@ class HospitalApp:
         self.third = ThirdParties(config.get("egress") or {}, config.get("routes") or {},
                                   float(self.timeouts["third_party_s"]), self.name)
         self.notice: str | None = config.get("notice")
+        # the QR code printed beside every notice: where patients go while the site is down
+        self.offline_url: str | None = config.get("offline_url")
         self.edge = Edge(config)
         self.report_db_s = float(config.get("report_db_ms", 500)) / 1000
         self.degraded = {"insurance": "normal", "payment": "normal", **(config.get("degrade") or {})}
@@ -266,7 +268,8 @@ class HospitalApp:
     def routes(self) -> Router:
         r = EdgeRouter(self.edge)
         r.add("GET", "/health", self.health)
-        r.add("GET", "/api/notice", lambda req: (200, {"notice": self.notice}))
+        r.add("GET", "/api/notice", lambda req: (200, {"notice": self.notice,
+                                                       "offline_url": self.offline_url}))
         r.add("POST", "/api/login", self.login)
         r.add("GET", "/api/doctors", self.doctors)
         r.add("POST", "/api/appointments", self.appointment)

@@ -72,11 +72,19 @@ class Facts:
         links: list[str] = []
         fault_seq, node, seen = self.fault.get("seq"), e, set()
         chain = e.get(chain_key)
+        own = self.fault.get("chain") if isinstance(self.fault.get("chain"), dict) else None
         while isinstance(chain, dict) and node.get("seq") not in seen:
             seen.add(node.get("seq"))
-            declared += float(chain.get("declared") or 0.0)
-            real += float(chain.get("real") or 0.0)
+            d, r = float(chain.get("declared") or 0.0), float(chain.get("real") or 0.0)
             links.append(str(node.get("step") or node.get("alert") or node.get("type")))
+            if own is not None and chain.get("lane") == own.get("lane") \
+                    and chain.get("cause") == own.get("cause"):
+                # an event on the fault's own lane and anchor (a second fault at the same scenario
+                # time): only what that lane did after the fault counts, not its wait from T+0
+                declared += max(0.0, d - float(own.get("declared") or 0.0))
+                real += max(0.0, r - float(own.get("real") or 0.0))
+                break
+            declared, real = declared + d, real + r
             cause = chain.get("cause")
             if cause is None or cause == fault_seq or cause not in self.by_seq:
                 break

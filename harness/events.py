@@ -371,6 +371,22 @@ class DataRestored(LaneEvent):
     patient_view: dict[str, Any] | None = _f("a patient's own read after")
 
 
+@event("offline.back_entered")
+class OfflineBackEntered(LaneEvent):
+    """`back_entry`: offline reception's records entered into the main database (补录)."""
+    read: int = _f("records read from offline reception")
+    entered: int = _f("entered by this run")
+    duplicates_refused: int = _f("already in the main database from an earlier run: not entered again")
+    conflicts: int = _f("entered for clinical review (a slot held by another patient, an id reused)")
+    in_main_db: int = _f("of the records read, how many the main database holds after")
+    lost: int = _f("read but not in the main database after: the target is 0")
+    landed_ids: list[str] = _f("offline ids the main database holds after (for the score's check "
+                               "against the patients' receipts)")
+    conflict_list: list[dict[str, Any]] = _f("up to 50: `offline_id`, `patient`, `why`")
+    into: str = _f("the database node entered into")
+    seconds: float = _f("real s: a machine's work")
+
+
 @event("route.verified")
 class RouteVerified(LaneEvent):
     """`switch_and_verify`: test calls through the switched routes."""

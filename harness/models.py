@@ -46,6 +46,10 @@ class LoadProfile(Strict):
         (30.0, 90.0), description="drill time a patient thinks between journeys (min, max): a "
                                   "declared wait, compressed by the time scale like any other, so "
                                   "that a window of drill time holds as many journeys at any scale")
+    offline_share: float = Field(0.5, ge=0, le=1,
+                                 description="share of patients in trouble (a failed step, or the app's "
+                                             "level-1/level-2 notice) who go to offline reception and "
+                                             "record their need there; the rest retry or give up")
 
     @field_validator("personas")
     @classmethod

@@ -28,11 +28,20 @@ Configuration comes from the environment, read once at import:
          "request_timeout_s": 3,      # connect and read timeout of every request
          "departments": [],           # values for ?department= of the doctors list ([] = none)
          "insurance_share": 1.0,      # share of payments that claim insurance
+         "offline_share": 0.5,        # share of patients in trouble who go to offline reception
          "stages": [[60, 10, 5]],     # used by shapes.py only
          "attack": {"clients": ["P04999"], "path": "/api/exam-reports", "wait": [0, 0]}}
                                       # a flood: only Attacker bots run (persona "attacker")
 
     A persona missing from ``personas`` is not run; an unknown persona or key fails at import.
+
+    A patient is in trouble when a step of the journey fails or the app shows a notice (level 1 or
+    2). Then the app's page (``GET /api/notice``) shows the notice and the QR code of offline
+    reception: ``offline_share`` of them go there and record their need (``POST /records`` with a
+    client-made ``offline_id``, answered with a receipt); the rest retry the journey at once or give
+    up until their next visit, half and half. These requests carry journey ``offline`` and
+    ``choice`` (offline | retry | give_up), so that the monitor and the patient-impact figures,
+    which are about the internet hospital, leave them out.
 ``HD_RECORDS_DIR``
     Directory for the request records (one JSON line per request, docs/internals.md). Each Locust
     process that runs users writes ``<process>.jsonl`` (``local`` or ``worker-<pid>``); a master
@@ -66,7 +75,8 @@ log = logging.getLogger("hospital.load")
 PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
 DEFAULT_WEIGHTS = {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1}
 CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "workers", "request_timeout_s",
-               "departments", "insurance_share", "stages", "attack"}
+               "departments", "insurance_share", "offline_share", "stages", "attack"}
+OFFLINE = "offline"  # the journey of a patient in trouble: the notice page, then offline reception
 FLUSH_INTERVAL_S = 0.25
 MAX_BUFFERED = 2000
 
@@ -118,6 +128,9 @@ def load_config(raw: str | None) -> dict:
     share = number("insurance_share", 1.0, 0)
     if share > 1:
         raise LoadConfigError("HD_LOAD_CONFIG.insurance_share must be between 0 and 1")
+    offline_share = number("offline_share", 0.5, 0)
+    if offline_share > 1:
+        raise LoadConfigError("HD_LOAD_CONFIG.offline_share must be between 0 and 1")
     departments = cfg.get("departments", [])
     if not isinstance(departments, list):
         raise LoadConfigError("HD_LOAD_CONFIG.departments must be a list")
@@ -130,6 +143,7 @@ def load_config(raw: str | None) -> dict:
         "request_timeout_s": float(timeout),
         "departments": departments,
         "insurance_share": float(share),
+        "offline_share": float(offline_share),
         "stages": cfg.get("stages"),
         "attack": _attack_config(cfg.get("attack")),
     }
@@ -256,7 +270,7 @@ def _on_request(request_type, name, response_time, response=None, context=None, 
         error = str(exception) or type(exception).__name__
         if len(error) > 300:
             error = error[:300] + "..."
-    _writer.add({
+    record = {
         "t": round(start_time if start_time is not None else time.time(), 6),
         "ms": round(float(response_time or 0.0), 3),
         "patient": context.get("patient"),
@@ -267,7 +281,11 @@ def _on_request(request_type, name, response_time, response=None, context=None, 
         "status": status,
         "error": error,
         "write_id": context.get("write_id"),
-    })
+    }
+    for key in ("choice", "offline_id"):  # only on a patient's way out of trouble
+        if context.get(key):
+            record[key] = context[key]
+    _writer.add(record)
 
 
 # --- patients -------------------------------------------------------------------------------------
@@ -275,6 +293,7 @@ def _on_request(request_type, name, response_time, response=None, context=None, 
 _patient_counter = itertools.count()
 _range_warned = False
 _doctor_ids: list = []
+_offline_url: list = []  # the QR code's address, once any patient of this process has seen it
 
 
 def next_patient_id(runner) -> str:
@@ -320,18 +339,53 @@ class Patient(FastHttpUser):
         self.patient_id = next_patient_id(environment.runner)
         self.token: str | None = None
         self.client_version: int | None = None  # of the app script this patient's page loaded
+        self.trouble = False  # a step of this visit failed, or the app showed a notice
+
+    def journey(self) -> None:
+        raise NotImplementedError
+
+    @task
+    def visit(self) -> None:
+        """One visit: the persona's journey, then, when it went wrong, the way out of trouble."""
+        self.trouble = False
+        self.journey()
+        if self.trouble:
+            self.out_of_trouble()
+
+    def out_of_trouble(self) -> None:
+        """The app's page with the notice and the QR code; offline reception, a retry, or giving up."""
+        roll = random.random()
+        choice = ("offline" if roll < CONFIG["offline_share"] else
+                  "retry" if roll < (1 + CONFIG["offline_share"]) / 2 else "give_up")
+        self.call("GET", "/api/notice", expect="notice", journey=OFFLINE, choice=choice)
+        if choice == "retry":
+            self.trouble = False
+            self.journey()
+        elif choice == "offline" and _offline_url:
+            self.record_offline(_offline_url[0])
+
+    def record_offline(self, url: str) -> dict | None:
+        """The patient's need, recorded at offline reception with a receipt (offline_id, seq)."""
+        kind = random.choice(OFFLINE_KINDS)
+        detail = {"persona": self.persona, "need": OFFLINE_NEEDS[kind]()}
+        offline_id = str(uuid.uuid4())  # made on the phone: a repeat gets the first receipt back
+        return self.call("POST", url.rstrip("/") + "/records", name="/records (offline reception)",
+                         expect="seq", journey=OFFLINE, choice="offline", offline_id=offline_id,
+                         body={"offline_id": offline_id, "patient_id": self.patient_id,
+                               "kind": kind, "detail": detail})
 
     def context(self) -> dict:
         return {"patient": self.patient_id, "persona": self.persona}
 
     def call(self, method: str, path: str, *, name: str | None = None, body: dict | None = None,
-             write: bool = False, expect: str | None = None, expect_list: bool = False):
+             write: bool = False, expect: str | None = None, expect_list: bool = False,
+             journey: str | None = None, **context_extra):
         """Make one request of the journey; return the decoded body, or None when the step failed.
 
         ``ok`` for the patient is a 2xx with a well-formed body: JSON, an object (or a list when
         ``expect_list``) holding ``expect`` when given. Writes get a fresh ``write_id``.
         """
-        context = {"journey": self.persona, "write_id": None}
+        context = {"journey": journey or self.persona, "write_id": None, **context_extra}
         if write:
             body = dict(body or {}, write_id=str(uuid.uuid4()))
             context["write_id"] = body["write_id"]
@@ -346,10 +400,12 @@ class Patient(FastHttpUser):
             if not status:
                 err = getattr(resp, "error", None)
                 resp.failure(f"{type(err).__name__}: {err}" if err is not None else "no response")
+                self.trouble = True
                 return None
             if not 200 <= status < 300:
                 detail = _error_text(resp)
                 resp.failure(f"HTTP {status}" + (f": {detail}" if detail else ""))
+                self.trouble = True
                 return None
             try:
                 data = resp.json()
@@ -365,7 +421,15 @@ class Patient(FastHttpUser):
                              f"HTTP {status}: expected a JSON object")
                 return None
             resp.success()
+            if isinstance(data, dict) and "notice" in data:
+                self._read_notice(data)
             return data
+
+    def _read_notice(self, data: dict) -> None:
+        if data.get("offline_url") and not _offline_url:
+            _offline_url.append(str(data["offline_url"]))
+        if data.get("notice"):
+            self.trouble = True
 
     # steps shared by the journeys
 
@@ -409,12 +473,18 @@ SYMPTOMS = ["cough for three days", "fever 38.5", "follow-up on blood pressure",
             "headache and dizziness", "stomach ache after meals", "sore throat"]
 DRUGS = ["amoxicillin 500mg", "amlodipine 5mg", "metformin 500mg", "ibuprofen 200mg", "loratadine 10mg"]
 EXAMS = ["blood test", "chest x-ray", "abdominal ultrasound", "ECG", "CT head"]
+OFFLINE_KINDS = ("registration", "refill", "payment_promise")
+OFFLINE_NEEDS = {  # what a patient writes down at offline reception, per kind of record
+    "registration": lambda: {"department": random.choice(["internal", "surgery", "pediatrics"]),
+                             "slot": f"{random.randint(8, 16):02d}:{random.choice(['00', '30'])}"},
+    "refill": lambda: {"drug": random.choice(DRUGS)},
+    "payment_promise": lambda: {"amount": round(random.uniform(20, 500), 2)},
+}
 
 
 class FollowUpPatient(Patient):
     persona = "followup"
 
-    @task
     def journey(self) -> None:
         if not self.login():
             return
@@ -437,7 +507,6 @@ class ConsultationPatient(Patient):
         super().__init__(environment)
         self.earlier: list = []  # this patient's consultations, to come back to
 
-    @task
     def journey(self) -> None:
         if not self.login():
             return
@@ -455,7 +524,6 @@ class ConsultationPatient(Patient):
 class PrescriptionPatient(Patient):
     persona = "prescription"
 
-    @task
     def journey(self) -> None:
         if not self.login():
             return
@@ -484,7 +552,6 @@ class ExamPatient(Patient):
             resp.success()
             return True
 
-    @task
     def journey(self) -> None:
         if not self.login() or not self.load_app_script():
             return
@@ -497,7 +564,6 @@ class ExamPatient(Patient):
 class PaymentPatient(Patient):
     persona = "payment"
 
-    @task
     def journey(self) -> None:
         if not self.login():
             return

@@ -5,7 +5,9 @@ catch a file mid-write, so only complete lines (ending in a newline) are read; a
 JSON object is skipped (a process killed mid-write can leave one behind).
 
 - :func:`iter_records` reads everything there is, for the score card and reports.
-- :class:`RecordTail` reads only what is new since its last call, for the monitor.
+- :class:`RecordTail` reads only what is new since its last call, for the monitor. It leaves out the
+  requests of journey ``offline`` (a patient's way to offline reception): the monitor watches the
+  internet hospital, and a receipt from offline reception is not the hospital serving its patients.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 SUFFIX = ".jsonl"
+OFFLINE_JOURNEY = "offline"  # kept in step with locustfile.py (which cannot import the harness)
 
 
 def _parse(line: bytes) -> dict | None:
@@ -135,7 +138,7 @@ class RecordTail:
                 rec = _parse(line)
                 if rec is None:
                     self.skipped += 1
-                else:
+                elif rec.get("journey") != OFFLINE_JOURNEY:
                     out.append(rec)
             self._offsets[name] = offset + end + 1
         return out

@@ -32,7 +32,7 @@ SHAPESFILE = LOAD_DIR / "shapes.py"
 # kept in step with locustfile.py (which cannot import the harness)
 PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
 CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "request_timeout_s",
-               "departments", "insurance_share", "stages", "attack"}
+               "departments", "insurance_share", "offline_share", "stages", "attack"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -78,7 +78,7 @@ class Action:
 ACTIONS: Registry[Action] = Registry(
     "action", group="hospital_drill.actions",
     builtin=(__name__, *(f"{__package__}.{m}" for m in ("data_actions", "network_actions",
-                                                         "service_actions"))))
+                                                         "offline_actions", "service_actions"))))
 
 
 def action(name: str, params: type[Params] = Params, describe: str = "",

@@ -18,6 +18,7 @@ from .card import (Appendix, DataFile, NotificationEntry, Objective, Overview, P
                    ScoreCard, TeamInfo, TimelineEntry)
 from .facts import Facts
 from .findings import Context, build_findings, build_strengths, merged
+from .offline import OfflineTally, offline_result
 from .plan_steps import check_plan, plan_findings
 from .policy import EXIT_CODES, overall_score, verdict_of
 from .reading import RecordReader
@@ -102,6 +103,8 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     started = journal.first("run.started") or {}
     f = Facts(journal, _scale(drill, started))
     span = (f.t_end - f.origin) if f.t_end is not None and f.origin is not None else None
+    offline = OfflineTally()
+    records = offline.watch(records)
     shares = parts.incident_shares(drill, f, f.scale)
     if shares is not None:
         records = shares.feed(records)  # the level rule counts in the same single pass
@@ -136,6 +139,7 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     verdict = verdict_of(targets, overview.status)
     return ScoreCard(overview=overview, verdict=verdict, exit_code=EXIT_CODES[verdict], score=score,
                      breakdown=breakdown, targets=targets, level=level, impact=impact, rpo=rpo,
+                     offline=offline_result(journal, offline),
                      plan=plan, findings=findings, strengths=build_strengths(targets, level), steps=steps,
                      alerts=alerts, notifications=notifications, timeline=_timeline(journal, f),
                      series=series, links=parts.links(journal, f, series.bucket_real),

@@ -355,6 +355,21 @@ class Appendix(BaseModel):
     events: int = 0
 
 
+class OfflineResult(BaseModel):
+    """Offline reception and back-entry (补录): score/offline.py."""
+    taken: int = Field(0, description="offline records patients got a receipt for")
+    choices: dict[str, int] = Field(default_factory=dict,
+                                    description="patients in trouble: to offline reception, retry, give up")
+    back_entry_runs: int = 0
+    back_entered: int = Field(0, description="entered into the main database, over all runs")
+    duplicates_refused: int = Field(0, description="refused because they had already landed")
+    conflicts: int = Field(0, description="entered for clinical review")
+    lost: int = Field(0, description="receipts given before the last back-entry, not in the main DB after it")
+    taken_after: int = Field(0, description="receipts given after the last back-entry began")
+    lost_sample: list[str] = Field(default_factory=list)
+    conflict_sample: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class ScoreCard(BaseModel):
     version: int = 2
     overview: Overview
@@ -366,6 +381,7 @@ class ScoreCard(BaseModel):
     level: LevelResult
     impact: PatientImpact
     rpo: RpoResult | None = None
+    offline: OfflineResult | None = Field(None, description="offline reception and back-entry (补录)")
     plan: PlanCheck | None = Field(None, description="the level's required channels and steps")
     findings: list[Finding]
     strengths: list[Strength] = Field(default_factory=list)

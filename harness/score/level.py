@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..models import Levels, PatientSlo
 
 ATTACKER = "attacker"  # bots of a flood are not patients
+OFFLINE = "offline"  # a patient's way to offline reception: not the internet hospital serving them
 
 
 def level_of(share: float, levels: Levels) -> int:
@@ -77,7 +78,7 @@ class _Window:
 
 def _judge(rec: dict, slo: PatientSlo) -> tuple[object, bool, bool] | None:
     """(patient, ok, too slow) of a patient's request; None for what is not a patient's request."""
-    if rec.get("persona") == ATTACKER or rec.get("patient") is None:
+    if rec.get("persona") == ATTACKER or rec.get("patient") is None or rec.get("journey") == OFFLINE:
         return None
     ms = rec.get("ms") or 0.0
     return rec["patient"], bool(rec.get("ok")), ms / 1000.0 > slo.limit(rec.get("journey"))

@@ -86,8 +86,8 @@ class _Pass:
         first, last, longest_ms = self.first, self.last, self.longest_ms
         log, K, top, nbins = math.log, _HIST_K, HIST_BINS - 1, HIST_BINS
         for rec in records:
-            if rec.get("persona") == "attacker":
-                continue  # bots of a flood are not patients
+            if rec.get("persona") == "attacker" or rec.get("journey") == "offline":
+                continue  # bots are not patients; offline reception is not the hospital serving
             t = rec.get("t")
             tc = t.__class__
             if tc is not float and tc is not int:

@@ -94,6 +94,21 @@ SELECT i,
 FROM generate_series(1, 60) AS i
 ON CONFLICT DO NOTHING;
 
+-- back-entry (补录) of what offline reception took while the site was down: one row per offline
+-- record, keyed on the id the patient's phone made, so entering the same record twice is refused
+CREATE TABLE IF NOT EXISTS offline_entries (
+    id          BIGSERIAL PRIMARY KEY,
+    offline_id  TEXT NOT NULL UNIQUE,
+    patient_id  TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('registration', 'refill', 'payment_promise')),
+    detail      JSONB NOT NULL,
+    taken_at    TIMESTAMPTZ NOT NULL,
+    entered_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    -- conflict: entered, but held for clinical review (e.g. a slot another patient took meanwhile)
+    status      TEXT NOT NULL DEFAULT 'entered' CHECK (status IN ('entered', 'conflict')),
+    conflict    TEXT
+);
+
 INSERT INTO patients (patient_id, name, gender, birth_year, insured)
 SELECT 'P' || lpad(i::text, 5, '0'),
        (ARRAY['王','李','张','刘','陈','杨','赵','黄','周','吴','徐','孙','胡','朱','高','林','何','郭','马','罗'])[1 + i % 20]

@@ -67,6 +67,7 @@ CHAPTERS: tuple[Chapter, ...] = (
         Section("journeys", "impact.journeys", "journeys"),
         Section("phases", "impact", "phases"),
         Section("data_loss", "rpo", "data_loss"),
+        Section("offline", "offline", "offline_reception"),
     )),
     Chapter("findings", "s_findings", (
         Section("findings", "findings"),

@@ -361,9 +361,10 @@ class OfflineResult(BaseModel):
     choices: dict[str, int] = Field(default_factory=dict,
                                     description="patients in trouble: to offline reception, retry, give up")
     back_entry_runs: int = 0
-    back_entered: int = Field(0, description="entered into the main database, over all runs")
+    back_entered: int = Field(0, description="entered into the main database over all runs, "
+                                             "conflicts included")
     duplicates_refused: int = Field(0, description="refused because they had already landed")
-    conflicts: int = Field(0, description="entered for clinical review")
+    conflicts: int = Field(0, description="of those back-entered, held for clinical review")
     lost: int = Field(0, description="receipts given before the last back-entry, not in the main DB after it")
     taken_after: int = Field(0, description="receipts given after the last back-entry began")
     lost_sample: list[str] = Field(default_factory=list)

@@ -48,7 +48,7 @@ def offline_result(journal: JournalRead, tally: OfflineTally) -> OfflineResult |
         return None
     r = OfflineResult(taken=len(tally.receipts), choices=dict(tally.choices), back_entry_runs=len(runs))
     for e in runs:
-        r.back_entered += _count(e, "entered")
+        r.back_entered += _count(e, "entered") + _count(e, "conflicts")  # both landed
         r.duplicates_refused += _count(e, "duplicates_refused")
         r.conflicts += _count(e, "conflicts")
         r.conflict_sample += [c for c in e.get("conflict_list") or [] if isinstance(c, dict)]

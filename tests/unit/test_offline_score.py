@@ -45,7 +45,7 @@ def test_second_run_refuses_duplicates_and_later_receipts_are_counted_apart():
     events = [back_entered(200.0, 1.0, ["a", "b"], entered=2, duplicates_refused=0, conflicts=1),
               back_entered(230.0, 0.5, ["a", "b"], entered=0, duplicates_refused=2, conflicts=0)]
     r = score(records, events)
-    assert (r.back_entry_runs, r.back_entered, r.duplicates_refused, r.conflicts) == (2, 2, 2, 1)
+    assert (r.back_entry_runs, r.back_entered, r.duplicates_refused, r.conflicts) == (2, 3, 2, 1)
     assert (r.lost, r.taken_after) == (0, 1)
 
 

@@ -72,7 +72,7 @@ def addresses(text: str) -> list[str]:
 
 
 def build_findings(ctx: Context) -> list[Finding]:
-    for rule in (_aborted, _targets, _steps, _level, _rpo, _steady, _alerts, _evidence):
+    for rule in (_aborted, _targets, _steps, _level, _grew, _rpo, _steady, _alerts, _evidence):
         rule(ctx)
     out = sorted(ctx.out, key=lambda f: (SEVERITY_ORDER[f.severity], KIND_ORDER.get(f.kind, 99),
                                          f.at if f.at is not None else float("inf")))
@@ -281,7 +281,7 @@ def _level(ctx: Context) -> None:
     under = lv.declared is None or lv.declared > (lv.implied or 3)
     share = _share(lv.share)
     target = next((r.id for r in ctx.targets if r.measure == "level"), None)
-    _add(ctx, kind="level", severity="high" if under else "medium", capability="training",
+    _add(ctx, kind="level", severity="critical" if under else "medium", capability="training",
          owner=ctx.level_owner, at=lv.declared_at, target=target,
          en=(f"response level declared {lv.declared or 'never'}, implied {lv.implied}",
              f"{lv.affected} of {lv.active} active patients affected ({share}); thresholds "
@@ -291,6 +291,23 @@ def _level(ctx: Context) -> None:
              f"{lv.active} 名活跃患者中 {lv.affected} 名受影响（{share}）；阈值 >{lv.level1_above:.0%} → 一级，"
              f">{lv.level2_above:.0%} → 二级",
              "培训定级规则，依据实测受影响患者比例定级。"))
+
+
+def _grew(ctx: Context) -> None:
+    """The incident grew after the declaration: a later observation window called for a more severe
+    level, and the runbook never declared it."""
+    lv = ctx.level
+    if lv.grew_to is None or lv.declared is None or lv.declared <= lv.grew_to:
+        return
+    share = _share(lv.grew_share)
+    _add(ctx, kind="level", severity="medium", capability="plan", owner=ctx.level_owner,
+         at=lv.grew_at, target=None,
+         en=(f"the incident grew to level {lv.grew_to} after level {lv.declared} was declared",
+             f"{share} of active patients affected in a later observation window",
+             "Re-assess the level at every observation window while the incident lasts."),
+         zh=(f"宣布 {lv.declared} 级后事件升级为 {lv.grew_to} 级",
+             f"其后某观察窗内 {share} 的活跃患者受影响",
+             "事件持续期间，每个观察窗重新评估响应级别。"))
 
 
 def _rpo(ctx: Context) -> None:

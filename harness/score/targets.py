@@ -50,8 +50,13 @@ def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | Non
 
 
 def _level_target(base: dict[str, Any], level: LevelResult) -> TargetResult:
-    """The level target: the declared level against the one the patients' share implies."""
+    """The level target: the declared level against the one the patients' share implies. A level
+    declared below the implied one (or none at all) is a critical miss, whatever the drill's flag:
+    the response the patients needed was not called; one above it is a miss of the drill's weight."""
     reason = reason_zh = None
+    under = level.implied is not None and (level.declared is None or level.declared > level.implied)
+    if under:
+        base = {**base, "critical": True}
     if level.implied is None:
         reason = "no patient requests during the incident: the level cannot be judged"
         reason_zh = "故障期间无患者请求，无法判断响应级别"
@@ -60,8 +65,9 @@ def _level_target(base: dict[str, Any], level: LevelResult) -> TargetResult:
         reason_zh = f"未宣布响应级别（应为 {level.implied} 级）"
     elif not level.ok:
         reason = (f"declared level {level.declared}, but {level.share:.0%} of patients affected "
-                  f"implies level {level.implied}")
-        reason_zh = f"宣布 {level.declared} 级，但受影响患者占 {level.share:.0%}，应为 {level.implied} 级"
+                  f"implies level {level.implied}" + (" (declared below it: critical)" if under else ""))
+        reason_zh = (f"宣布 {level.declared} 级，但受影响患者占 {level.share:.0%}，应为 {level.implied} 级"
+                     + ("（低于应有级别：严重）" if under else ""))
     r = TargetResult(**base, unit="level", target=level.implied, actual=level.declared,
                      met=bool(level.ok), reason=reason, reason_zh=reason_zh or "")
     r.rating = rate(r)

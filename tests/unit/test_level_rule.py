@@ -57,3 +57,25 @@ def test_audit_sees_a_drop_in_rows_between_two_runs():
     assert dropped({"consultations": 120, "payments": 40}, {"consultations": 3, "payments": 41}) == {
         "consultations": [120, 3]}
     assert dropped({"consultations": None}, {"consultations": 3}) == {}  # not counted before: no claim
+
+
+def test_a_level_declared_below_the_implied_one_is_a_critical_miss():
+    from harness.score.card import LevelResult
+    from harness.score.policy import verdict_of
+    from harness.score.targets import _level_target
+    base = {"id": "level", "title": "", "measure": "level", "critical": False, "step": None}
+    under = _level_target(base, LevelResult(declared=3, implied=1, share=0.9, ok=False))
+    over = _level_target(base, LevelResult(declared=1, implied=3, share=0.1, ok=False))
+    assert under.critical and not under.met and "critical" in under.reason
+    assert not over.critical and not over.met
+    assert verdict_of([under], "completed") == "fail" and verdict_of([over], "completed") == "pass"
+
+
+def test_an_incident_that_grew_after_the_declaration_is_a_finding():
+    from harness.score.card import LevelResult
+    from harness.score.findings import _grew
+    from types import SimpleNamespace
+    ctx = SimpleNamespace(level=LevelResult(declared=2, implied=2, ok=True, grew_to=1, grew_share=0.8,
+                                            grew_at=120.0), level_owner="technical", out=[])
+    _grew(ctx)
+    assert len(ctx.out) == 1 and "grew to level 1" in ctx.out[0].text

@@ -186,7 +186,8 @@ def test_level_declared_differs_from_implied(tmp_path):
     r = by_id(card, "level")
     assert not r.met and "implies level 1" in r.reason
     f = next(f for f in card.findings if f.text.startswith("response level"))
-    assert f.severity == "high"  # declared milder than the facts: under-reaction
+    assert f.severity == "critical"  # declared milder than the facts: under-reaction
+    assert r.critical and card.verdict == "fail"  # a critical miss, whatever the drill's flag
     assert card.breakdown["level"]["points"] == 0
 
 

@@ -57,7 +57,9 @@ def test_default_drill_meets_its_targets_and_reports(tmp_path):
     assert rpo["lost_writes"] > 0 and 0 < rpo["lost_seconds"] <= 3600
     assert journal.first("level.declared")["share"] > 0.5
     # the crash changed what patients got, and they came back
-    records = [json.loads(l) for f in (out / "records").glob("*.jsonl") for l in f.read_text().splitlines() if l]
+    records = [r for r in (json.loads(l) for f in (out / "records").glob("*.jsonl")
+                           for l in f.read_text().splitlines() if l)
+               if r.get("journey") != "offline"]  # offline reception is not the hospital serving
     crash = journal.first("fault.injected")["wall"]
     back = journal.first("recovery")["at_wall"]
     during = [r for r in records if crash + 0.2 < r["t"] < back - 0.2]
@@ -67,6 +69,31 @@ def test_default_drill_meets_its_targets_and_reports(tmp_path):
 
     junit = (out / "junit.xml").read_text()
     assert junit.count("<testcase") == len(card["targets"]) and "<failure" not in junit
+    assert_nothing_left(out, addresses(out))
+
+
+def test_offline_records_are_back_entered_once_and_none_lost(tmp_path):
+    out = tmp_path / "run"
+    p = run_cli("run", "drills/db-crash-failover.yaml", "--out", str(out), "--quiet")
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    journal = read_journal(out / "journal.jsonl")
+    first, second = journal.of_type("offline.back_entered")
+    assert journal.first("recovery")["wall"] < first["wall"]
+    # the first pass enters every offline record there is, a few held as conflicts, none lost
+    assert first["read"] > 0 and first["duplicates_refused"] == 0
+    assert first["entered"] + first["conflicts"] == first["read"] == first["in_main_db"]
+    assert first["lost"] == 0
+    # the second pass refuses all of those as duplicates and enters only what came in since
+    assert second["duplicates_refused"] == first["read"]
+    assert second["entered"] + second["conflicts"] == second["read"] - first["read"]
+    assert second["lost"] == 0 and second["in_main_db"] == second["read"]
+    # against the patients' own receipts: N taken, N back-entered, 0 lost
+    offline = json.loads((out / "score.json").read_text())["offline"]
+    n = offline["taken"] - offline["taken_after"]
+    assert n > 0 and offline["back_entered"] == n == second["in_main_db"]
+    assert offline["lost"] == 0 and offline["back_entry_runs"] == 2
+    assert offline["choices"]["offline"] > 0 and offline["choices"]["retry"] + offline["choices"]["give_up"] > 0
+    assert "线下接诊与补录" in (out / "report.md").read_text()
     assert_nothing_left(out, addresses(out))
 
 

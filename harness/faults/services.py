@@ -45,7 +45,7 @@ class ThirdPartyMode(Fault):
 class ServiceKill(Fault):
     type_name = "service_kill"
     description = "an app server (or another service of ours) dies: SIGKILL, as its host losing power"
-    target_kinds = ("app", "thirdparty", "egress")
+    target_kinds = ("app", "thirdparty", "egress", "offline")
     default_target = "app-primary"
 
     def inject(self, stack):

@@ -27,6 +27,8 @@ class BackEntryParams(Params):
     desk_closes: Duration = Field(120.0, description="declared wait before reading: the offline desk "
                                                     "closes once the banner is gone, so patients "
                                                     "already on their way there are served first")
+    reach_within: Duration = Field(600.0, description="how long the clerk keeps trying to reach an "
+                                                      "offline reception that is down (restarting)")
 
 
 @action("back_entry", BackEntryParams,
@@ -40,6 +42,10 @@ def back_entry(ctx: ActionContext, p: BackEntryParams) -> dict[str, Any]:
         raise ActionFailed("this stack has no offline reception")
     if p.desk_closes > 0:
         ctx.lane.wait(p.desk_closes, ctx.stop)
+    desk = stack.url(topology.OFFLINE.name)
+    if not _reachable(desk) and not ctx.lane.poll(lambda: _reachable(desk), p.reach_within, ctx.stop):
+        raise ActionFailed(f"offline reception at {desk} did not answer within "
+                           f"{p.reach_within:g} drill s")
     t0 = time.monotonic()
     counts = {"read": 0, "entered": 0, "duplicates_refused": 0, "conflicts": 0}
     conflicts: list[dict[str, Any]] = []
@@ -48,7 +54,7 @@ def back_entry(ctx: ActionContext, p: BackEntryParams) -> dict[str, Any]:
     try:
         with psycopg.connect(stack.db_dsn(primary)) as conn:
             while True:
-                page = _read_page(stack.url(topology.OFFLINE.name), since, p.page)
+                page = _read_page(desk, since, p.page)
                 if not page:
                     break
                 with conn.transaction():  # a batch lands whole or not at all
@@ -72,6 +78,13 @@ def back_entry(ctx: ActionContext, p: BackEntryParams) -> dict[str, Any]:
               "seconds": round(seconds, 3)}
     ctx.record("offline.back_entered", **detail)
     return {k: v for k, v in detail.items() if k != "landed_ids"}
+
+
+def _reachable(base_url: str) -> bool:
+    try:
+        return requests.get(f"{base_url}/health", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def _read_page(base_url: str, since: int, limit: int) -> list[dict[str, Any]]:

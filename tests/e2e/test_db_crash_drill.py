@@ -72,11 +72,20 @@ def test_default_drill_meets_its_targets_and_reports(tmp_path):
     assert_nothing_left(out, addresses(out))
 
 
-def test_offline_records_are_back_entered_once_and_none_lost(tmp_path):
+def test_offline_records_are_back_entered_once_and_none_lost(drill_copy, tmp_path):
+    # offline reception itself dies in the middle of the outage and comes back 15 s later
+    scenario = drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
+    scenario.write_text(scenario.read_text(encoding="utf-8").replace(
+        "    target: pg-primary\n", "    target: pg-primary\n"
+        "  - {id: offline-desk-killed, at: 4m30s, type: service_kill, target: offline-reception,"
+        " duration: 15s}\n"), encoding="utf-8")
     out = tmp_path / "run"
-    p = run_cli("run", "drills/db-crash-failover.yaml", "--out", str(out), "--quiet")
+    p = run_cli("run", str(drill_copy), "--out", str(out), "--quiet")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     journal = read_journal(out / "journal.jsonl")
+    kill = journal.first("fault.injected", fault="offline-desk-killed")
+    assert kill and kill["detail"]["signal"] == "SIGKILL"
+    assert journal.first("fault.reverted", fault="offline-desk-killed")
     first, second = journal.of_type("offline.back_entered")
     assert journal.first("recovery")["wall"] < first["wall"]
     # the first pass enters every offline record there is, a few held as conflicts, none lost

@@ -51,3 +51,17 @@ def test_since_pages_in_order_and_survives_reopen(tmp_path):
 
 def test_store_is_in_wal_mode(store):
     assert store._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_docker_plan_gives_offline_reception_its_own_container_behind_its_link():
+    import json
+
+    from harness.models import StackConfig
+    from harness.stack.docker.plan import make_plan
+    plan = make_plan("hd-test", "10.213.5.0/24", StackConfig())
+    box = plan.boxes["offline-reception"]
+    assert box.command == ["hd-run", "harness.stack.services.offline"]
+    assert json.loads(box.env["HD_CONFIG"])["store"]  # a store of its own, not the main database
+    assert plan.wiring["offline"] == box.address
+    app = json.loads(plan.boxes["app-primary"].env["HD_CONFIG"])
+    assert app["offline_url"] == plan.link_url("offline")  # the QR code the app shows

@@ -132,6 +132,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "off_conflicts": ("冲突（待临床复核）", "Conflicts (for clinical review)"),
     "off_lost": ("丢失（目标 0）", "Lost (target 0)"),
     "off_after": ("补录开始后才登记", "Taken after back-entry began"),
+    "off_contact": ("需联系的患者（写入丢失或回执未补录）",
+                    "Patients to contact (writes lost, or receipts not back-entered)"),
     "not_measured": ("本次未测量。", "Not measured in this run."),
     "id": ("编号", "ID"), "severity": ("严重度", "Severity"), "finding": ("发现", "Finding"),
     "evidence": ("依据（日志）", "Evidence (journal)"), "action": ("纠正措施", "Corrective action"),

@@ -369,6 +369,9 @@ class OfflineResult(BaseModel):
     taken_after: int = Field(0, description="receipts given after the last back-entry began")
     lost_sample: list[str] = Field(default_factory=list)
     conflict_sample: list[dict[str, Any]] = Field(default_factory=list)
+    to_contact: list[str] = Field(default_factory=list,
+                                  description="patients the clinical-support group calls: acknowledged "
+                                              "writes lost (RPO) or offline receipts not back-entered")
 
 
 class ScoreCard(BaseModel):

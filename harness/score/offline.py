@@ -5,7 +5,8 @@ the request records: ground truth, never seen by the runbook). Back-entered, dup
 conflicts: what the `back_entry` runs journalled (`offline.back_entered`). Lost: a receipt given
 before the last back-entry run began whose offline id the main database does not hold after it —
 the target is 0. A receipt given later is counted apart (taken after back-entry), not as lost: no
-run could have entered it. No back-entry run at all: every receipt is lost.
+run could have entered it. No back-entry run at all: every receipt is lost. To contact: the patients
+whose acknowledged writes the crash lost (`rpo.measured`) and those holding a lost receipt.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class OfflineTally:
 
     def __init__(self) -> None:
         self.receipts: dict[str, float] = {}  # offline id -> when the patient asked for it
+        self.patients: dict[str, str] = {}  # offline id -> whose receipt it is
         self.choices = {c: 0 for c in CHOICES}
 
     def watch(self, records: Iterable[Any]) -> Iterator[Any]:
@@ -37,6 +39,7 @@ class OfflineTally:
         if oid:
             if rec.get("ok") is True and isinstance(t, (int, float)):
                 self.receipts[str(oid)] = float(t)
+                self.patients[str(oid)] = str(rec.get("patient"))
         elif rec.get("choice") in self.choices:
             self.choices[rec["choice"]] += 1
 
@@ -63,6 +66,9 @@ def offline_result(journal: JournalRead, tally: OfflineTally) -> OfflineResult |
     else:
         missing = sorted(tally.receipts)
     r.lost, r.lost_sample = len(missing), missing[:LOST_SAMPLE]
+    rpo = journal.of_type("rpo.measured")
+    lost_writes = (rpo[-1].get("lost_patients") if rpo else None) or []
+    r.to_contact = sorted({str(p) for p in lost_writes} | {tally.patients[oid] for oid in missing})
     return r
 
 

@@ -38,6 +38,15 @@ def test_receipt_missing_from_main_db_after_back_entry_is_lost():
     r = score(records, events)
     assert (r.taken, r.back_entered, r.lost, r.lost_sample, r.taken_after) == (3, 2, 1, ["c"], 0)
     assert r.choices == {"offline": 1, "retry": 1, "give_up": 2}
+    assert r.to_contact == ["P00001"]  # the holder of the lost receipt
+
+
+def test_patients_to_contact_join_lost_writes_and_lost_receipts():
+    rpo = {"type": "rpo.measured", "wall": 150.0, "lost_patients": ["P00007", "P00003"]}
+    r = score([receipt("a", 100.0)], [rpo, back_entered(200.0, 1.0, ["a"], entered=1)])
+    assert (r.lost, r.to_contact) == (0, ["P00003", "P00007"])
+    r = score([receipt("a", 100.0)], [rpo])
+    assert r.to_contact == ["P00001", "P00003", "P00007"]
 
 
 def test_second_run_refuses_duplicates_and_later_receipts_are_counted_apart():

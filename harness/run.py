@@ -68,7 +68,8 @@ class DrillRun:
         # think times are declared (drill time): compressed, so that a window holds as many journeys
         # at any scale; the requests themselves take their real time
         self.load_config = {"personas": lp.personas,
-                            "wait": [round(w / self.time_scale, 6) for w in lp.think_time]}
+                            "wait": [round(w / self.time_scale, 6) for w in lp.think_time],
+                            "offline_share": lp.offline_share}
         self.lang = lang  # the report's language: zh (default) or en
         check_config(self.load_config)
         self.toxiproxy_url, self.live = toxiproxy_url, live
@@ -244,7 +245,7 @@ class DrillRun:
             self.journal.record("fault.injected", wall=wall, lane=lane, fault=fault.id,
                                 fault_type=fault.type_name, target=fault.target, detail=detail)
             if fault.spec.duration is not None:
-                self._revert_later(fault)
+                self._revert_later(fault, lane)
 
     def _check_health(self) -> None:
         """A safeguard that held halts the run; a critical part (runbook engine, monitor) that failed
@@ -354,9 +355,13 @@ class DrillRun:
                 self._failed_writes += 1
         return self._failed_writes, "patient writes that failed since the incident began"
 
-    def _revert_later(self, fault) -> None:
+    def _revert_later(self, fault, scenario: Lane) -> None:
+        # on a lane of its own from where the scenario is now (anchored at T+0, the real seconds
+        # since would count 1:1 and the revert would come minutes of drill time late)
+        acc = scenario.account()
+        lane = self.clock.lane(f"revert:{fault.id}", acc["t"], self.clock.wall(), acc["cause"])
+
         def revert() -> None:
-            lane = self.clock.lane(f"revert:{fault.id}", 0.0, self.clock.t0)
             lane.wait_until(fault.spec.at + fault.spec.duration)
             self._revert(fault, lane)
         threading.Thread(target=revert, daemon=True, name=f"revert-{fault.id}").start()

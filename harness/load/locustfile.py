@@ -57,12 +57,11 @@ from __future__ import annotations
 import atexit
 import datetime as _dt
 import itertools
-import json
-import math
 import logging
 import os
 import random
 import re
+import sys
 import time
 import uuid
 
@@ -72,146 +71,21 @@ from locust.runners import MasterRunner, WorkerRunner
 
 log = logging.getLogger("hospital.load")
 
-PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
-DEFAULT_WEIGHTS = {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1}
-CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "workers", "request_timeout_s",
-               "departments", "insurance_share", "offline_share", "stages", "attack"}
 OFFLINE = "offline"  # the journey of a patient in trouble: the notice page, then offline reception
 FLUSH_INTERVAL_S = 0.25
-MAX_BUFFERED = 2000
 
+# siblings, importable without the harness package (Locust puts this file's folder on sys.path; a
+# worker started from elsewhere needs it too)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load_config import PERSONAS, LoadConfigError, load_config  # noqa: E402
+from record_writer import RecordWriter  # noqa: E402
 
-class LoadConfigError(ValueError):
-    """HD_LOAD_CONFIG is not usable; Locust stops at import with this message."""
-
-
-def load_config(raw: str | None) -> dict:
-    """Parse and check HD_LOAD_CONFIG; defaults filled in. Raises LoadConfigError."""
-    try:
-        cfg = json.loads(raw) if raw and raw.strip() else {}
-    except ValueError as exc:
-        raise LoadConfigError(f"HD_LOAD_CONFIG is not valid JSON: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise LoadConfigError("HD_LOAD_CONFIG must be a JSON object")
-    unknown = set(cfg) - CONFIG_KEYS
-    if unknown:
-        raise LoadConfigError(f"HD_LOAD_CONFIG: unknown key(s) {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}")
-
-    personas = cfg.get("personas", DEFAULT_WEIGHTS)
-    if not isinstance(personas, dict):
-        raise LoadConfigError("HD_LOAD_CONFIG.personas must be an object of persona -> weight")
-    unknown = set(personas) - set(PERSONAS)
-    if unknown:
-        raise LoadConfigError(f"HD_LOAD_CONFIG.personas: unknown persona(s) {sorted(unknown)}; "
-                              f"known: {list(PERSONAS)}")
-    for name, weight in personas.items():
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
-            raise LoadConfigError(f"HD_LOAD_CONFIG.personas.{name}: weight must be an integer >= 0")
-    if not any(personas.values()):
-        raise LoadConfigError("HD_LOAD_CONFIG.personas: no persona has a weight above 0")
-
-    wait = cfg.get("wait", [0.5, 1.5])
-    if isinstance(wait, (int, float)) and not isinstance(wait, bool):
-        wait = [wait, wait]
-    if (not isinstance(wait, list) or len(wait) != 2
-            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in wait)
-            or wait[0] > wait[1]):
-        raise LoadConfigError("HD_LOAD_CONFIG.wait must be [min, max] seconds (0 <= min <= max) or a number")
-
-    def number(key, default, minimum, kind=(int, float)):
-        value = cfg.get(key, default)
-        if not isinstance(value, kind) or isinstance(value, bool) or value < minimum:
-            raise LoadConfigError(f"HD_LOAD_CONFIG.{key} must be a number >= {minimum}")
-        return value
-
-    timeout = number("request_timeout_s", 3, 0.01)
-    share = number("insurance_share", 1.0, 0)
-    if share > 1:
-        raise LoadConfigError("HD_LOAD_CONFIG.insurance_share must be between 0 and 1")
-    offline_share = number("offline_share", 0.5, 0)
-    if offline_share > 1:
-        raise LoadConfigError("HD_LOAD_CONFIG.offline_share must be between 0 and 1")
-    departments = cfg.get("departments", [])
-    if not isinstance(departments, list):
-        raise LoadConfigError("HD_LOAD_CONFIG.departments must be a list")
-    return {
-        "personas": {name: int(personas.get(name, 0)) for name in PERSONAS},
-        "wait": [float(wait[0]), float(wait[1])],
-        "patient_offset": number("patient_offset", 0, 0, int),
-        "patient_count": number("patient_count", 5000, 1, int),
-        "workers": number("workers", 1, 1, int),
-        "request_timeout_s": float(timeout),
-        "departments": departments,
-        "insurance_share": float(share),
-        "offline_share": float(offline_share),
-        "stages": cfg.get("stages"),
-        "attack": _attack_config(cfg.get("attack")),
-    }
-
-
-def _attack_config(attack) -> dict | None:
-    """``attack``: {"clients": [keys], "path": "/api/...", "wait": [min, max]} or absent."""
-    if attack is None:
-        return None
-    if not isinstance(attack, dict) or set(attack) - {"clients", "path", "wait", "start_at"}:
-        raise LoadConfigError("HD_LOAD_CONFIG.attack must be {clients, path, wait, start_at}")
-    start_at = attack.get("start_at")
-    if start_at is not None and (not isinstance(start_at, (int, float)) or not math.isfinite(start_at)):
-        raise LoadConfigError("HD_LOAD_CONFIG.attack.start_at must be a wall time (seconds)")
-    clients, path = attack.get("clients"), attack.get("path", "/api/exam-reports")
-    wait = attack.get("wait", [0, 0])
-    if not clients or not isinstance(clients, list) or not all(isinstance(c, str) and c for c in clients):
-        raise LoadConfigError("HD_LOAD_CONFIG.attack.clients must be a non-empty list of client keys")
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise LoadConfigError("HD_LOAD_CONFIG.attack.path must be a path such as /api/exam-reports")
-    if (not isinstance(wait, list) or len(wait) != 2 or not all(isinstance(w, (int, float)) for w in wait)
-            or not 0 <= wait[0] <= wait[1]):
-        raise LoadConfigError("HD_LOAD_CONFIG.attack.wait must be [min, max] seconds")
-    return {"clients": clients, "path": path, "wait": [float(wait[0]), float(wait[1])],
-            "start_at": start_at}
-
+__all__ = ["LoadConfigError", "load_config"]
 
 CONFIG = load_config(os.environ.get("HD_LOAD_CONFIG"))
 
 
 # --- request records ------------------------------------------------------------------------------
-
-class RecordWriter:
-    """Buffers request records in memory and appends them to one JSON Lines file.
-
-    Lines are only ever written whole (one ``write`` per batch of complete lines), so a reader that
-    tails the file sees at most a partial last line while a batch is being written.
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self._fh = open(path, "ab", buffering=0)
-        self._lines: list[str] = []
-        self.written = 0
-
-    def add(self, record: dict) -> None:
-        self._lines.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-        if len(self._lines) >= MAX_BUFFERED:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._lines or self._fh is None:
-            return
-        lines, self._lines = self._lines, []
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        view = memoryview(data)
-        while view:
-            n = self._fh.write(view)
-            view = view[n:]
-        self.written += len(lines)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self.flush()
-            self._fh.close()
-            self._fh = None
-
 
 _writer: RecordWriter | None = None
 

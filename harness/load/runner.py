@@ -24,15 +24,12 @@ from pathlib import Path
 
 from ..errors import HarnessError, InputError
 from ..rundir import RunDir
+from .load_config import LoadConfigError, load_config
 
 LOAD_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = LOAD_DIR / "locustfile.py"
 SHAPESFILE = LOAD_DIR / "shapes.py"
 
-# kept in step with locustfile.py (which cannot import the harness)
-PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
-CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "request_timeout_s",
-               "departments", "insurance_share", "offline_share", "stages", "attack"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -60,23 +57,15 @@ def _records_size(records_dir: Path) -> dict[str, int]:
 
 
 def check_config(config: dict) -> None:
-    """The checks the locustfile makes too, done early so a bad drill fails before anything starts."""
+    """The locustfile's own checks of its configuration (load_config.py), done before anything
+    starts so that a bad drill fails with a clear error instead of a Locust that will not come up."""
     if not isinstance(config, dict):
-        raise InputError("load config must be a mapping")
-    unknown = set(config) - CONFIG_KEYS
-    if unknown:
-        raise InputError(f"unknown load option(s) {sorted(unknown)}; known: {sorted(CONFIG_KEYS)}",
-                         field="load")
-    personas = config.get("personas")
-    if personas is not None:
-        if not isinstance(personas, dict):
-            raise InputError("must map persona names to weights", field="load.personas")
-        unknown = set(personas) - set(PERSONAS)
-        if unknown:
-            raise InputError(f"unknown persona(s) {sorted(unknown)}; known: {list(PERSONAS)}",
-                             field="load.personas")
-        if not any(isinstance(w, int) and w > 0 for w in personas.values()):
-            raise InputError("no persona has a weight above 0", field="load.personas")
+        raise InputError("load config must be a mapping", field="load")
+    try:
+        load_config(json.dumps(config))
+    except (LoadConfigError, TypeError, ValueError) as e:
+        raise InputError(str(e).replace("HD_LOAD_CONFIG.", "").replace("HD_LOAD_CONFIG", "load"),
+                         field="load") from None
 
 
 class PatientLoad:

@@ -51,6 +51,8 @@ def postgres_under(path: Path) -> list[int]:
         if p.info["name"] != "postgres":
             continue
         try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue  # dead, waiting for its parent to reap it
             cwd = p.cwd()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue

@@ -10,13 +10,6 @@ from harness.stack.fencing import split_brain, write_state
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def pgdir(tmp_path):
-    root = pg.data_root(tmp_path)
-    yield root
-    pg.kill_leftovers(tmp_path)
-    pg.remove_data_root(tmp_path)
-
 
 class NodesStack:
     """What split_brain reads of a stack, over real nodes."""

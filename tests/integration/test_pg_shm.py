@@ -9,14 +9,6 @@ from harness.stack import postgres as pg
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def pgdir(tmp_path):
-    root = pg.data_root(tmp_path)
-    yield root
-    pg.kill_leftovers(tmp_path)
-    pg_shm.release_under(root)
-    pg.remove_data_root(tmp_path)
-
 
 def _started(pgdir, name: str) -> pg.PgNode:
     node = pg.PgNode.init_primary(pgdir / name, pg.free_port(), name=name)

@@ -7,38 +7,15 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import psycopg
 import pytest
 
 from harness.stack import postgres as pg
 
+from tests.helpers import postgres_under
 from tests.relay import Relay
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pgdir(tmp_path):
-    """Data under tmp_path (relocated by data_root when root cannot lend it to the run-as user)."""
-    root = pg.data_root(tmp_path)
-    yield root
-    pg.kill_leftovers(tmp_path)
-    leftover = _postgres_under(str(root))
-    pg.remove_data_root(tmp_path)
-    assert not leftover, f"postgres processes left running: {leftover}"
-
-
-def _postgres_under(path: str) -> list[int]:
-    out = []
-    for p in psutil.process_iter(["name"]):
-        try:
-            if p.info["name"] == "postgres" and p.status() != psutil.STATUS_ZOMBIE \
-                    and p.cwd().startswith(path):
-                out.append(p.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return out
 
 
 def _pair(pgdir: Path, *, sync: bool) -> tuple[pg.PgNode, pg.PgNode, Relay]:
@@ -87,7 +64,7 @@ def test_sync_failover_keeps_every_acknowledged_row(pgdir):
     assert len(acked) > 5
     assert detail["pid"] in detail["killed"] and len(detail["killed"]) > 1
     assert not primary.is_running()
-    assert _postgres_under(str(primary.datadir)) == []
+    assert postgres_under(primary.datadir) == []
 
     seconds = standby.promote()
     assert seconds < 10 and not standby.is_in_recovery()
@@ -178,7 +155,7 @@ def test_kill_leftovers_stops_everything_under_the_run_dir(tmp_path):
     pids = pg.kill_leftovers(tmp_path)
     assert primary.pid is None and standby.pid is None
     assert set(pids) >= {primary.proc.pid, standby.proc.pid}
-    assert _postgres_under(str(root)) == []
+    assert postgres_under(root) == []
     pg.remove_data_root(tmp_path)
     assert not root.exists()
 

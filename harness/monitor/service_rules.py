@@ -116,26 +116,32 @@ def latest_traffic(m: "Monitor", now: float) -> dict | None:
     return samples[-1]
 
 
+def read_boards(stack: Any, http: requests.Session, timeout: float) -> tuple[list[dict], list[str]]:
+    """The traffic boards of the running app instances, and which instances answered."""
+    boards, answered = [], []
+    for app in stack.live_app_nodes():
+        try:
+            r = http.get(f"{stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
+                         timeout=timeout)
+            if r.status_code == 200:
+                boards.append(r.json())
+                answered.append(app)
+        except (requests.RequestException, ValueError, KeyError):
+            continue
+    return boards, answered
+
+
 def sample_traffic(m: "Monitor", now: float) -> None:
     """Read the apps' traffic boards within the board's sample (on its lane: the reads are real
     work, the cadence is the board's declared one)."""
     if m.stack is None:
         return
     samples: deque = m.samples.setdefault("traffic", deque(maxlen=40))
-    boards, answered = [], []
     http = getattr(m, "_traffic_http", None)
     if http is None:
         http = m._traffic_http = requests.Session()
         m.closers.append(http.close)
-    for app in m.stack.live_app_nodes():
-        try:
-            r = http.get(f"{m.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
-                         timeout=TRAFFIC_TIMEOUT_S)
-            if r.status_code == 200:
-                boards.append(r.json())
-                answered.append(app)
-        except (requests.RequestException, ValueError, KeyError):
-            continue
+    boards, answered = read_boards(m.stack, http, TRAFFIC_TIMEOUT_S)
     if answered:
         samples.append({"t": time.time(), "apps": answered, "clients": merge_boards(boards),
                         "blocked": sorted({c for b in boards for c in b.get("blocked") or []})})

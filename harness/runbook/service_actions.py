@@ -18,7 +18,7 @@ import requests
 from pydantic import Field
 
 from ..models import Duration
-from ..monitor.service_rules import TRAFFIC_WINDOW_S, abusive_clients, merge_boards
+from ..monitor.service_rules import abusive_clients, merge_boards, read_boards
 from .actions import ActionContext, ActionFailed, Params, action
 
 HTTP_TIMEOUT = 2.0
@@ -95,16 +95,7 @@ class BlockParams(Params):
 
 
 def _boards(ctx: ActionContext, http: requests.Session) -> list[dict]:
-    boards = []
-    for app in ctx.stack.live_app_nodes():
-        try:
-            r = http.get(f"{ctx.stack.url(app)}/admin/traffic", params={"window": TRAFFIC_WINDOW_S},
-                         timeout=HTTP_TIMEOUT)
-            if r.status_code == 200:
-                boards.append(r.json())
-        except (requests.RequestException, ValueError):
-            continue
-    return boards
+    return read_boards(ctx.stack, http, HTTP_TIMEOUT)[0]
 
 
 @action("block_clients", BlockParams,

@@ -16,6 +16,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import random
 import socket
 import stat
 import subprocess
@@ -226,7 +227,25 @@ def remove_data_root(run_dir: Path) -> None:
         shutil.rmtree(link, ignore_errors=True)
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A free port for a database server, below the kernel's ephemeral range: between choosing it
+    and the server binding it, no outgoing connection of the drill's can take it."""
+    low = min(_ephemeral_low(), 32768)
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # a crowded machine: any port the kernel gives
         s.bind((HOST, 0))
         return s.getsockname()[1]

@@ -121,7 +121,8 @@ def test_bot_flood_is_blocked_and_patients_recover(tmp_path):
     assert sum(1 for r in attack if r["t"] > block_wall + 0.2 and r["status"] == 429) > 50
     stopped = journal.first("fault.reverted")["detail"]
     began = stopped["first_bot_request_wall"]
-    assert began and stopped["flood_began_after_s"] > 0
+    # prepared ahead of its time, the flood takes hold at it (its process start-up does not count)
+    assert began and 0 <= stopped["flood_began_after_s"] < 1.0
     before = [r for r in patients if fault["wall"] - 1.5 < r["t"] < fault["wall"]]
     during = [r for r in patients if began < r["t"] < block_wall]
     after = [r for r in patients if r["t"] > block_wall + 1.5]

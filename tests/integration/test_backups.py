@@ -114,7 +114,7 @@ def test_scheduled_backups_restore_what_an_accidental_delete_removed(stack, tmp_
     ctx = ActionContext(stack, journal, SimpleNamespace(ledger=None, incident_start=time.time()),
                         drill=None, time_scale=3600)
     out = restore_from_backup(ctx, RestoreParams())
-    assert [b["label"] for b in out["chain"]] == [b.label for b in stack.backups]
+    assert [b["label"] for b in out["backups"]] == [b.label for b in stack.backups]
     assert out["rows_in_backup"]["consultations"] == 150
     assert out["copied_back"] == {"consultations": 150, "prescriptions": 50}
     assert out["patient_view"]["status"] == 200

@@ -201,6 +201,7 @@ class Monitor(threading.Thread):
         self.truth: dict[str, dict] = {}  # ground truth the board cannot see (Rule.ground_truth)
         self._streak: dict[str, int] = {}
         self._onset: dict[str, tuple[dict, dict]] = {}  # rule → (onset account, lane account then)
+        self._seen_down = float("-inf")  # drill time of the latest patient-facing alert raised
         self.baseline_error_rate = 0.0
         # incident bookkeeping (set by the run when the first fault goes in)
         self.incident_start: float | None = None
@@ -327,6 +328,8 @@ class Monitor(threading.Thread):
             held[rule.name] = self.journal.record(
                 f"{kind}.raised", lane=lane, account=account, alert=rule.name,
                 severity=rule.severity, detail=detail, describe=rule.describe)
+            if not rule.ground_truth and rule.patient_facing:
+                self._seen_down = max(self._seen_down, held[rule.name]["drill"] or 0.0)
             if self.incident_start is not None and rule.patient_facing and not rule.ground_truth:
                 self.degraded = True
         elif not is_bad and -streak >= rule.clear_after and rule.name in held:
@@ -383,6 +386,10 @@ class Monitor(threading.Thread):
             self.recovered_at = self._candidate
             # journaled once sure; it began at the candidate moment, on the board's lane
             began = self.lane.observed(self._candidate, SAMPLE_EVERY)
+            if began["t"] < self._seen_down:
+                # the board saw patients failing later than the cap would put their return: back is
+                # after that, as the board counted it
+                began = self.lane.account(self._candidate)
             self.journal.record("recovery", lane=self.lane, at_wall=self._candidate,
                                 at_drill=round(began.pop("t"), 3), at_chain=began,
                                 detail={"probes_ok": len(probes),

@@ -186,7 +186,8 @@ class DrillRun:
         if any(f.loses_data for f in self.faults):
             from .monitor.data_rules import watch
             watch(self.monitor, self.rd.records, self.run_dir)
-        ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale)
+        ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale,
+                            run_dir=self.rd)
         operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator, self.clock)
         self.journal.subscribe(self.engine.on_event, critical=True)

@@ -34,6 +34,8 @@ class RunDir:
     CONFIG = "config"
     STATE = "state.json"
     PG = "pg"
+    CONTROL = "control.json"
+    STEPS = "steps"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
@@ -100,6 +102,19 @@ class RunDir:
     def integrity(self) -> Path:
         """The data ledger's counts of acknowledged rows present and missing, as they change."""
         return self.path / self.INTEGRITY
+
+    @property
+    def control(self) -> Path:
+        """Where a running drill's control surface listens (`hospital-drill ctl` reads it)."""
+        return self.path / self.CONTROL
+
+    @property
+    def steps(self) -> Path:
+        """What the hospital's own runbook steps wrote: one directory per exec or http step."""
+        return self.path / self.STEPS
+
+    def step_output(self, step: str) -> Path:
+        return self.steps / step
 
     # --- the inputs as run -------------------------------------------------------------------------
     @property

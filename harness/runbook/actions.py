@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..journal import Journal
     from ..models import Drill
     from ..monitor.monitor import Monitor
+    from ..rundir import RunDir
     from ..stack.base import Stack
 
 
@@ -48,6 +49,8 @@ class ActionContext:
     state: dict[str, Any] = field(default_factory=dict)  # e.g. the declared level (shared by steps)
     lane: "Lane | None" = None
     stop: "threading.Event | None" = None
+    run_dir: "RunDir | None" = None  # where the hospital's own steps keep their output
+    step: str | None = None  # the step this context runs (None: outside the runbook, e.g. `ctl`)
 
     def record(self, type_: str, **fields: Any) -> dict:
         return self.journal.record(type_, lane=self.lane, **fields)

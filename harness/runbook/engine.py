@@ -127,7 +127,7 @@ class RunbookEngine:
     def _run(self, st: StepState) -> None:
         step = st.step
         lane = self._lane(st)
-        ctx = dataclasses.replace(self.ctx, lane=lane, stop=self._stop)
+        ctx = dataclasses.replace(self.ctx, lane=lane, stop=self._stop, step=step.id)
         ctx.record("step.started", step=step.id, group=step.group, kind=step.kind,
                    action=step.action, title=step.title, deadline=step.deadline)
         t0 = self.clock.wall()

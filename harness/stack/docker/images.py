@@ -37,6 +37,9 @@ log = logging.getLogger("harness.docker")
 CONTEXT_FILES = Path(__file__).resolve().parent  # the Dockerfiles and scripts beside this module
 PACKAGE_ROOT = CONTEXT_FILES.parents[1]  # harness/
 SCHEMA = PACKAGE_ROOT / "stack" / "schema.sql"
+# the services need the code, not the shipped drills (harness/catalog): editing a drill must not
+# rebuild the image
+RUNTIME_SKIP = ("__pycache__", "catalog")
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 BASE_IMAGE_ENV = "HOSPITAL_DRILL_BASE_IMAGE"
@@ -144,7 +147,7 @@ def image_key(role: str, base_id: str) -> str:
         h.update((CONTEXT_FILES / "hd-run").read_bytes())
         for name, dist in sorted(_dist_closure(RUNTIME_DISTS).items()):
             h.update(f"{name}=={dist.version}\0".encode())
-        _tree_digest(h, PACKAGE_ROOT)
+        _tree_digest(h, PACKAGE_ROOT, skip=RUNTIME_SKIP)
     else:
         from importlib import metadata
         h.update((CONTEXT_FILES / "pg-entry").read_bytes())
@@ -161,7 +164,7 @@ def write_context(role: str, ctx: Path, image_python: PythonInfo | None = None) 
         shutil.copyfile(CONTEXT_FILES / "hd-run", ctx / "hd-run")
         os.chmod(ctx / "hd-run", 0o755)
         shutil.copytree(PACKAGE_ROOT, ctx / "src" / "harness",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                        ignore=shutil.ignore_patterns(*RUNTIME_SKIP, "*.pyc"))
         _write_site(ctx / "site", image_python or host_python())
     elif role == "postgres":
         pkg = _pg_package_dir()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, FunctionLoader, StrictUndefined
 from markupsafe import Markup
 
 from ..clock import format_duration
@@ -26,7 +26,7 @@ from ..score.findings import DUE_DAYS
 from ..score.policy import RATING_P, RATING_RULE, RATING_S
 from ..score.texts import actual_text, group_name
 from . import charts as C
-from .sections import CHAPTERS, Chapter, Section
+from .sections import CHAPTERS, Chapter, Section, partial_source
 from .i18n import (CAPABILITY, FAILURE_CLASS, KIND, LANGS, MEASURE, RATING, SEVERITY, STATUS, VERDICT,
                    pick, translator)
 
@@ -278,7 +278,9 @@ def _gantt(card: ScoreCard, lang: str, markers: list[C.Marker]) -> C.Chart | Non
 
 def _environment(card: ScoreCard, lang: str, charts: dict[str, C.Chart]) -> Environment:
     # a section's partial escapes like HTML; its md macro turns that off for its own body
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined,
+    # a plugin's section brings its own partial; every other template is in the package's folder
+    loader = ChoiceLoader([FunctionLoader(partial_source), FileSystemLoader(TEMPLATES)])
+    env = Environment(loader=loader, undefined=StrictUndefined,
                       autoescape=lambda name: bool(name) and (name.endswith(".html.j2")
                                                               or name.startswith("sections/")),
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)

@@ -348,11 +348,13 @@ def _chapters(env: Environment, card: ScoreCard, fmt: str) -> list[tuple[Chapter
     return out
 
 
-def _case_seconds(card: ScoreCard, r: TargetResult) -> float:
-    """A case's time is its measured figure in drill seconds: how long the target took (for a
-    level: when it was declared); 0 only when nothing was measured."""
+def _case_seconds(card: ScoreCard, r: TargetResult, run_seconds: float) -> float:
+    """A case's time: the target's measured figure where it is a duration (drill seconds; for a
+    level, when it was declared), otherwise (not measured, did not apply) the run's wall time."""
     figure = card.level.declared_at if r.unit == "level" else r.actual
-    return max(0.0, float(figure)) if isinstance(figure, (int, float)) and math.isfinite(figure) else 0.0
+    if isinstance(figure, (int, float)) and math.isfinite(figure):
+        return max(0.0, float(figure))
+    return run_seconds
 
 
 def junit_xml(card: ScoreCard) -> ET.ElementTree:
@@ -365,12 +367,12 @@ def junit_xml(card: ScoreCard) -> ET.ElementTree:
     failures = [r for r in card.targets if r.status == "missed"]
     skipped = [r for r in card.targets if r.status == "n/a"]
     broken = ov.status != "completed" or bool(ov.abort_reason)
-    real = None
+    real = 0.0  # the run's wall time, start to end (0 when the journal lacks either)
     if ov.started_wall is not None and ov.ended_wall is not None:
         real = max(0.0, ov.ended_wall - ov.started_wall)
     suite = ET.Element("testsuite", name=f"drill.{ov.drill}", tests=str(len(card.targets) + broken),
                        failures=str(len(failures)), errors=str(int(broken)), skipped=str(len(skipped)),
-                       time=f"{real or 0:.3f}")
+                       time=f"{real:.3f}")
     props = ET.SubElement(suite, "properties")
     for name, value in (("verdict", card.verdict), ("score", card.score), ("time_scale", ov.time_scale),
                         ("scenario", ov.scenario), ("run_id", ov.run_id), ("status", ov.status)):
@@ -378,11 +380,11 @@ def junit_xml(card: ScoreCard) -> ET.ElementTree:
     if broken:
         reason = ov.abort_reason or f"run {ov.status}"
         case = ET.SubElement(suite, "testcase", classname=f"{ov.drill}.run", name="run",
-                             time=f"{real or 0:.3f}")
+                             time=f"{real:.3f}")
         ET.SubElement(case, "error", message=reason, type=ov.status).text = f"run {ov.status}: {reason}"
     for r in card.targets:
         case = ET.SubElement(suite, "testcase", classname=f"{ov.drill}.{r.measure}", name=r.id,
-                             time=f"{_case_seconds(card, r):.3f}")
+                             time=f"{_case_seconds(card, r, real):.3f}")
         line = (_target_text(r) + (" (critical)" if r.critical else "") + f" rating {r.rating}"
                 + (f" — {r.title}" if r.title else ""))
         if r.status == "n/a":  # did not apply to this run: skipped, with why

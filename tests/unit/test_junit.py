@@ -75,3 +75,42 @@ def test_a_run_without_an_end_is_an_error_too():
     assert root.get("errors") == "1"
     assert "did not end cleanly" in cases["run"].find("error").get("message")
     assert len(root.findall("testcase/error")) == int(root.get("errors"))
+
+
+def _counts_match_cases(root: ET.Element) -> None:
+    """The suite's counts are those of its cases: what a CI's test-report reader adds up."""
+    cases = root.findall("testcase")
+    assert int(root.get("tests")) == len(cases)
+    for tag, attr in (("failure", "failures"), ("error", "errors"), ("skipped", "skipped")):
+        assert int(root.get(attr)) == sum(1 for c in cases if c.find(tag) is not None), attr
+
+
+def test_a_halted_run_is_an_error_and_its_cases_keep_their_times():
+    halted = {"status": "aborted",
+              "reason": "halted by safeguard error_rate: 62% of patients failing > 50% for 2m"}
+    card = _card(halted)
+    root, cases = _suite(card)
+    error = cases["run"].find("error")
+    assert error is not None and error.get("message") == halted["reason"]
+    assert root.find("system-err").text == f"run aborted: {halted['reason']}"
+    assert card.verdict == "aborted"
+    # the error case took the run's wall time: run.started at 100, run.finished at 111
+    assert float(cases["run"].get("time")) == pytest.approx(11.0) == float(root.get("time"))
+    assert float(cases["detect"].get("time")) == pytest.approx(12.0, abs=1e-3)  # the figure still
+    _counts_match_cases(root)
+
+
+def test_an_unmeasured_target_takes_the_run_wall_time_and_counts_as_a_failure(monkeypatch):
+    monkeypatch.setitem(DRILL, "targets", DRILL["targets"] + [
+        {"id": "core-back", "measure": "recovery", "within": "30m"}])
+    card = _card({"status": "completed"})
+    root, cases = _suite(card)
+    core = next(r for r in card.targets if r.id == "core-back")
+    assert core.actual is None and core.status == "missed"  # no recovery in this journal
+    assert cases["core-back"].find("failure").get("type") == "unmeasured"
+    assert float(cases["core-back"].get("time")) == pytest.approx(11.0)
+    failed = {name for name, c in cases.items() if c.find("failure") is not None}
+    assert failed == {r.id for r in card.targets if r.status == "missed"} and "core-back" in failed
+    assert root.get("errors") == "0"
+    _counts_match_cases(root)
+    _counts_match_cases(_suite(_card(None))[0])

@@ -21,6 +21,7 @@ import yaml
 
 from . import emergency_stop
 from .clock import POLL_REAL, TIME_MODEL, DrillClock, Lane
+from .control.server import ControlServer
 from .errors import HarnessError
 from .journal import Journal
 from .load.runner import PatientLoad, check_config
@@ -87,6 +88,8 @@ class DrillRun:
         self.monitor: Monitor | None = None
         self.engine: RunbookEngine | None = None
         self.backups: BackupSchedule | None = None
+        self.control: ControlServer | None = None  # `hospital-drill ctl`: the scripts' moves
+        self.scenario_lane: Lane | None = None
         self.phase = "prepare"
         self.card = None
         self.reports: dict[str, Path] = {}
@@ -192,6 +195,8 @@ class DrillRun:
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator, self.clock)
         self.journal.subscribe(self.engine.on_event, critical=True)
         self.journal.subscribe(self._on_step_failure)
+        self.control = ControlServer(ctx, self.rd, self.clock, engine=self.engine,
+                                     scenario_lane=lambda: self.scenario_lane).start()
 
     def _warm_up(self) -> Lane:
         """Patients in, T+0, faults prepared, backups on their schedule; the steady state judged over
@@ -211,7 +216,7 @@ class DrillRun:
         self.clock.start()
         self.monitor.lane.anchor(0.0, self.clock.t0)
         self.monitor.start()
-        lane = self.clock.lane("scenario", 0.0, self.clock.t0)
+        lane = self.scenario_lane = self.clock.lane("scenario", 0.0, self.clock.t0)
         self.journal.record("scenario.started")
         for fault in self.faults:  # what takes the harness time to start, started ahead of its time
             fault.prepare(self.stack, self.clock.wall_at(fault.spec.at))
@@ -383,6 +388,8 @@ class DrillRun:
         steps = [
             ("backups", lambda: self.backups and self.backups.stop()),
             ("runbook", lambda: self.engine and self.engine.stop()),
+            # after the steps' stop (it ends their moves' waits), before anything a move touches
+            ("control", lambda: self.control and self.control.stop()),
             ("faults", lambda: [self._revert(f) for f in self.faults]),
             ("load", lambda: self.load and self.load.stop()),
             ("monitor", lambda: self.monitor and self.monitor.stop()),

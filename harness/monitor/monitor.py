@@ -35,7 +35,21 @@ def observes_only(action: str | None) -> bool:
     return action in ACTIONS and ACTIONS[action].changes_stack is False
 PROBE_TIMEOUT = 2.0  # real seconds a test-account request may take (a machine's time, never scaled)
 # events after which the world may have changed: the board's lane is re-anchored at each
-CAUSES = ("fault.injected", "fault.reverted", "step.finished")
+CAUSES = ("fault.injected", "fault.reverted", "step.finished", "control.move")
+
+
+def changes_world(event: dict) -> bool:
+    """Whether a journal event may have changed what the board sees: a fault injected or reverted,
+    a finished step (but neither a modeled manual step nor one that only looks), or a script's move
+    (`hospital-drill ctl`) that ran an action changing the stack (not a `wait`, not `status`)."""
+    kind = event.get("type")
+    if kind not in CAUSES:
+        return False
+    if kind == "step.finished":
+        return event.get("kind") != "manual" and not observes_only(event.get("action"))
+    if kind == "control.move":
+        return event.get("action") is not None and not observes_only(event.get("action"))
+    return True
 
 @dataclass
 class Observation:
@@ -241,11 +255,10 @@ class Monitor(threading.Thread):
         self.tick()
 
     def _on_event(self, event: dict) -> None:
-        """The board's time follows the world's: re-anchor at faults and at finished actions that
-        change the stack (a modeled manual step, or the plan's check and classification, change
-        nothing the board can see)."""
-        if (event.get("type") in CAUSES and event.get("kind") != "manual"
-                and not (event.get("type") == "step.finished" and observes_only(event.get("action")))):
+        """The board's time follows the world's: re-anchor at faults, at finished actions and at
+        scripts' moves that change the stack (a modeled manual step, the plan's check and
+        classification, a script's wait, change nothing the board can see)."""
+        if changes_world(event):
             for lane in (self.lane, *list(self.lanes.values())):
                 lane.anchor_to(event)
 

@@ -8,8 +8,9 @@ plan_steps.py.
 
 Findings:
 - at level 3, steps of groups other than the technical group (low: the plan keeps them out);
-- a failover (promotion, VIP / line / interface switch: an action that declares `failover`) after
-  the three-step check found no system failure (high: a false alarm must not move production).
+- a failover (promotion, VIP / line / interface switch: an action that declares `failover`, run by
+  a step or by a script's move) after the three-step check found no system failure (high: a false
+  alarm must not move production).
 
 Edge cases: no level declared → no level-3 finding; only events after the fault count.
 """
@@ -63,12 +64,21 @@ def response_findings(events: Iterable[dict], level: LevelResult, steps: list[St
 
     check = next((e for e in reversed(during) if e.get("type") == "check.finished"), None)
     if check is not None and check.get("verdict") == "not_system_failure":
-        moved = [s for s in ran if ACTIONS.declares(s.action, "failover")]
-        if moved:
-            names = ", ".join(f"{s.id} ({s.action}, {s.status})" for s in moved)
+        steps = [s for s in ran if ACTIONS.declares(s.action, "failover")]
+        # a script's move (`hospital-drill ctl`) moves production like the step that would run it
+        moves = [e for e in during if e.get("type") == "control.move"
+                 and ACTIONS.declares(e.get("action"), "failover")]
+        names = ", ".join([f"{s.id} ({s.action}, {s.status})" for s in steps]
+                          + [f"{e.get('step') or 'a terminal'}: ctl {e.get('verb')} "
+                             f"({e.get('action')}, {'ok' if e.get('ok') else 'failed'})" for e in moves])
+        first = min([(s.started, s.id) for s in steps if s.started is not None]
+                    + [(rel(e.get("wall")), e.get("step")) for e in moves], default=(None, None),
+                    key=lambda x: x[0])
+        if names:
             out.append(Finding(
                 kind="response", severity="high", capability="plan", owner="technical",
-                at=moved[0].started or rel(check.get("wall")), step=moved[0].id,
+                at=first[0] if first[0] is not None else rel(check.get("wall")),
+                step=first[1] or (steps[0].id if steps else None),
                 text="failover on a false alarm",
                 evidence=f"the three-step check found no system failure ({check.get('reason') or 'no reason'}),"
                          f" yet: {names}",

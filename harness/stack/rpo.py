@@ -36,11 +36,12 @@ def missing_write_ids(dsn: str, write_ids: list[str]) -> set[str]:
 
 
 def promotions(events: Iterable[dict]) -> list[dict]:
-    """The step.finished events of steps that promoted a database, in journal order: an action that
-    declares it promotes (promote_standby), or any action whose detail names the node it promoted."""
+    """The events of successful promotions of a database, in journal order: finished steps and
+    scripts' moves (`control.move`, `hospital-drill ctl promote`) whose action declares it promotes
+    (promote_standby), or whose detail names the node it promoted."""
     out = []
     for e in events:
-        if e.get("type") != "step.finished" or e.get("ok") is not True:
+        if e.get("type") not in ("step.finished", "control.move") or e.get("ok") is not True:
             continue
         detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
         if ACTIONS.declares(e.get("action"), "promotes") or detail.get("promoted"):

@@ -4,12 +4,16 @@ Parsing is bounded, so that no file can make the harness hang, exhaust memory or
 a document has a size limit, a nesting limit and a limit on the nodes it expands to (an alias bomb is
 refused, not built); duplicate keys and non-finite numbers are errors; `extends:` chains are finite
 and acyclic; a file that one file names must be a regular YAML file, or the naming field is blamed.
+
+A file that parses as YAML is checked whole: every field the model refuses is reported, each on its
+own line (`Problems` collects them, `InputErrors` carries them to the command line).
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Iterator, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -130,6 +134,49 @@ def _merge(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
     return over
+
+
+class InputErrors(InputError):
+    """Several input errors found in one pass; `str()` gives one `file:line: field: why` per line."""
+
+    def __init__(self, errors: list[InputError]):
+        self.errors = list(errors)
+        first = self.errors[0]
+        Exception.__init__(self, "\n".join(str(e) for e in self.errors))
+        self.file, self.field, self.line = first.file, first.field, first.line
+
+
+class Problems:
+    """The input errors of a check that carries on past the first one: each once, in the order found."""
+
+    def __init__(self, errors: list[InputError] | None = None) -> None:
+        self.errors: list[InputError] = []
+        for e in errors or ():
+            self.add(e)
+
+    def add(self, error: InputError) -> None:
+        for e in getattr(error, "errors", [error]):
+            if all(str(e) != str(seen) for seen in self.errors):
+                self.errors.append(e)
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        """Run a check whose first error ends it, keeping that error."""
+        try:
+            yield
+        except InputError as e:
+            self.add(e)
+
+    def raise_any(self) -> None:
+        """One error as itself (a single line), several as InputErrors: file by file in the order
+        met, each file's by line."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            files: dict[str | None, int] = {}
+            for e in self.errors:
+                files.setdefault(e.file, len(files))
+            raise InputErrors(sorted(self.errors, key=lambda e: (files[e.file], e.line or 0)))
 
 
 Referrer = tuple["Document", Loc]
@@ -258,16 +305,24 @@ class Document:
             return self.base.error(message, loc)
         return InputError(message, file=str(self.path), field=field, line=self.line_of(loc))
 
-    def parse(self, model: type[M]) -> M:
+    def check(self, model: type[M]) -> tuple[M | None, list[InputError]]:
+        """The model, or every field it refuses as an error at that field's line."""
         try:
-            return model.model_validate(self.data)
+            return model.model_validate(self.data), []
         except ValidationError as e:
-            err = e.errors()[0]
-            # pydantic puts a model-level check's location on the model; tagged unions add a tag
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field"
-            elif err["type"] == "missing":
-                msg = "required field missing"
-            raise self.error(msg, loc) from None
+            return None, Problems([self._field_error(err) for err in e.errors()]).errors
+
+    def parse(self, model: type[M]) -> M:
+        parsed, errors = self.check(model)
+        Problems(errors).raise_any()
+        return parsed  # type: ignore[return-value]
+
+    def _field_error(self, err: Any) -> InputError:
+        # pydantic puts a model-level check's location on the model; tagged unions add a tag
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        elif err["type"] == "missing":
+            msg = "required field missing"
+        return self.error(msg, loc)

@@ -1,15 +1,24 @@
 """Load a drill with its scenario and check everything that can be checked before a run starts:
-schema, fault types and their parameters, runbook actions and the services they name."""
+schema, fault types and their parameters, runbook actions and the services they name, the steps that
+triggers and targets name, and the scenario the drill names.
+
+The checks run over whatever parsed, so that one pass reports every error of a drill and of its
+scenario: a step whose own fields are wrong is left out of the checks that need it, the others are
+checked as usual. Only a file that is no YAML mapping at all (or whose `extends:` fails) stops there.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, get_args
 
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .checks import slug
 from .errors import InputError
 from .faults import base as faults
-from .loader import Document, Loc, Referrer
+from .loader import Document, Loc, Problems, Referrer
 from .models import Drill, Scenario
 from .runbook import actions
 
@@ -37,50 +46,149 @@ def _non_finite(value: Any, loc: Loc = ()) -> Iterator[Loc]:
             yield from _non_finite(v, loc + (i,))
 
 
-def _check_finite(doc: Document, params: Any, loc: Loc) -> None:
+def _check_finite(doc: Document, params: Any, loc: Loc, problems: Problems) -> None:
     for where in _non_finite(params.model_dump()):
-        raise doc.error("numbers must be finite", loc + where)
+        problems.add(doc.error("numbers must be finite", loc + where))
 
 
-def load_scenario(path: Path, referrer: Referrer | None = None) -> tuple[Scenario, list[faults.Fault], dict]:
+def _registry_error(doc: Document, e: ValueError, loc: Loc) -> InputError:
+    """A registry's 'field: why' (faults.build, actions.validate), at that field under `loc`."""
+    field, _, why = str(e).partition(": ")
+    return doc.error(why, (*loc, *field.split(".")))
+
+
+def _items(model: type[BaseModel], field: str, parsed: BaseModel | None,
+           raw: Any) -> list[tuple[int, Any]]:
+    """The items of the list field `field`: all of them from a model that parsed, else those that
+    parse on their own (the others' errors are already reported by the model's parse)."""
+    if parsed is not None:
+        return list(enumerate(getattr(parsed, field)))
+    if not isinstance(raw, list):
+        return []
+    item = TypeAdapter(get_args(model.model_fields[field].annotation)[0])
+    found = []
+    for i, value in enumerate(raw):
+        try:
+            found.append((i, item.validate_python(value)))
+        except ValidationError:
+            pass
+    return found
+
+
+def check_scenario(path: Path, problems: Problems, referrer: Referrer | None = None
+                   ) -> tuple[Scenario | None, list[faults.Fault], dict]:
+    """A scenario and its faults, every error added to `problems`; raises only when the file cannot
+    be read as a scenario at all."""
     doc = Document(path, referrer).extend()
     if referrer is not None and ("runbook" in doc.data or "faults" not in doc.data):
         raise referrer[0].error(f"{path} is not a scenario (it has no faults)"
                                 + (": it is a drill" if "runbook" in doc.data else ""), referrer[1])
-    scenario = doc.parse(Scenario)
+    scenario, errors = doc.check(Scenario)
+    for e in errors:
+        problems.add(e)
     built = []
-    for i, spec in enumerate(scenario.faults):
+    for i, spec in _items(Scenario, "faults", scenario, doc.data.get("faults")):
         try:
-            built.append(faults.build(spec))
+            fault = faults.build(spec)
         except ValueError as e:
-            field, _, why = str(e).partition(": ")
-            raise doc.error(why, ("faults", i, *field.split("."))) from None
-        _check_finite(doc, built[-1].params, ("faults", i, "params"))
+            problems.add(_registry_error(doc, e, ("faults", i)))
+            continue
+        _check_finite(doc, fault.params, ("faults", i, "params"), problems)
+        built.append(fault)
     return scenario, built, doc.data
 
 
-def load_drill(path: Path) -> LoadedDrill:
+def load_scenario(path: Path, referrer: Referrer | None = None) -> tuple[Scenario, list[faults.Fault], dict]:
+    problems = Problems()
+    with problems.collect():
+        scenario, built, data = check_scenario(path, problems, referrer)
+    problems.raise_any()
+    return scenario, built, data  # type: ignore[return-value]
+
+
+def _references(doc: Document, steps: list[tuple[int, Any]],
+                targets: list[tuple[int, Any]]) -> list[InputError]:
+    """Steps and teams named but not there, each at the field that names it. The model checks the
+    same, but stops at the first and can only blame the whole drill."""
+    raw = doc.data.get("runbook")
+    if not isinstance(raw, list):
+        return []
+    ids = [item.get("id") if isinstance(item, dict) else None for item in raw]
+    # a step whose id is itself wrong may be the one named: then no name is known to be unknown
+    all_known = all(isinstance(i, str) and _is_slug(i) for i in ids)
+    teams = doc.data.get("teams")
+    found = []
+    for i, step in steps:
+        if ids.index(step.id) < i:
+            found.append(doc.error(f"duplicate runbook step id {step.id!r}", ("runbook", i, "id")))
+        if all_known and step.when.after and step.when.after not in ids:
+            found.append(doc.error(f"'after' names unknown step {step.when.after!r}",
+                                   ("runbook", i, "when", "after")))
+        if isinstance(teams, dict) and step.group not in teams:
+            found.append(doc.error(f"group {step.group!r} has no team", ("runbook", i, "group")))
+    for k, target in targets:
+        if all_known and target.step and target.step not in ids:
+            found.append(doc.error(f"unknown step {target.step!r}", ("targets", k, "step")))
+    return found
+
+
+def _is_slug(name: str) -> bool:
+    try:
+        return slug(name) == name
+    except ValueError:
+        return False
+
+
+def check_drill(path: Path, problems: Problems) -> LoadedDrill | None:
+    """A drill and its scenario, every error added to `problems`; None when there is any. Raises
+    only when the drill file cannot be read as a drill at all."""
     # every plugin loads now, so a broken one is a one-line error before anything starts (not a
     # failure inside the monitor's thread)
     from .monitor.monitor import RULES, SAMPLERS
     RULES.load()
     SAMPLERS.load()
     doc = Document(path).extend()
-    drill = doc.parse(Drill)
-    for i, step in enumerate(drill.runbook):
-        if step.action:
+    drill, errors = doc.check(Drill)
+    steps = _items(Drill, "runbook", drill, doc.data.get("runbook"))
+    references = _references(doc, steps, _items(Drill, "targets", drill, doc.data.get("targets")))
+    for e in errors:
+        if not (references and e.field is None):  # the model's own reference check, said better
+            problems.add(e)
+    for e in references:
+        problems.add(e)
+    for i, step in steps:
+        if getattr(step, "action", None):
             try:
                 params = actions.validate(step.action, step.with_)
             except ValueError as e:
-                field, _, why = str(e).partition(": ")
-                raise doc.error(why, ("runbook", i, *field.split("."))) from None
-            _check_finite(doc, params, ("runbook", i, "with"))
-    scenario_path = doc.resolve(("scenario",), drill.scenario)
-    if not scenario_path.exists():
-        raise doc.error(f"scenario file {drill.scenario!r} not found (looked at {scenario_path})",
-                        ("scenario",))
-    scenario, built, scenario_data = load_scenario(scenario_path, referrer=(doc, ("scenario",)))
+                problems.add(_registry_error(doc, e, ("runbook", i)))
+                continue
+            _check_finite(doc, params, ("runbook", i, "with"), problems)
+    name = doc.data.get("scenario")
+    if not isinstance(name, str):
+        return None  # the model's parse said why
+    scenario = scenario_data = None
+    built: list[faults.Fault] = []
+    with problems.collect():
+        scenario_path = doc.resolve(("scenario",), name)
+        if not scenario_path.exists():
+            raise doc.error(f"scenario file {name!r} not found (looked at {scenario_path})", ("scenario",))
+        scenario, built, scenario_data = check_scenario(scenario_path, problems, (doc, ("scenario",)))
+    if problems.errors or drill is None or scenario is None or scenario_data is None:
+        return None
     return LoadedDrill(drill, scenario, Path(path), scenario_path, built, doc.data, scenario_data)
+
+
+def load_drill(path: Path) -> LoadedDrill:
+    """The drill and its scenario, ready to run; InputError (InputErrors: several) when not."""
+    problems = Problems()
+    loaded = None
+    with problems.collect():
+        loaded = check_drill(path, problems)
+    problems.raise_any()
+    if loaded is None:  # every path to None has added an error; this is a guard, not a case
+        raise InputError("not a drill", file=str(path))
+    return loaded
 
 
 def validate_file(path: Path) -> str:

@@ -57,7 +57,9 @@ def run_drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., "
             out: str | Path | None = None, lang: str | None = None, toxiproxy_url: str | None = None,
             backend_options: dict[str, Any] | None = None) -> "ScoreCard":
         from .report.render import summary_line
+        from .report.sections import SECTIONS
         from .run import DrillRun
+        SECTIONS.load()  # a report-section plugin that does not load fails the test before the run
         base = config.getoption("drill_out")
         drill_run = DrillRun(
             _drill_path(drill, config.rootpath),

@@ -77,3 +77,20 @@ def test_a_section_name_is_taken_once_and_its_chapter_must_exist(tmp_path):
         with pytest.raises(ValueError, match="no partial at"):
             section("lost_partial", "steps", "appendix", path=tmp_path / "missing.j2")
         assert "annex_table" not in SECTIONS and "lost_partial" not in SECTIONS
+
+
+def test_a_section_plugin_that_does_not_load_stops_run_before_it_starts(section_plugin, monkeypatch,
+                                                                        capsys, repo_root):
+    import harness.run
+    from harness import cli
+
+    def started(*a, **kw):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(harness.run, "DrillRun", started)
+    section_plugin("import ward_report_sdk_not_installed\n")
+    code = cli.main(["run", str(repo_root / "drills" / "db-crash-failover.yaml")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0
+    assert err.startswith("hospital-drill: error: plugin 'ward' (hospital_drill.report_sections = "
+                          "ward_report) does not load: ModuleNotFoundError:")

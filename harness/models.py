@@ -168,7 +168,92 @@ class ManualStep(Strict):
     instructions: str = ""
 
 
+class ExecStep(Strict):
+    """The hospital's own automation: a program run on this machine with the control surface's
+    environment (harness/control/env.py, docs/runbook-scripts.md). Exit 0 is success."""
+    argv: list[str] | None = Field(None, min_length=1, description="the command and its arguments "
+                                                                   "(the command found on PATH)")
+    script: str | None = Field(None, description="an executable file, relative to the drill file; "
+                                                 "resolved to an absolute path when the drill loads")
+    args: list[str] = Field(default_factory=list, description="arguments after `script`")
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment variables")
+    cwd: str | None = Field(None, description="working directory, relative to the drill file; "
+                                              "default: the drill file's directory")
+    timeout: Duration = Field(300.0, gt=0, description="the plan's budget (drill time); the program "
+                                                       "and its children are killed past it")
+
+    @field_validator("env")
+    @classmethod
+    def _own_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not an environment variable name")
+            if key.startswith("HD_"):
+                raise ValueError(f"{key}: the HD_ names are the drill's own (docs/runbook-scripts.md)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_program(self) -> "ExecStep":
+        if (self.argv is None) == (self.script is None):
+            raise ValueError("give exactly one of 'argv' or 'script'")
+        if self.argv is not None and self.args:
+            raise ValueError("'args' go with 'script'; with 'argv' put them in argv")
+        if self.argv is not None and not self.argv[0].strip():
+            raise ValueError("argv: the command is empty")
+        return self
+
+    def command(self) -> list[str]:
+        return list(self.argv) if self.argv is not None else [str(self.script), *self.args]
+
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+def _template(v: Any) -> Any:
+    from .control.env import check_template
+    return check_template(v) if isinstance(v, str) else v
+
+
+class HttpStep(Strict):
+    """One HTTP call of the hospital's tools against the stack, e.g. `POST {app.app-primary}/admin/notice`.
+    The URL is a template over the stack's addresses (docs/runbook-scripts.md)."""
+    method: HttpMethod = "GET"
+    url: Annotated[str, BeforeValidator(_template)]
+    json_: Any = Field(None, alias="json", description="a JSON body")
+    body: str | None = Field(None, description="a text body")
+    headers: dict[str, str] = Field(default_factory=dict)
+    expect: list[int] | None = Field(None, min_length=1,
+                                     description="statuses that count as success; default: any 2xx")
+    timeout: Duration = Field(30.0, gt=0, description="the plan's budget for the answer (drill time)")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("expect")
+    @classmethod
+    def _statuses(cls, v: list[int] | None) -> list[int] | None:
+        for status in v or []:
+            if not 100 <= status <= 599:
+                raise ValueError(f"{status} is not an HTTP status (100-599)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_body(self) -> "HttpStep":
+        if self.json_ is not None and self.body is not None:
+            raise ValueError("give 'json' or 'body', not both")
+        return self
+
+    def accepts(self, status: int) -> bool:
+        return status in self.expect if self.expect else 200 <= status < 300
+
+
 StepFailure = Literal["end_incident", "continue"]
+StepKind = Literal["auto", "manual", "exec", "http"]
+STEP_KINDS = {"action": "auto", "manual": "manual", "exec_": "exec", "http": "http"}  # field → kind
 
 
 class RunbookStep(Strict):
@@ -179,6 +264,8 @@ class RunbookStep(Strict):
     action: str | None = Field(None, description="a named harness action")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     manual: ManualStep | None = None
+    exec_: ExecStep | None = Field(None, alias="exec", description="run the hospital's own program")
+    http: HttpStep | None = Field(None, description="call an HTTP endpoint of the stack")
     deadline: Duration | None = Field(None, description="from the moment the step is triggered")
     on_failure: StepFailure | None = Field(
         None, description="what the step's failure does to the run: `end_incident` ends the incident "
@@ -194,16 +281,23 @@ class RunbookStep(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> "RunbookStep":
-        if (self.action is None) == (self.manual is None):
-            raise ValueError("a step has exactly one of 'action' or 'manual'")
+        given = [f for f in STEP_KINDS if getattr(self, f) is not None]
+        if len(given) != 1:
+            names = ", ".join(repr(f.rstrip("_")) for f in STEP_KINDS)
+            raise ValueError(f"a step has exactly one of {names}"
+                             + (f" (it has {' and '.join(g.rstrip('_') for g in given)})" if given else ""))
+        if self.with_ and self.action is None:
+            raise ValueError("'with' gives an action its parameters: this step has no 'action'")
         return self
 
     @property
-    def kind(self) -> str:
-        return "manual" if self.manual else "auto"
+    def kind(self) -> StepKind:
+        """`auto` (a built-in action), `manual`, `exec` or `http`: which of the four the step is."""
+        return next(STEP_KINDS[f] for f in STEP_KINDS if getattr(self, f) is not None)  # type: ignore[return-value]
 
 
-Measure = Literal["detection", "step", "recovery", "rpo", "level"]
+Measure = Literal["detection", "step", "recovery", "rpo", "level", "back_entry"]
+BACK_ENTRY_WITHIN = 24 * 3600.0  # the plan: offline records back-entered within 24 h of recovery
 
 
 class Target(Strict):
@@ -211,7 +305,8 @@ class Target(Strict):
     title: str = ""
     measure: Measure
     step: str | None = Field(None, description="for measure: step — the step whose end counts")
-    within: Duration | None = None
+    within: Duration | None = Field(None, description="the bound; measure back_entry (from recovery "
+                                                      "to back-entry complete): 24h unless set")
     critical: bool = True
 
     @field_validator("id")
@@ -223,6 +318,8 @@ class Target(Strict):
     def _needs(self) -> "Target":
         if self.measure == "step" and not self.step:
             raise ValueError("measure 'step' needs 'step'")
+        if self.measure == "back_entry" and self.within is None:
+            self.within = BACK_ENTRY_WITHIN
         if self.measure != "level" and self.within is None:
             raise ValueError(f"measure {self.measure!r} needs 'within'")
         return self

@@ -2,7 +2,9 @@
 
 Triggers are read from the journal as it is written (alerts raised, steps finished, the level
 declared), so the journal alone explains why each step ran. Steps run in their own threads: the
-technical group's failover does not wait for clinical support's offline reception.
+technical group's failover does not wait for clinical support's offline reception. A step is one of
+four kinds (`RunbookStep.kind`): a built-in action, a manual step (the operator), or the hospital's
+own `exec` program or `http` call (exec_steps.py).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..models import RunbookStep
 from ..rundir import RunDir
 from . import actions
 from .actions import ActionContext, ActionFailed
+from .exec_steps import run_exec, run_http
 
 
 class SimulatedOperator:
@@ -69,6 +72,7 @@ class RunbookEngine:
         self._alerts: set[str] = set()
         self._level: int | None = None
         self._lock = threading.Lock()
+        self._running: dict[str, ActionContext] = {}  # step id → its context, while it runs
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.armed = False  # triggers count only once the incident timeline has begun
@@ -131,18 +135,36 @@ class RunbookEngine:
         ctx.record("step.started", step=step.id, group=step.group, kind=step.kind,
                    action=step.action, title=step.title, deadline=step.deadline)
         t0 = self.clock.wall()
+        with self._lock:
+            self._running[step.id] = ctx
         try:
-            if step.manual:
-                ok, detail = self.operator.perform(step, self._stop, lane)
-            else:
-                ok, detail = True, actions.ACTIONS[step.action].run(ctx, self.params[step.id])
+            ok, detail = self._perform(step, ctx, lane)
         except ActionFailed as e:
             ok, detail = False, {"error": str(e)}
         except Exception as e:  # a harness bug in one step must not take the drill down with it
             ok, detail = False, {"error": f"harness error: {e.__class__.__name__}: {e}"}
+        finally:
+            with self._lock:
+                self._running.pop(step.id, None)
         ctx.record("step.finished", step=step.id, group=step.group, kind=step.kind,
                    action=step.action, ok=ok, detail=detail,
                    real_seconds=round(self.clock.wall() - t0, 3))
+
+    def _perform(self, step: RunbookStep, ctx: ActionContext, lane: Lane) -> tuple[bool, dict]:
+        """The step's work, by its kind: (ok, detail)."""
+        if step.kind == "manual":
+            return self.operator.perform(step, self._stop, lane)
+        if step.kind == "exec":
+            return run_exec(ctx, step.exec_)
+        if step.kind == "http":
+            return run_http(ctx, step.http)
+        return True, actions.ACTIONS[step.action].run(ctx, self.params[step.id])
+
+    def running_context(self, step_id: str) -> ActionContext | None:
+        """The context (lane, stop, run dir) of step `step_id` while it runs, else None: what the
+        control surface acts in when that step's script asks it for a move."""
+        with self._lock:
+            return self._running.get(step_id)
 
     # --- for the run ----------------------------------------------------------------------------
     def busy(self) -> bool:

@@ -292,6 +292,13 @@ class Document:
         self.data = _merge(base.data, self.data)
         return self
 
+    def origin(self, loc: Loc) -> "Document":
+        """The file of the `extends` chain that sets field `loc` (paths in it are relative to it)."""
+        doc: Document = self
+        while doc.base is not None and tuple(loc)[:1] not in doc.lines:
+            doc = doc.base
+        return doc
+
     def line_of(self, loc: Loc) -> int | None:
         loc = tuple(loc)
         while loc and loc not in self.lines:

@@ -21,6 +21,7 @@ from .faults import base as faults
 from .loader import Document, Loc, Problems, Referrer
 from .models import Drill, Scenario
 from .runbook import actions
+from .runbook.exec_steps import check_exec
 
 
 @dataclass
@@ -132,6 +133,19 @@ def _references(doc: Document, steps: list[tuple[int, Any]],
     return found
 
 
+def _resolve_exec(doc: Document, i: int, step) -> None:
+    """An exec step's script and working directory made absolute and checked (runbook/exec_steps.py),
+    in the drill as run too: its copy in the run directory lives elsewhere."""
+    try:
+        step.exec_ = check_exec(step.exec_, doc.origin(("runbook",)).path.parent.resolve())
+    except ValueError as e:
+        raise _registry_error(doc, e, ("runbook", i, "exec")) from None
+    as_run = doc.data["runbook"][i]["exec"]
+    as_run["cwd"] = step.exec_.cwd
+    if step.exec_.script is not None:
+        as_run["script"] = step.exec_.script
+
+
 def _is_slug(name: str) -> bool:
     try:
         return slug(name) == name
@@ -164,6 +178,9 @@ def check_drill(path: Path, problems: Problems) -> LoadedDrill | None:
                 problems.add(_registry_error(doc, e, ("runbook", i)))
                 continue
             _check_finite(doc, params, ("runbook", i, "with"), problems)
+        if getattr(step, "exec_", None) is not None:
+            with problems.collect():
+                _resolve_exec(doc, i, step)
     name = doc.data.get("scenario")
     if not isinstance(name, str):
         return None  # the model's parse said why

@@ -219,7 +219,8 @@ RATING = {"P": ("顺利完成", "performed without challenges"),
 STATUS = {"ok": ("完成", "ok"), "failed": ("失败", "failed"), "unfinished": ("未完成", "unfinished"),
           "skipped": ("跳过", "skipped"), "not run": ("未执行", "not run"),
           "completed": ("完成", "completed"), "aborted": ("中止", "aborted"), "unknown": ("未知", "unknown")}
-KIND = {"auto": ("自动", "automated"), "manual": ("人工", "manual")}
+KIND = {"auto": ("自动", "automated"), "manual": ("人工", "manual"),
+        "exec": ("脚本", "the hospital's script"), "http": ("HTTP 调用", "the hospital's HTTP call")}
 MEASURE = {"detection": ("识别（首个告警）", "detection (first alert)"),
            "step": ("步骤完成", "step finished"), "recovery": ("核心业务恢复", "recovery of core business"),
            "rpo": ("数据恢复点", "RPO (writes lost)"), "level": ("响应定级", "response level")}

@@ -157,7 +157,7 @@ def _targets(ctx: Context) -> None:
         if step is not None:
             owner = step.group or owner
             if step.status == "failed":
-                capability = "equipment" if step.kind == "auto" else "training"
+                capability = "training" if step.kind == "manual" else "equipment"
             elif step.status in ("not run", "skipped"):
                 capability = "plan"
             elif step.kind == "manual":
@@ -221,20 +221,19 @@ def _steps(ctx: Context) -> None:
             # an action names its culprit first (see runbook/culprit.py); other addresses in its
             # error are context (a link in front of it, a line that carried the call)
             where = addresses(err)[:1]
-            auto = s.kind == "auto"
             at_en, at_zh = when(s.finished, ctx.tplus(s.finished)), when(s.finished, ctx.tplus(s.finished), "zh")
             check_en = f" Verify {', '.join(where)} is the right address and reachable from the app, " \
                        "and test it before every drill." if where else ""
             check_zh = f"核对 {'、'.join(where)} 是否为正确地址且应用可达，并在每次演练前测试。" if where else ""
-            _add(ctx, kind="step", severity="high", capability="equipment" if auto else "training",
+            own_en, own_zh = _own_output(s)
+            fix_en, fix_zh = _fix(s)
+            _add(ctx, kind="step", severity="high",
+                 capability="training" if s.kind == "manual" else "equipment",
                  owner=s.group, step=s.id, at=s.finished,
-                 en=(f"step {s.id} failed", f"{name} by the {g_en} failed at {at_en}: {err}{also_en}",
-                     (f"Fix what made the automated action {s.action} fail." if auto else
-                      "Rehearse the manual step with the people who perform it, core and backup.")
-                     + check_en),
-                 zh=(f"步骤 {s.id} 失败", f"{g_zh}执行的 {name} 于 {at_zh} 失败：{err}{also_zh}",
-                     (f"修复导致自动动作 {s.action} 失败的问题。" if auto else "组织核心与后备人员演练该人工步骤。")
-                     + check_zh))
+                 en=(f"step {s.id} failed", f"{name} by the {g_en} failed at {at_en}: {err}{own_en}{also_en}",
+                     fix_en + check_en),
+                 zh=(f"步骤 {s.id} 失败", f"{g_zh}执行的 {name} 于 {at_zh} 失败：{err}{own_zh}{also_zh}",
+                     fix_zh + check_zh))
         elif s.status == "unfinished":
             at_en = when(s.started, ctx.tplus(s.started))
             at_zh = when(s.started, ctx.tplus(s.started), "zh")
@@ -252,6 +251,35 @@ def _steps(ctx: Context) -> None:
                      "为该自动动作设置超时与明确的失败结果，使预案可以继续。"))
         if s.deadline_met is False:
             _deadline(ctx, s, name)
+
+
+STDERR_QUOTED = 5  # last stderr lines of a failed exec step quoted in its finding
+
+
+def _own_output(s: StepResult) -> tuple[str, str]:
+    """A failed exec step's own words: its last stderr lines, and where the whole output is."""
+    if s.kind != "exec":
+        return "", ""
+    lines = " | ".join(s.stderr_tail[-STDERR_QUOTED:]) or "(nothing)"
+    where = f"{s.output}/stderr.log" if s.output else "the step's stderr.log"
+    return (f"; its stderr ended: {lines} (all of it in {where}, stdout beside it)",
+            f"；脚本标准错误输出末尾：{lines}（完整输出见 {where} 及同目录 stdout.log）")
+
+
+def _fix(s: StepResult) -> tuple[str, str]:
+    """The corrective action for a failed step, by what the step is."""
+    if s.kind == "exec":
+        return ("Fix the hospital's script (its own output is quoted above), run it against a stack "
+                "brought up with `hospital-drill up` and re-drill.",
+                "修复医院自有脚本（其输出见上），用 `hospital-drill up` 启动的环境验证后重新演练。")
+    if s.kind == "http":
+        return ("Fix the call or the endpoint it reaches (status and answer above) and re-drill.",
+                "修复该调用或其访问的接口（状态与应答见上），并重新演练。")
+    if s.kind == "manual":
+        return ("Rehearse the manual step with the people who perform it, core and backup.",
+                "组织核心与后备人员演练该人工步骤。")
+    return (f"Fix what made the automated action {s.action} fail.",
+            f"修复导致自动动作 {s.action} 失败的问题。")
 
 
 def _deadline(ctx: Context, s: StepResult, name: str) -> None:

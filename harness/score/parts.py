@@ -8,7 +8,7 @@ from .card import (AlertEntry, LagPoint, LevelResult, LinkPoint, LinkSeries, Pat
                    ReplicationSeries, RpoResult, StepResult)
 from .facts import Facts
 from .level import IncidentShares, level_of
-from .texts import error_of, short
+from .texts import error_of, short, step_detail
 from .values import integer, num, text, wall_of
 
 LOST_SAMPLE = 10  # lost write ids shown on the card
@@ -27,6 +27,18 @@ def trigger_text(step: RunbookStep) -> str:
     return "; ".join(parts)
 
 
+def step_params(step: RunbookStep) -> dict:
+    """What the step runs with, for the report: an action's parameters, or what an exec step runs
+    (command, working directory, timeout) and what an http step calls."""
+    if step.exec_ is not None:
+        return {"run": step.exec_.command(), **step.exec_.model_dump(
+            include={"env", "cwd", "timeout"}, exclude_defaults=True)}
+    if step.http is not None:
+        return step.http.model_dump(by_alias=True, exclude_defaults=True, include={
+            "method", "url", "json_", "body", "expect", "timeout"}) | {"method": step.http.method}
+    return dict(step.with_)
+
+
 def _new_step(spec: RunbookStep | None, sid: str, e: dict, status: str) -> StepResult:
     """A step's row from its runbook entry (`spec`), else from what the event says of it."""
     return StepResult(
@@ -34,7 +46,7 @@ def _new_step(spec: RunbookStep | None, sid: str, e: dict, status: str) -> StepR
         group=e.get("group") or (spec.group if spec else None),
         kind=e.get("kind") or (spec.kind if spec else None),
         action=e.get("action") or (spec.action if spec else None),
-        trigger=trigger_text(spec) if spec else "", params=dict(spec.with_) if spec else {},
+        trigger=trigger_text(spec) if spec else "", params=step_params(spec) if spec else {},
         instructions=spec.manual.instructions if spec and spec.manual else "",
         deadline=spec.deadline if spec else num(e.get("deadline")), status=status)
 
@@ -45,9 +57,12 @@ def _finish(r: StepResult, e: dict, f: Facts) -> None:
     r.finished_wall, r.finished = wall_of(e), f.since_fault(e)
     r.ok = e.get("ok") is True
     r.status = "ok" if r.ok else "failed"
-    r.detail = short(detail) or None
+    r.detail = short(step_detail(detail)) or None
     if not r.ok:
         r.error = error_of(detail) or None
+    if isinstance(detail, dict) and r.kind == "exec":  # the program's own words, for its finding
+        r.output = text(detail.get("output")) or None
+        r.stderr_tail = [str(x) for x in detail.get("stderr_tail") or [] if isinstance(x, str)]
     if r.started is not None and r.finished is not None:
         r.duration = round(r.finished - r.started, 3)
     if isinstance(detail or {}, dict) and (detail or {}).get("modeled"):

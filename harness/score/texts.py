@@ -45,6 +45,20 @@ def _flat(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False, default=str, separators=(", ", ": "))
 
 
+_STREAMS = ("argv", "stdout_tail", "stderr_tail")
+
+
+def step_detail(detail: Any) -> Any:
+    """A step's detail for a one-line summary: an exec step's output lines are left to its run
+    directory and its finding, its exit and what it reported stay."""
+    if isinstance(detail, dict) and "stderr_tail" in detail:
+        return {k: v for k, v in detail.items() if k not in _STREAMS}
+    return detail
+
+
+STEP_KIND_ZH = {"auto": "自动", "manual": "人工", "exec": "脚本", "http": "HTTP 调用"}
+
+
 def error_of(detail: Any) -> str:
     """The error text of a step's or fault's detail: detail.error when there is one, else all of it."""
     if isinstance(detail, dict):
@@ -164,7 +178,7 @@ def _step_started(v: _Event) -> str:
     g = v.g
     what = f", {v.say('动作', 'action')} {g('action')}" if g("action") else ""
     if v.zh:
-        kind = {"auto": "自动", "manual": "人工"}.get(g("kind"), g("kind"))
+        kind = STEP_KIND_ZH.get(g("kind"), g("kind"))
         return f"步骤 {g('step')} 开始（{group_name(g('group'), 'zh')}，{kind}{what}）"
     return f"step {g('step')} started ({g('group')}, {g('kind')}{what})"
 
@@ -172,7 +186,9 @@ def _step_started(v: _Event) -> str:
 def _step_finished(v: _Event) -> str:
     step = v.g("step")
     if v.g("ok"):
-        return v.say(f"步骤 {step} 完成{v.detail}", f"step {step} finished ok{v.detail}")
+        shown = short(step_detail(v.g("detail")))
+        detail = f"{v.say('：', ': ')}{shown}" if shown else ""
+        return v.say(f"步骤 {step} 完成{detail}", f"step {step} finished ok{detail}")
     err = error_of(v.g("detail"))
     return v.say(f"步骤 {step} 失败：{err}", f"step {step} FAILED: {err}")
 

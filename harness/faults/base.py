@@ -60,7 +60,7 @@ class Fault:
 
 FAULTS: Registry[type[Fault]] = Registry(
     "fault", group="hospital_drill.faults",
-    builtin=tuple(f"{__package__}.{m}" for m in ("data", "database", "network", "services")))
+    builtin=tuple(f"{__package__}.{m}" for m in ("data", "database", "network", "offline", "services")))
 
 
 def register(cls: type[Fault]) -> type[Fault]:

@@ -2,6 +2,8 @@
 lands once; a slot another patient took is entered for clinical review, not dropped."""
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 import requests
@@ -59,5 +61,49 @@ def test_interrupted_back_entry_run_again_enters_each_record_once(tmp_path):
         assert rows == (40, 40, 1)
         assert [t for t, _ in journal.events] == ["offline.back_entered"] * 2
     finally:
+        stack.down()
+    assert_nothing_left(tmp_path, addresses)
+
+
+def test_back_entry_cut_off_half_way_by_the_fault_enters_each_record_once(tmp_path):
+    from harness.faults.base import build
+    from harness.models import FaultSpec
+    stack = local.up(tmp_path, StackConfig(remote_dr=False), time_scale=60)
+    addresses = [*stack.addresses.values(), *stack.link_listen.values()]
+    fault = build(FaultSpec(id="cut", at=0, type="back_entry_interrupt"))
+    try:
+        qr = f"http://{stack.link_listen['offline']}"
+        for i in range(30):
+            r = requests.post(f"{qr}/records", timeout=3, json={
+                "offline_id": f"c-{i}", "patient_id": f"P{i + 1:05d}", "kind": "refill",
+                "detail": {"drug": "amlodipine 5mg", "n": i}})
+            assert r.status_code == 201, r.text
+        fault.inject(stack)
+        deadline = time.monotonic() + 10
+        while fault.holding is None:  # the watcher holds the 15th record's key
+            assert time.monotonic() < deadline and fault.problem is None, fault.problem
+            time.sleep(0.02)
+        assert fault.holding == "c-14"
+
+        journal = Journal()
+        ctx = ActionContext(stack=stack, journal=journal, monitor=None, drill=None, time_scale=60)
+        done = back_entry(ctx, BackEntryParams(page=4, desk_closes=0, retry_after="1s"))
+        cut = fault.cut
+        # batches of 4 before the held 15th record committed (12), the batch holding it rolled back
+        assert cut is not None and cut["terminated"] and cut["committed_before_cut"] == 12
+        assert [t for t, _ in journal.events] == ["offline.back_entry_interrupted", "offline.back_entered"]
+        assert journal.events[0][1]["committed"]["entered"] == 12
+        # the second pass refused the 12 that landed and entered the other 18: each once
+        assert done["attempts"] == 2 and done["read"] == 30
+        assert (done["entered"], done["duplicates_refused"], done["lost"]) == (30, 12, 0)
+        assert done["in_main_db"] == done["rows"] == 30
+        again = back_entry(ctx, BackEntryParams(desk_closes=0))
+        assert (again["entered"], again["duplicates_refused"], again["rows"]) == (0, 30, 30)
+
+        reverted = fault.revert(stack)
+        assert (reverted["entries"], reverted["duplicates"], reverted["problem"]) == (30, 0, None)
+    finally:
+        if fault.injected:
+            fault._stop.set()
         stack.down()
     assert_nothing_left(tmp_path, addresses)

@@ -132,6 +132,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "off_conflicts": ("冲突（待临床复核）", "Conflicts (for clinical review)"),
     "off_lost": ("丢失（目标 0）", "Lost (target 0)"),
     "off_after": ("补录开始后才登记", "Taken after back-entry began"),
+    "off_dupes": ("重复补录（目标 0）", "Entered twice (target 0)"),
+    "off_time": ("补录完成（自恢复起）", "Back-entry complete, from recovery"),
     "off_contact": ("需联系的患者（写入丢失或回执未补录）",
                     "Patients to contact (writes lost, or receipts not back-entered)"),
     "not_measured": ("本次未测量。", "Not measured in this run."),

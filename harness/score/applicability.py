@@ -11,6 +11,8 @@ a run that did not complete nothing is n/a (what it did not get to is unproven, 
   steady-state allowance (e.g. a standby app server dies and no patient fails);
 - rpo: nothing that can lose acknowledged writes happened — no promotion, no database crash, no
   data-loss fault (the same trigger that makes the run measure RPO: stack/rpo.py);
+- back_entry: no outage (the recovery rule above holds, or no fault) or no offline record was taken
+  (no receipt and no record read by a back-entry run): nothing to back-enter;
 - step: the step never started because its trigger legitimately never held: the level that applied
   (the declared one, or the implied one when more severe) is not one the step runs at, the alert it
   waits for was never raised, or the step it follows was itself not needed. A step whose trigger
@@ -79,8 +81,9 @@ def applied_levels(level: LevelResult) -> set[int]:
 
 def judge(targets: list[Target], runbook: list[RunbookStep], events: Iterable[dict],
           level: LevelResult, impact: PatientImpact,
-          allowance: float = STEADY_ALLOWANCE) -> dict[str, NotApplicable]:
-    """Target id → why it does not apply, for the targets whose n/a condition holds."""
+          allowance: float = STEADY_ALLOWANCE, offline_taken: int = 0) -> dict[str, NotApplicable]:
+    """Target id → why it does not apply, for the targets whose n/a condition holds.
+    `offline_taken`: the offline records the run knows of (receipts, or read by a back-entry)."""
     ev = Evidence.of(events)
     steps = {s.id: s for s in runbook}
     out: dict[str, NotApplicable] = {}
@@ -92,6 +95,8 @@ def judge(targets: list[Target], runbook: list[RunbookStep], events: Iterable[di
             why = _recovery(ev, level, impact, allowance)
         elif t.measure == "rpo":
             why = _rpo(ev)
+        elif t.measure == "back_entry":
+            why = _back_entry(ev, level, impact, allowance, offline_taken)
         elif t.measure == "step" and t.step in steps:
             needed, why = _step_needed(t.step, steps, ev, applied_levels(level), set())
             why = None if needed else why
@@ -113,6 +118,20 @@ def _recovery(ev: Evidence, level: LevelResult, impact: PatientImpact,
         f"{rate:.1%} and affected share {share:.1%} within the {allowance:.0%} steady-state allowance",
         f"患者服务未受影响：无阻断患者的告警，故障期间患者错误率 {rate:.1%}、受影响比例 {share:.1%}，"
         f"均在稳态允许的 {allowance:.0%} 以内")
+
+
+def _back_entry(ev: Evidence, level: LevelResult, impact: PatientImpact, allowance: float,
+                offline_taken: int) -> NotApplicable | None:
+    if not ev.fault:
+        return NotApplicable("no fault was injected: no outage, nothing to back-enter",
+                             "未注入故障：无停机，无需补录")
+    calm = _recovery(ev, level, impact, allowance)
+    if calm is not None:
+        return NotApplicable(f"no outage: {calm.reason}", f"无停机：{calm.reason_zh}")
+    if offline_taken <= 0:
+        return NotApplicable("no offline record was taken during the outage: nothing to back-enter",
+                             "停机期间无线下登记记录：无需补录")
+    return None
 
 
 def _rpo(ev: Evidence) -> NotApplicable | None:

@@ -14,11 +14,11 @@ from ..models import GROUP_TITLES, Drill, Scenario
 from ..rundir import RunDir
 from . import parts
 from .applicability import judge as not_applicable
-from .card import (Appendix, DataFile, NotificationEntry, Objective, Overview, PatientImpact,
-                   ScoreCard, TeamInfo, TimelineEntry)
+from .card import (Appendix, DataFile, NotificationEntry, Objective, OfflineResult, Overview,
+                   PatientImpact, ScoreCard, TeamInfo, TimelineEntry)
 from .facts import Facts
 from .findings import Context, build_findings, build_strengths, merged
-from .offline import OfflineTally, offline_result
+from .offline import OfflineTally, offline_findings, offline_result
 from .plan_steps import check_plan, plan_findings
 from .policy import EXIT_CODES, overall_score, verdict_of
 from .reading import RecordReader
@@ -120,12 +120,14 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     lost_patients = (journal.of_type("rpo.measured") or [{}])[-1].get("lost_patients")
     level = parts.level(drill, f, impact, shares, lost_patients if isinstance(lost_patients, list) else [])
     steps = parts.steps(drill, f)
+    offline_card = offline_result(journal, offline)
     na = not_applicable(drill.targets, drill.runbook, journal.events, level, impact,
-                        *([scenario.steady_state.max_error_rate] if scenario else []))
-    targets = [measure_target(t, f, level, rpo, na.get(t.id)) for t in drill.targets]
+                        *([scenario.steady_state.max_error_rate] if scenario else []),
+                        offline_taken=_offline_known(offline_card, journal))
+    targets = [measure_target(t, f, level, rpo, na.get(t.id), offline_card) for t in drill.targets]
     alerts = parts.alerts(f)
     steady = journal.of_type("steady_state")
-    level_owner = next((s.group for s in drill.runbook if s.action == "declare_level"), "technical")
+    level_owner = _group_of(drill, "declare_level", "technical")
     findings = build_findings(Context(
         overview=overview, targets=targets, steps=steps, alerts=alerts, level=level, rpo=rpo,
         problems=all_problems, steady=steady[-1] if steady else None, level_owner=level_owner,
@@ -134,18 +136,33 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     notifications = _notifications(journal, f)
     plan = check_plan(drill.levels.required, level, notifications, steps, incident=f.t_fault is not None)
     findings = merged(findings, plan_findings(plan, level, notifications, steps)
-                      + split_brain_findings(journal.events, f.since_fault), overview)
+                      + split_brain_findings(journal.events, f.since_fault)
+                      + offline_findings(offline_card, _group_of(drill, "back_entry", "clinical_support")),
+                      overview)
     score, breakdown = overall_score(targets, level.ok, findings)
     verdict = verdict_of(targets, overview.status)
     return ScoreCard(overview=overview, verdict=verdict, exit_code=EXIT_CODES[verdict], score=score,
                      breakdown=breakdown, targets=targets, level=level, impact=impact, rpo=rpo,
-                     offline=offline_result(journal, offline),
+                     offline=offline_card,
                      plan=plan, findings=findings, strengths=build_strengths(targets, level), steps=steps,
                      alerts=alerts, notifications=notifications, timeline=_timeline(journal, f),
                      series=series, links=parts.links(journal, f, series.bucket_real),
                      replication=parts.replication(journal, f),
                      appendix=_appendix(drill, scenario, started, journal, impact, files),
                      problems=all_problems)
+
+
+def _group_of(drill: Drill, action: str, default: str) -> str:
+    """The team group whose step runs `action`: it owns that part's findings."""
+    return next((s.group for s in drill.runbook if s.action == action), default)
+
+
+def _offline_known(card: OfflineResult | None, journal: JournalRead) -> int:
+    """Offline records the run knows of: the patients' receipts, or what a back-entry read."""
+    if card is None:
+        return 0
+    read = [e.get("read") for e in journal.of_type("offline.back_entered")]
+    return max([card.taken, *(n for n in read if isinstance(n, int))])
 
 
 # --- the one I/O wrapper -------------------------------------------------------------------------

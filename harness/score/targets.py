@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 from ..clock import format_duration
 from ..models import Target
 from .applicability import NotApplicable
-from .card import LevelResult, RpoResult, TargetResult
+from .card import LevelResult, OfflineResult, RpoResult, TargetResult
 from .facts import Facts
 from .policy import rate
 from .texts import actual_text, error_of
@@ -23,14 +23,15 @@ class Figure(NamedTuple):
 
 
 def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | None,
-                   na: NotApplicable | None = None) -> TargetResult:
+                   na: NotApplicable | None = None,
+                   offline: OfflineResult | None = None) -> TargetResult:
     """One target → its result. Unmeasurable means missed, with the reason (English and Chinese),
     unless the target did not apply (`na`, applicability.py): then n/a, with why."""
     base: dict[str, Any] = dict(id=t.id, title=t.title, measure=t.measure, critical=t.critical,
                                 step=t.step)
     if t.measure == "level":
         return _level_target(base, level)
-    fig = _figure(t, f, rpo)
+    fig = _figure(t, f, rpo, offline)
     within = t.within
     if fig.actual is None and na is not None:
         return TargetResult(**base, target=within, actual=None, status="n/a", rating="n/a",
@@ -74,7 +75,7 @@ def _level_target(base: dict[str, Any], level: LevelResult) -> TargetResult:
     return r
 
 
-def _figure(t: Target, f: Facts, rpo: RpoResult | None) -> Figure:
+def _figure(t: Target, f: Facts, rpo: RpoResult | None, offline: OfflineResult | None) -> Figure:
     if t.measure == "rpo":
         return _rpo(rpo)
     if f.t_fault is None:
@@ -93,6 +94,8 @@ def _figure(t: Target, f: Facts, rpo: RpoResult | None) -> Figure:
         return Figure(actual, breakdown)
     if t.measure == "step":
         return _step(t.step, f)
+    if t.measure == "back_entry":
+        return _back_entry(f, offline)
     return Figure()
 
 
@@ -119,3 +122,29 @@ def _step(step: str | None, f: Facts) -> Figure:
     if any(e.get("type") == "step.started" and e.get("step") == step for e in f.events):
         return Figure(reason=f"step {step} never finished", reason_zh=f"步骤 {step} 开始后未完成")
     return Figure(reason=f"step {step} never started", reason_zh=f"步骤 {step} 未开始")
+
+
+def _back_entry(f: Facts, offline: OfflineResult | None) -> Figure:
+    """From recovery (patients back) to back-entry complete (score/offline.py `complete_seq`): the
+    plan's clock for back-entry starts when the system can take the records again, not at the fault.
+    The breakdown is the back-entry's chain less recovery's, each part at least 0."""
+    if f.recovery is None:
+        return Figure(reason="no recovery before the run ended: back-entry is timed from recovery",
+                      reason_zh="演练结束前未恢复：补录自恢复起计时")
+    done = f.by_seq.get(offline.complete_seq) if offline and offline.complete_seq is not None else None
+    if done is None:
+        if offline is None or not offline.back_entry_runs:
+            return Figure(reason="no back-entry run", reason_zh="未进行补录")
+        return Figure(reason=f"back-entry never completed: {offline.lost} receipt(s) not in the main "
+                             f"database after {offline.back_entry_runs} run(s)",
+                      reason_zh=f"补录未完成：{offline.back_entry_runs} 次补录后仍有 {offline.lost} 张回执不在主库")
+    end, start = f.since_fault(done), f.since_fault(f.recovery, drill_key="at_drill", wall_key="at_wall")
+    if end is None or start is None:
+        return Figure(reason="back-entry or recovery has no time in the journal",
+                      reason_zh="日志中补录或恢复缺少时间")
+    ours, theirs = f.breakdown(done), f.breakdown(f.recovery, "at_chain")
+    breakdown = None
+    if ours is not None and theirs is not None:
+        breakdown = {k: round(max(0.0, ours[k] - theirs[k]), 3) for k in ("declared", "real")}
+        breakdown["links"] = ours["links"]
+    return Figure(round(max(0.0, end - start), 3), breakdown)

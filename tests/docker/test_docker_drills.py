@@ -80,6 +80,19 @@ def test_db_crash_drill_on_docker_measures_what_local_does(tmp_path, docker_engi
     assert during and sum(not r["ok"] for r in during) / len(during) > 0.5
     assert after and sum(r["ok"] for r in after) / len(after) > 0.95
     assert (out / "logs" / "pg-primary.log").exists()
+    # offline reception is its own container; what patients recorded there is back-entered once
+    up = journal.first("stack.up")
+    assert "offline-reception" in up["services"] and "offline" in up["links"]
+    assert (out / "logs" / "offline-reception.log").exists()  # its own container's log, kept
+    held = {r["offline_id"] for f in (out / "records").glob("*.jsonl") for l in f.read_text().splitlines()
+            if l and (r := json.loads(l)).get("journey") == "offline" and r.get("offline_id") and r.get("ok")}
+    first, second = journal.of_type("offline.back_entered")
+    assert held and first["lost"] == 0 and first["entered"] + first["conflicts"] == first["read"]
+    assert second["duplicates_refused"] == first["read"] and second["rows"] == second["in_main_db"]
+    offline = card["offline"]
+    assert offline["taken"] == len(held) and (offline["lost"], offline["duplicates"]) == (0, 0)
+    assert offline["back_entered"] >= len(held) - offline["taken_after"]
+    assert by_id["back-entry"]["status"] == "met"
     assert not any(run_leftovers(docker_engine, out).values())
 
 

@@ -218,6 +218,10 @@ class StepResult(BaseModel):
     deadline_met: bool | None = None
     detail: str | None = None
     error: str | None = None
+    output: str | None = Field(None, description="exec step: its stdout.log and stderr.log, a "
+                                                 "directory of the run (steps/<id>)")
+    stderr_tail: list[str] = Field(default_factory=list,
+                                   description="exec step: the last lines it wrote to stderr")
 
 
 class AlertEntry(BaseModel):
@@ -256,7 +260,7 @@ class Finding(BaseModel):
     id: str = ""
     kind: str = Field("", description="target, step, deadline, unfinished, alert, level, rpo, "
                                       "split_brain, plan_step, response, steady_state, aborted, "
-                                      "evidence")
+                                      "evidence, offline")
     severity: Severity
     text: str
     evidence: str = ""
@@ -368,6 +372,11 @@ class OfflineResult(BaseModel):
     lost: int = Field(0, description="receipts given before the last back-entry, not in the main DB after it")
     taken_after: int = Field(0, description="receipts given after the last back-entry began")
     lost_sample: list[str] = Field(default_factory=list)
+    duplicates: int = Field(0, description="rows in the main database beyond one per offline record, "
+                                           "counted after each back-entry run (the most seen)")
+    complete_seq: int | None = Field(None, description="journal seq of the back-entry run after which "
+                                                       "every receipt given before it began was in "
+                                                       "the main database: back-entry complete")
     conflict_sample: list[dict[str, Any]] = Field(default_factory=list)
     to_contact: list[str] = Field(default_factory=list,
                                   description="patients the clinical-support group calls: acknowledged "

@@ -145,6 +145,9 @@ def _database(stack: "Stack") -> dict[str, str]:
         env[f"HD_PG_{part}_DIRECT_DSN"] = direct
         env[f"HD_PG_{part}_DSN"] = _at(direct, stack.link_listen[link]) if link else direct
         env[f"HD_PG_{part}_LINK"] = link or ""
+        # the link a standby streams WAL through: what a failover moves so the standby follows
+        if (upstream := topology.STANDBY_LINK.get(node)) and upstream in stack.link_listen:
+            env[f"HD_PG_{part}_UPSTREAM_LINK"] = upstream
     # the roles as the drill set the stack up, not as the incident left them: a script finds out
     # who serves now the way a hospital's would (pg_is_in_recovery, `ctl status`)
     primary = next(n.name for n in topology.DB_NODES if n.role == "primary")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from ..control.adopt import adopt_promotions
 from ..control.env import expand, harness_pythonpath, script_env
 from ..models import ExecStep, HttpStep
 from ..rundir import RunDir
@@ -260,6 +261,10 @@ def run_exec(ctx: "ActionContext", spec: ExecStep) -> tuple[bool, dict[str, Any]
     code = proc.returncode
     detail.update(exit=code, seconds=round(time.monotonic() - t0, 3),
                   stdout_tail=tail(stdout_path), stderr_tail=tail(stderr_path))
+    # a promotion made with psql or pg_ctl is filed as the drill's own (control/adopt.py)
+    adopted = adopt_promotions(ctx.stack)
+    if adopted:
+        detail.update(promoted=adopted[-1], promoted_outside_ctl=adopted)
     reported = _reported(stdout_path)
     if reported:
         detail["reported"] = reported

@@ -183,10 +183,7 @@ class Stack(ABC):
         t0 = time.monotonic()
         self._promote_db(node)
         promoted_s = time.monotonic() - t0
-        old = self.current_primary()
-        if old:
-            self.db_roles[old] = "stopped"
-        self.db_roles[node] = "primary"
+        self.file_promotion(node)
         # a promoted standby inherits no sync standby: waiting for one would stall every write
         with psycopg.connect(self.db_dsn(node, "postgres"), autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
@@ -199,6 +196,16 @@ class Stack(ABC):
                 followers.append(other)
         return {"promoted": node, "promote_seconds": round(promoted_s, 3), "db_link": "db",
                 "followers": followers, "seconds": round(time.monotonic() - t0, 3)}
+
+    def file_promotion(self, node: str) -> str | None:
+        """The bookkeeping of a promotion, however it was made: `node` is the primary now and the
+        former primary is filed stopped (whether it stopped or not: fencing.py asks the nodes).
+        Returns the former primary."""
+        old = self.current_primary()
+        if old and old != node:
+            self.db_roles[old] = "stopped"
+        self.db_roles[node] = "primary"
+        return old
 
     def _set_links(self, links: list[str], enabled: bool) -> None:
         """Enable or disable several links side by side: one API call's latency, not one per link

@@ -282,8 +282,10 @@ class StepStarted(LaneEvent):
     """A runbook step's trigger held; on its lane, anchored at the triggering event."""
     step: str = _f("the step's id")
     group: str = _f("owner group")
-    kind: Literal["auto", "manual"] = _f("`auto` (an action) or `manual` (a person, or a modeled one)")
-    action: str | None = _f("the action's name; null for a manual step")
+    kind: Literal["auto", "manual", "exec", "http"] = _f(
+        "`auto` (a built-in action), `manual` (a person, or a modeled one), `exec` (the hospital's "
+        "program) or `http` (a call of the hospital's tools)")
+    action: str | None = _f("the action's name; null for the other kinds")
     title: str = _f("the step's title")
     deadline: float | None = _f("its own deadline from the trigger, drill s")
 
@@ -293,10 +295,13 @@ class StepFinished(LaneEvent):
     """A runbook step ended."""
     step: str = _f("the step's id")
     group: str = _f("owner group")
-    kind: Literal["auto", "manual"] = _f("`auto` or `manual`")
+    kind: Literal["auto", "manual", "exec", "http"] = _f("`auto`, `manual`, `exec` or `http`")
     action: str | None = _f("the action's name")
     ok: bool = _f("it did what it is for")
-    detail: dict[str, Any] | None = _f("the action's result, or `error`; a manual step's `modeled`/`by`")
+    detail: dict[str, Any] | None = _f(
+        "the action's result, or `error`; a manual step's `modeled`/`by`; an exec step's `argv`, "
+        "`exit`, `output` (its directory in the run), `stdout_tail`, `stderr_tail`, `reported` (its "
+        "`hd:` lines); an http step's `method`, `url`, `status`, `body` (head)")
     real_seconds: float = _f("real time the step took")
 
 
@@ -306,6 +311,21 @@ class StepSkipped(Event):
     step: str = _f("the step's id")
     group: str = _f("owner group")
     reason: str = _f("why it never ran")
+
+
+@event("control.move")
+class ControlMove(LaneEvent):
+    """A move a hospital's script (or a person at a terminal) asked the running drill for with
+    `hospital-drill ctl` (harness/control/): on the asking step's lane, or on a `ctl` lane of its own."""
+    verb: str = _f("`promote`, `repoint`, `line`, `interface`, `notice`, `notify`, `wait` or `status`")
+    action: str | None = _f("the built-in action that carried it out; null for `wait` and `status`")
+    args: list[str] = _f("the arguments as given")
+    step: str | None = _f("the step that asked (its HD_STEP); null from a terminal")
+    context: Literal["step", "run"] = _f("`step`: ran as the running step; `run`: outside any running step")
+    ok: bool = _f("it did what it is for")
+    detail: dict[str, Any] | None = _f("the action's result (as a step's); null when it failed")
+    error: str | None = _f("why it failed; null when it did not")
+    real_seconds: float = _f("real time the move took")
 
 
 @event("check.finished")
@@ -384,7 +404,21 @@ class OfflineBackEntered(LaneEvent):
                                "against the patients' receipts)")
     conflict_list: list[dict[str, Any]] = _f("up to 50: `offline_id`, `patient`, `why`")
     into: str = _f("the database node entered into")
+    rows: int = _f("the main database's rows for the records read: more than `in_main_db` is a "
+                   "record entered twice", 0)
+    attempts: int = _f("passes made: more than 1 when a pass was cut off mid-way", 1)
     seconds: float = _f("real s: a machine's work")
+
+
+@event("offline.back_entry_interrupted")
+class OfflineBackEntryInterrupted(LaneEvent):
+    """`back_entry`: a pass was cut off mid-way (its database session or the desk lost); the clerk
+    enters again from the first record after `retry_after`."""
+    attempt: int = _f("the pass that was cut off, from 1")
+    error: str = _f("what cut it off")
+    into: str = _f("the database node it was entering into")
+    committed: dict[str, int] = _f("what this run's committed batches held so far: `entered`, "
+                                   "`duplicates_refused`, `conflicts`")
 
 
 @event("route.verified")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..loader import YAML_SUFFIXES
-
 HERE = Path(__file__).resolve().parent
 DRILLS = HERE / "drills"
 SCENARIOS = HERE / "scenarios"
@@ -19,6 +17,7 @@ RUNBOOKS = HERE / "runbooks"
 
 def yaml_files(folder: Path) -> list[Path]:
     """The drill or scenario files of a folder, by name; none when it is no folder."""
+    from ..loader import YAML_SUFFIXES  # the loader brings pydantic: not for every command's start
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in YAML_SUFFIXES and p.is_file())
@@ -27,6 +26,7 @@ def yaml_files(folder: Path) -> list[Path]:
 def find_drill(name: str) -> Path:
     """The file a drill argument means: a path that exists wins; otherwise a bare name (with or
     without .yaml) is a packaged drill; otherwise the path as given, for the loader to refuse."""
+    from ..loader import YAML_SUFFIXES
     given = Path(name)
     if given.exists() or given.parent != Path("."):
         return given

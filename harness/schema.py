@@ -1,8 +1,9 @@
-"""JSON Schema of drill and scenario files, generated from the models, for editors (the
+"""JSON Schema of drill, scenario and plan files, generated from the models, for editors (the
 yaml-language-server modeline at the top of each shipped file) and for tools that look at a file
 before the harness does.
 
-    python -m harness.schema --write   # docs/schema/drill.schema.json, scenario.schema.json
+    python -m harness.schema --write   # docs/schema/drill.schema.json, scenario.schema.json,
+                                       # plan.schema.json
     python -m harness.schema --check   # exit 1 when those differ from what the models give
 
 A schema says what a file may hold as written, which is wider than a model's Python types: a
@@ -23,9 +24,10 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
 from .models import Drill, Scenario
+from .plan.models import Plan
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
-MODELS: dict[str, type[BaseModel]] = {"drill": Drill, "scenario": Scenario}
+MODELS: dict[str, type[BaseModel]] = {"drill": Drill, "scenario": Scenario, "plan": Plan}
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 _DURATION_TEXT = r"^\s*((\d+(\.\d+)?\s*(ms|s|m|h)\s*)+|\d+(\.\d+)?\s*)$"

@@ -109,3 +109,28 @@ def test_interrupted_docker_drill_removes_everything(tmp_path, docker_engine, ba
     finished = read_journal(journal).first("run.finished")
     assert finished["status"] == "aborted" and "interrupted" in finished["reason"]
     assert not any(run_leftovers(docker_engine, out).values())
+
+
+def test_scripted_failover_on_docker_passes(tmp_path, docker_engine, base_image):
+    """The hospital's own failover script (runbooks/db-crash-failover.sh) against the containers:
+    psql reaches the standby at its container's address, ctl moves the same stack, and the drill
+    passes as on the local backend."""
+    out = tmp_path / "run"
+    p = run_drill("db-crash-failover-scripted.yaml", out, base_image)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    card = json.loads((out / "score.json").read_text())
+    assert card["verdict"] == "pass"
+    got = {t["id"]: t["actual"] for t in card["targets"]}
+    assert 0 < got["detect"] <= got["dr-takeover"] <= 180 and got["core-recovered"] <= 1800
+    print(f"\nscripted failover on docker: {got}")
+    journal = read_journal(out / "journal.jsonl")
+    assert journal.first("run.started")["backend"] == "docker"
+    step = next(e for e in journal.of_type("step.finished") if e["step"] == "promote-same-city")
+    assert step["ok"] and step["detail"]["reported"]["promoted"] == "pg-samecity"
+    assert "hd: db_link=pg-samecity" in (out / step["detail"]["output"] / "stdout.log").read_text()
+    assert [m["verb"] for m in journal.of_type("control.move") if m["ok"]] == \
+        ["notice", "notify", "notify", "promote", "repoint"]
+    rpo = journal.first("rpo.measured")
+    assert rpo["measured_on"] == "pg-samecity" and rpo["lost_writes"] > 0
+    assert not (out / "control.json").exists()
+    assert not any(run_leftovers(docker_engine, out).values())

@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from . import checks
+from .catalog import find_drill
 from .errors import HarnessError, InputError
 from .rundir import RunDir
 
@@ -43,8 +44,10 @@ def cmd_run(args) -> int:
         if RunDir(out).holds_run():
             raise InputError(f"already holds a run ({RunDir.JOURNAL}): give a new directory", file=args.out,
                              field="--out")
+    from .report.sections import SECTIONS
+    SECTIONS.load()  # a report-section plugin that does not load stops the run before it starts
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    run = DrillRun(args.drill, out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
+    run = DrillRun(find_drill(args.drill), out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
                    toxiproxy_url=args.toxiproxy, live=args.live, backend_options=_backend_options(args),
                    progress=None if args.quiet else _say, lang=args.lang)
     _say(f"drill {run.drill.name}: scenario {run.scenario.name}, time scale {run.time_scale:g} "
@@ -71,26 +74,48 @@ def _fmt(seconds) -> str:
 
 
 def cmd_validate(args) -> int:
+    """Every file is checked, and every error of each is reported."""
     from .validate import validate_file
+    failed = False
     for path in args.files:
-        _say(f"{path}: ok — {validate_file(Path(path))}")
-    return 0
+        try:
+            _say(f"{path}: ok — {validate_file(find_drill(path))}")
+        except InputError as e:
+            _print_errors(e)
+            failed = True
+    return 2 if failed else 0
 
 
 def cmd_list(args) -> int:
+    """The packaged scenarios and drills, and those of --dir."""
+    from . import catalog
+    folders = [("packaged", catalog.HERE)]
+    if args.dir:
+        if not Path(args.dir).is_dir():
+            raise InputError("not a folder", file=args.dir, field="--dir")
+        folders.append((args.dir, Path(args.dir)))
+    seen: set[Path] = set()  # --dir may be the checkout, whose folders are the packaged ones
+    for origin, root in folders:
+        scenarios, drills = ([p for p in catalog.yaml_files(root / sub) if p.resolve() not in seen]
+                             for sub in ("scenarios", "drills"))
+        seen.update(p.resolve() for p in scenarios + drills)
+        _list_folder(origin, scenarios, drills)
+    return 0
+
+
+def _list_folder(origin: str, scenarios: list[Path], drills: list[Path]) -> None:
     from .clock import format_duration
     from .validate import load_drill, load_scenario
-    root = Path(args.dir)
-    _say("scenarios:")
-    for path in sorted((root / "scenarios").glob("*.yaml")):
+    _say(f"scenarios ({origin}):")
+    for path in scenarios:
         try:
             sc, faults, _ = load_scenario(path)
             kinds = ", ".join(f"{f.type_name}@{format_duration(f.spec.at)}" for f in faults)
             _say(f"  {path.stem:<28} {sc.failure_class:<18} {sc.title or sc.name}  [{kinds}]")
         except InputError as e:
-            _say(f"  {path.stem:<28} INVALID: {e}")
-    _say("drills:")
-    for path in sorted((root / "drills").glob("*.yaml")):
+            _say(f"  {path.stem:<28} INVALID: {_first_error(e)}")
+    _say(f"drills ({origin}):")
+    for path in drills:
         try:
             d = load_drill(path)
             targets = ", ".join(f"{t.id} {format_duration(t.within)}" if t.within is not None else t.id
@@ -98,8 +123,7 @@ def cmd_list(args) -> int:
             _say(f"  {path.stem:<28} {d.scenario.failure_class:<18} {d.drill.title or d.drill.name}")
             _say(f"  {'':<28} scenario {d.scenario.name}, ×{d.drill.time_scale:g}; targets: {targets}")
         except InputError as e:
-            _say(f"  {path.stem:<28} INVALID: {e}")
-    return 0
+            _say(f"  {path.stem:<28} INVALID: {_first_error(e)}")
 
 
 def cmd_up(args) -> int:
@@ -112,7 +136,7 @@ def cmd_up(args) -> int:
                          field="--dir")
     config, scale = StackConfig(), 60.0
     if args.drill:
-        loaded = load_drill(Path(args.drill))
+        loaded = load_drill(find_drill(args.drill))
         config, scale = loaded.drill.stack, loaded.drill.time_scale
     stack = backends.get(args.backend).up(stack_dir, config, scale, toxiproxy_url=args.toxiproxy,
                                           detach=True, **_backend_options(args))
@@ -169,7 +193,7 @@ def _backend_options(args) -> dict:
 def cmd_compose(args) -> int:
     from .stack.docker.compose import write_compose
     from .validate import load_drill
-    drill = load_drill(Path(args.drill)).drill
+    drill = load_drill(find_drill(args.drill)).drill
     out = Path(args.out or DEFAULT_STACK_DIR.parent / "compose" / drill.name)
     path = write_compose(out, drill.stack, drill.time_scale, name=drill.name,
                          base_image=args.base_image, toxiproxy_image=args.toxiproxy_image,
@@ -361,7 +385,7 @@ def _add_files(sub) -> None:
     v.set_defaults(func=cmd_validate)
 
     ls = sub.add_parser("list", help="every scenario and drill, with failure class and targets")
-    ls.add_argument("--dir", default=".", help="project folder holding scenarios/ and drills/")
+    ls.add_argument("--dir", help="also list the scenarios/ and drills/ of this project folder")
     ls.set_defaults(func=cmd_list)
 
 
@@ -429,9 +453,19 @@ def _add_reports(sub) -> None:
     tr.set_defaults(func=cmd_trend)
 
 
-# the commands in the order `--help` lists them: running a drill, its files, the stack on its own,
-# a live drill's people, the reports
-COMMANDS = (_add_run, _add_files, _add_stack, _add_live, _add_reports)
+def _add_init(sub) -> None:
+    from . import init_project  # `init DIR`: a project folder from an example drill and its script
+    init_project.add_parser(sub)
+
+
+def _add_control(sub) -> None:
+    from .control import ctl  # `ctl RUN_DIR VERB ...`: the plan's moves for the hospital's scripts
+    ctl.add_parser(sub)
+
+
+# the commands in the order `--help` lists them: running a drill, its files, a project to start
+# from, the stack on its own, a live drill's people, the hospital's scripts, the reports
+COMMANDS = (_add_run, _add_files, _add_init, _add_stack, _add_live, _add_control, _add_reports)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -442,6 +476,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _first_error(e: InputError) -> str:
+    more = len(getattr(e, "errors", [e])) - 1
+    return str(e).splitlines()[0] + (f" (and {more} more: hospital-drill validate)" if more else "")
+
+
+def _print_errors(e: InputError) -> None:
+    """Each error of the input on a line of its own (`file:line: field: why`)."""
+    for one in getattr(e, "errors", [e]):
+        print(f"hospital-drill: error: {' '.join(str(one).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -449,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_flags(args)
         return args.func(args)
     except InputError as e:
-        print(f"hospital-drill: error: {' '.join(str(e).split())}", file=sys.stderr)
+        _print_errors(e)
         return 2
     except HarnessError as e:
         print(f"hospital-drill: aborted: {e}", file=sys.stderr)

@@ -1,0 +1,281 @@
+"""The audit's live checks: the plan's stack brought up with no fault, and what a drill would find
+out the hard way asked of it directly, in seconds:
+
+- `interfaces`: each third party's backup interface, and the backup egress line, answers a test
+  call. The runbook's own verified switch (`switch_and_verify`: switch, walk a test payment or
+  message, name the culprit and switch back) does it, one route at a time, and the route is put back
+  to primary after a switch that worked.
+- `standbys`: each DR standby streams, and a WAL record written on the primary is replayed there
+  within the plan's `standbys.max_lag` (real time: a machine's work).
+- `backups`: the schedule's kinds (a full, then an incremental on it) taken through the backup
+  schedule's own code; each must finish, and be copied, well within its interval.
+- `restore` (optional): the chain just taken restored into a scratch node, timed against the
+  plan's data-restore target.
+
+The stack goes down on every exit path (`with stack`); a backend's failed start cleans up itself.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import psycopg
+
+from ..clock import DrillClock, format_duration
+from ..journal import Journal
+from ..loader import Loc
+from ..rundir import RunDir
+from ..runbook.actions import ACTIONS, ActionContext, ActionFailed
+from ..runbook.network_actions import VerifiedSwitchParams
+from ..stack import backends, topology
+from ..stack.backups import BackupSchedule
+from ..stack.base import Stack
+from ..stack.postgres import replication_status
+from ..monitor.redundancy_rules import standby_state
+from .findings import CheckResult, Finding
+from .models import Plan
+
+ROUTE_SCALE = 60.0  # the verified switch's declared retry waits (drill s) pass at CI speed
+BACKUP_TICK = 1.0  # real seconds from one scheduled backup to the next: the schedule compressed
+LAG_MARK = "hospital-drill audit: replication lag mark"
+DEFAULT_RESTORE_WITHIN = 30 * 60.0  # the plan: data restored from the hourly incremental in 30 min
+
+Say = Callable[[str], None]
+Where = Callable[[Loc], "str | None"]  # a plan field → 'file:line'
+
+
+class _Dsn:
+    """A database reached by its DSN, with the one method `replication_status` asks of a node."""
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+
+    def query(self, query: str, params: Any = None) -> list[tuple]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()
+
+
+def _timed(name: str, title: str, run: Callable[[], tuple[list[Finding], dict]]) -> CheckResult:
+    t0 = time.monotonic()
+    findings, evidence = run()
+    return CheckResult(name, title, "live", findings, evidence, time.monotonic() - t0)
+
+
+# --- backup interfaces and the backup line -----------------------------------------------------------
+
+def _verify_route(ctx: ActionContext, route: str, where: Where) -> tuple[Finding | None, dict[str, Any]]:
+    """Switch `route` to its backup and walk a test call through it, as the runbook would. A
+    finding on an address the plan configured points at that field of the plan."""
+    params = VerifiedSwitchParams.model_validate({route: "backup", "attempts": 1})
+    component = "egress-backup" if route == "egress" else topology.interface(route, "backup")
+    try:
+        detail = ACTIONS["switch_and_verify"].run(ctx, params)
+    except ActionFailed as e:
+        event = next((e for e in reversed(ctx.journal.events) if e.get("type") == "route.verified"), {})
+        culprit = event.get("culprit") or {}
+        evidence = {"route": route, "component": component, "ok": False,
+                    "address": culprit.get("address"), "what": culprit.get("what"),
+                    "culprit": culprit, "found": event.get("found")}
+        configured = route != "egress" and ctx.stack.config.backup_address(route)
+        at, fix = None, event.get("corrective_action") or ""
+        if configured and culprit.get("address") == configured:
+            field = ("endpoints", "third_parties", route, "backup")
+            at = where(field)
+            fix = f"correct {'.'.join(field)} ({configured}) in the plan and audit again"
+        return Finding("interfaces", "critical", f"{topology.describe(component)}: {e}", at,
+                       evidence, fix), evidence
+    ctx.stack.post_apps("/admin/route", {route: "primary"})  # the audit leaves production as it was
+    test = detail.get("test_message") or detail.get("test_payment") or {}
+    return None, {"route": route, "component": component, "ok": True,
+                  "address": (detail.get("addresses") or {}).get(route), "ms": test.get("ms")}
+
+
+def interfaces(ctx: ActionContext, where: Where) -> tuple[list[Finding], dict]:
+    findings, seen = [], {}
+    for route in (*topology.THIRD_PARTY_KINDS, "egress"):
+        found, evidence = _verify_route(ctx, route, where)
+        seen[route] = evidence
+        if found is not None:
+            findings.append(found)
+    return findings, {"routes": seen}
+
+
+# --- standbys ----------------------------------------------------------------------------------------
+
+def standbys(stack: Stack, plan: Plan) -> tuple[list[Finding], dict]:
+    """Each standby streams and replays a fresh WAL record within the plan's bound."""
+    bound = plan.standbys.max_lag
+    primary = stack.current_primary()
+    names = [n.name for n in topology.DB_NODES if stack.db_role(n.name) == "standby"]
+    expected = ["pg-samecity"] + (["pg-remote"] if plan.standbys.remote_dr else [])
+    findings: list[Finding] = []
+    seen: dict[str, Any] = {}
+    for name in expected:
+        if name not in names:
+            findings.append(Finding("standbys", "critical", f"{name} is not running as a standby",
+                                    evidence={"standby": name, "role": stack.db_role(name)}))
+    if primary is None:
+        return findings + [Finding("standbys", "critical", "no database primary is serving")], seen
+    source = _Dsn(stack.db_dsn(primary, "postgres"))
+    streaming = {r.app_name: r for r in replication_status(source)}
+    lsn = source.query("SELECT pg_logical_emit_message(false, 'audit', %s)::text", (LAG_MARK,))[0][0]
+    t0 = time.monotonic()
+    for name in names:
+        wrong = standby_state(stack.db_dsn(name, "postgres"))
+        row = streaming.get(name)
+        lag = None if wrong else _replayed_within(stack.db_dsn(name, "postgres"), lsn, t0, bound)
+        seen[name] = {"state": wrong or "streaming", "sync_state": row.sync_state if row else None,
+                      "replay_lag_bytes": row.replay_lag_bytes if row else None,
+                      "lag_seconds": None if lag is None else round(lag, 3), "max_lag": bound}
+        if wrong:
+            findings.append(Finding("standbys", "critical", f"{name} does not stream: {wrong}",
+                                    evidence={"standby": name, **seen[name]}))
+        elif lag is None:
+            findings.append(Finding("standbys", "high", f"{name} had not replayed a fresh WAL record "
+                                    f"after {format_duration(bound)} (the plan's max_lag)",
+                                    evidence={"standby": name, **seen[name]},
+                                    fix="find what holds replication back (the link, the standby's "
+                                        "disk) before a failover has to rely on it"))
+    return findings, {"primary": primary, "standbys": seen, "mark_lsn": lsn}
+
+
+def _replayed_within(dsn: str, lsn: str, t0: float, bound: float) -> float | None:
+    """Real seconds from `t0` until the standby has replayed past `lsn`; None past `bound`."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=2) as conn:
+        while True:
+            done = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,)).fetchone()[0]
+            waited = time.monotonic() - t0
+            if done:
+                return waited
+            if waited > bound:
+                return None
+            time.sleep(0.01)
+
+
+# --- backups and restore -----------------------------------------------------------------------------
+
+def backups(stack: Stack, journal: Journal, plan: Plan) -> tuple[list[Finding], dict]:
+    """A full and (when the plan has incrementals) an incremental on it, taken by the schedule."""
+    b = plan.backups
+    want = 2 if b.incremental_every else 1
+    # the schedule's declared times compressed so that its next backup is due BACKUP_TICK later
+    clock = DrillClock((b.incremental_every or b.full_every) / BACKUP_TICK)
+    clock.start()
+    schedule = BackupSchedule(stack, journal, clock, b.model_copy(update={"full": 0.0}))
+    schedule.start()
+    try:
+        deadline = time.monotonic() + 60.0 * want
+        while len(schedule.taken) + schedule.failed < want and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        schedule.stop()
+    findings: list[Finding] = []
+    taken = [{"label": t.label, "kind": t.kind, "seconds": round(t.backup.seconds, 3),
+              "size": t.backup.size_bytes, "offline": t.offline is not None} for t in schedule.taken]
+    for e in journal.events:
+        if e.get("type") == "backup.failed":
+            findings.append(Finding("backups", "critical", f"the {e['kind']} backup failed: {e['error']}",
+                                    evidence={"label": e["label"], "error": e["error"]}))
+        elif e.get("type") == "backup.copy_failed":
+            findings.append(Finding("backups", "high", f"backup {e['label']}: the offline copy failed",
+                                    evidence={"label": e["label"], "error": e["error"]}))
+    kinds = {t["kind"] for t in taken}
+    for kind, every in (("full", b.full_every), ("incremental", b.incremental_every)):
+        if every is None:
+            continue
+        if kind not in kinds and not findings:
+            findings.append(Finding("backups", "critical", f"no {kind} backup could be taken",
+                                    evidence={"taken": taken}))
+        slow = [t for t in taken if t["kind"] == kind and t["seconds"] > every]
+        for t in slow:  # a backup longer than its interval: the next one is late every time
+            findings.append(Finding("backups", "high", f"the {kind} backup took "
+                                    f"{format_duration(t['seconds'])}, longer than its interval "
+                                    f"{format_duration(every)}", evidence=t))
+    return findings, {"taken": taken, "schedule": {"full_every": b.full_every,
+                                                   "incremental_every": b.incremental_every}}
+
+
+def restore_within(plan: Plan) -> float:
+    """The plan's bound on a restore from the backups: the target on its restore step, else 30 min."""
+    for fc in plan.failure_classes:
+        restores = {s.id for s in fc.runbook if s.action == "restore_from_backup"}
+        for t in fc.targets:
+            if t.measure == "step" and t.step in restores and t.within is not None:
+                return t.within
+    return DEFAULT_RESTORE_WITHIN
+
+
+def restore(stack: Stack, plan: Plan) -> tuple[list[Finding], dict]:
+    """The newest chain restored into a scratch node and timed (it answers queries when done)."""
+    from ..stack.backups import chain_before, describe_chain
+    chain = chain_before(stack.backups, time.time() + 1)
+    within = restore_within(plan)
+    if not chain:
+        return [Finding("restore", "critical", "no backup chain to restore")], {}
+    t0 = time.monotonic()
+    try:
+        node = stack.restore_db([b.backup for b in chain], name="pg-audit-restore")
+    except Exception as e:
+        return [Finding("restore", "critical", f"the restore failed: {e.__class__.__name__}: "
+                        f"{str(e)[-300:]}", evidence={"chain": describe_chain(chain)})], {}
+    seconds = time.monotonic() - t0
+    evidence = {"chain": describe_chain(chain), "node": node, "seconds": round(seconds, 3),
+                "within": within}
+    if seconds > within:
+        return [Finding("restore", "critical", f"the restore took {format_duration(seconds)}, the "
+                        f"plan allows {format_duration(within)}", evidence=evidence)], evidence
+    return [], evidence
+
+
+# --- the whole live part -----------------------------------------------------------------------------
+
+LIVE_CHECKS = {
+    "interfaces": "each backup interface and the backup line answer a test call",
+    "standbys": "standbys stream with lag under the plan's bound",
+    "backups": "the schedule's full and incremental backups can be taken in time",
+    "restore": "a timed restore of the latest backups into a scratch instance",
+}
+
+
+def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda _: None,
+             backend: str = "local",
+             toxiproxy_url: str | None = None, take_backups: bool = True,
+             test_restore: bool = False, say: Say = lambda _: None) -> list[CheckResult]:
+    """Bring the plan's stack up with no fault, run the live checks, take it down (always)."""
+    t0 = time.monotonic()
+    say(f"bringing up the plan's stack ({backend} backend)")
+    stack = backends.get(backend).up(out.path, plan.stack_config(), ROUTE_SCALE,
+                                     toxiproxy_url=toxiproxy_url)
+    with stack:
+        stack.wait_entry(30)
+        bring_up = time.monotonic() - t0
+        journal.record("stack.up", seconds=round(bring_up, 2), services=dict(stack.addresses),
+                       links=dict(stack.link_listen))
+        say(f"stack up in {bring_up:.1f}s")
+        clock = DrillClock(ROUTE_SCALE)
+        clock.start()
+        ctx = ActionContext(stack, journal, None, None, ROUTE_SCALE,  # type: ignore[arg-type]
+                            lane=clock.lane("audit"), stop=threading.Event(), run_dir=out,
+                            step="audit")
+        results = [_timed("interfaces", LIVE_CHECKS["interfaces"], lambda: interfaces(ctx, where)),
+                   _timed("standbys", LIVE_CHECKS["standbys"], lambda: standbys(stack, plan))]
+        if take_backups:
+            results.append(_timed("backups", LIVE_CHECKS["backups"],
+                                  lambda: backups(stack, journal, plan)))
+        else:
+            results.append(CheckResult("backups", LIVE_CHECKS["backups"], "live",
+                                       skipped="not asked (--no-backups)"))
+        if test_restore and take_backups:
+            results.append(_timed("restore", LIVE_CHECKS["restore"], lambda: restore(stack, plan)))
+        else:
+            results.append(CheckResult("restore", LIVE_CHECKS["restore"], "live",
+                                       skipped="not asked (--restore)" if take_backups
+                                       else "needs the backups check"))
+    results[0].evidence["bring_up_seconds"] = round(bring_up, 2)
+    return results
+
+
+def bring_up_seconds(results: list[CheckResult]) -> float | None:
+    return next((r.evidence.get("bring_up_seconds") for r in results if r.name == "interfaces"), None)
+

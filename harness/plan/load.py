@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import HERE as CATALOG
+from ..catalog import HERE as CATALOG, yaml_files
 from ..errors import InputError
 from ..loader import YAML_SUFFIXES, Document, Loc
 from .models import Plan
@@ -49,12 +49,8 @@ def find_plan(name: str | None) -> Path:
     given = Path(name or DEFAULT_PLAN)
     if given.exists() or given.parent != Path("."):
         return given
-    stem = given.stem if given.suffix.lower() in YAML_SUFFIXES else given.name
-    for suffix in YAML_SUFFIXES:
-        shipped = PLANS / f"{stem}{suffix}"
-        if shipped.is_file():
-            return shipped
-    return given
+    shipped = {p.stem: p for p in yaml_files(PLANS)}
+    return shipped.get(given.stem if given.suffix.lower() in YAML_SUFFIXES else given.name, given)
 
 
 def load_plan(path: Path | str) -> LoadedPlan:

@@ -22,6 +22,12 @@ LineName = Literal["primary", "backup"]
 CopyStore = Literal["local_disk", "cloud", "offline_tape"]
 
 
+def _unique(what: str, ids: list[str]) -> None:
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what} {dupes[0]!r}")
+
+
 class RosterMinimum(Strict):
     """How many people a group must have on its roster (the plan: 5 core + 3 backup, 24 h on call)."""
     core: int = Field(5, ge=0)
@@ -79,10 +85,7 @@ class PlanFailureClass(Strict):
 
     @model_validator(mode="after")
     def _unique_steps(self) -> "PlanFailureClass":
-        ids = [s.id for s in self.runbook]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate runbook step id {dupes[0]!r}")
+        _unique("runbook step id", [s.id for s in self.runbook])
         return self
 
 
@@ -144,10 +147,7 @@ class Plan(Strict):
 
     @model_validator(mode="after")
     def _unique_classes(self) -> "Plan":
-        ids = [c.id for c in self.failure_classes]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"duplicate failure class id {dupes[0]!r}")
+        _unique("failure class id", [c.id for c in self.failure_classes])
         return self
 
     def stack_config(self) -> StackConfig:

@@ -458,6 +458,11 @@ def _add_init(sub) -> None:
     init_project.add_parser(sub)
 
 
+def _add_audit(sub) -> None:
+    from .plan import command  # `audit [PLAN]`: the plan checked before any drill (harness/plan/)
+    command.add_parser(sub)
+
+
 def _add_control(sub) -> None:
     from .control import ctl  # `ctl RUN_DIR VERB ...`: the plan's moves for the hospital's scripts
     ctl.add_parser(sub)
@@ -465,7 +470,7 @@ def _add_control(sub) -> None:
 
 # the commands in the order `--help` lists them: running a drill, its files, a project to start
 # from, the stack on its own, a live drill's people, the hospital's scripts, the reports
-COMMANDS = (_add_run, _add_files, _add_init, _add_stack, _add_live, _add_control, _add_reports)
+COMMANDS = (_add_run, _add_audit, _add_files, _add_init, _add_stack, _add_live, _add_control, _add_reports)
 
 
 def build_parser() -> argparse.ArgumentParser:

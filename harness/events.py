@@ -511,6 +511,36 @@ class RpoMeasured(Event):
     error: str | None = _f("why nothing could be measured", None)
 
 
+# --- the readiness audit (harness/plan/) ---------------------------------------------------------------
+
+@event("audit.started")
+class AuditStarted(Event):
+    """`hospital-drill audit` began: which plan, and whether it brings a stack up."""
+    plan: str = _f("the plan's `name`")
+    plan_file: str = _f("the plan file as given")
+    live: bool = _f("the live checks run (a stack is brought up with no fault)")
+    backend: str | None = _f("`local` or `docker` (live only)")
+
+
+@event("audit.check")
+class AuditCheck(Event):
+    """One audit check done (static: of the plan; live: against the stack)."""
+    name: str = _f("the check: `coverage`, `roster`, … `interfaces`, `standbys`, `backups`, `restore`")
+    kind: Literal["static", "live"] = _f("static or live")
+    status: Literal["pass", "warn", "fail", "skipped"] = _f("fail: a critical or high finding")
+    seconds: float = _f("real s")
+    findings: list[dict[str, Any]] = _f("`check`, `severity`, `message`, `where`, `evidence`, `fix`")
+
+
+@event("audit.finished")
+class AuditFinished(Event):
+    """The audit's verdict."""
+    score: float = _f("readiness score 0–100 (findings' penalties off 100)")
+    findings: dict[str, int] = _f("count by severity")
+    verdict: Literal["ready", "not_ready", "aborted"] = _f("not_ready: a critical finding (exit 1)")
+    reason: str | None = _f("aborted: why", None)
+
+
 # --- checking and the generated table -----------------------------------------------------------------
 
 def problem(type_: str, fields: dict[str, Any], *, on_lane: bool = False, wall: float = 0.0,

@@ -486,6 +486,20 @@ class Safeguards(Strict):
                                     "`on_failure` wins)")
 
 
+class Readiness(Strict):
+    """The readiness audit's live checks as the drill's first phase, on the drill's own stack right
+    after bring-up and before anything is injected (harness/plan/readiness.py): a backup interface
+    that refuses, a standby that does not stream, found before anything is broken."""
+    before: bool | None = Field(None, description="run them; default: on for a live drill (--live), "
+                                                  "off otherwise")
+    stop_on_critical: bool = Field(False, description="a critical finding stops the drill before any "
+                                                      "fault: the run ends aborted (exit 3) with it as "
+                                                      "the reason")
+
+    def runs(self, live: bool) -> bool:
+        return live if self.before is None else self.before
+
+
 class Drill(Strict):
     name: str
     title: str = ""
@@ -498,6 +512,8 @@ class Drill(Strict):
     targets: list[Target] = Field(min_length=1)
     safeguards: Safeguards = Field(default_factory=Safeguards)
     audit: Audit | None = Field(None, description="a scheduled data audit the plan runs")
+    readiness: Readiness = Field(default_factory=Readiness,
+                                 description="the readiness audit's live checks before the drill")
 
     @field_validator("name")
     @classmethod

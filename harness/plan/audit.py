@@ -56,6 +56,15 @@ def out_dir(plan_name: str, given: str | Path | None) -> RunDir:
     return RunDir.of(path)
 
 
+def record_check(journal: Journal, r: CheckResult, say: Callable[[str], None]) -> None:
+    """One check done: journalled (`audit.check`) and said, with each of its findings."""
+    journal.record("audit.check", name=r.name, kind=r.kind, status=r.status,
+                   seconds=round(r.seconds, 3), findings=[f.as_dict() for f in r.findings])
+    say(f"  {r.status:7} {r.kind:6} {r.name}: {r.title}" + (f" ({r.skipped})" if r.skipped else ""))
+    for f in r.findings:
+        say(f"          {f.line()}")
+
+
 def audit(loaded: LoadedPlan, out: RunDir, *, live: bool = True, backend: str = "local",
           toxiproxy_url: str | None = None, take_backups: bool = True, test_restore: bool = False,
           say: Callable[[str], None] = lambda _: None) -> AuditOutcome:
@@ -69,12 +78,7 @@ def audit(loaded: LoadedPlan, out: RunDir, *, live: bool = True, backend: str = 
         def done(results: list[CheckResult]) -> None:
             for r in results:
                 outcome.results.append(r)
-                journal.record("audit.check", name=r.name, kind=r.kind, status=r.status,
-                               seconds=round(r.seconds, 3), findings=[f.as_dict() for f in r.findings])
-                say(f"  {r.status:7} {r.kind:6} {r.name}: {r.title}"
-                    + (f" ({r.skipped})" if r.skipped else ""))
-                for f in r.findings:
-                    say(f"          {f.line()}")
+                record_check(journal, r, say)
 
         done(run_static(loaded.plan, loaded))
         if live:

@@ -56,6 +56,17 @@ class CheckResult:
                 "evidence": self.evidence, "findings": [f.as_dict() for f in self.findings]}
 
 
+def headline(message: str) -> str:
+    """A finding's message up to its first '; ' outside parentheses: what was found, without the
+    account of how (the evidence keeps the whole message)."""
+    depth = 0
+    for i, ch in enumerate(message):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and message.startswith("; ", i):
+            return message[:i]
+    return message
+
+
 def readiness(results: list[CheckResult]) -> tuple[float, dict[str, int]]:
     """(score 0–100, findings by severity). 100 less each finding's penalty (PENALTY), never below
     0. Skipped checks neither add nor take away: the report lists them, so a score from a static-only

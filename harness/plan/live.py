@@ -12,13 +12,18 @@ out the hard way asked of it directly, in seconds:
 - `restore` (optional): the chain just taken restored into a scratch node, timed against the
   plan's data-restore target.
 
-The stack goes down on every exit path (`with stack`); a backend's failed start cleans up itself.
+What the checks need besides the stack is a `Basis`: from the plan (`Basis.of_plan`), or from a
+drill's own stack config and replication settings (`Basis.of_drill`), so that a drill can run them
+on its own stack as its first phase (harness/plan/readiness.py). `run_live` brings the plan's stack
+up for them and takes it down on every exit path (`with stack`); a backend's failed start cleans up
+itself.
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import psycopg
 
@@ -27,14 +32,17 @@ from ..journal import Journal
 from ..loader import Loc
 from ..rundir import RunDir
 from ..runbook.actions import ACTIONS, ActionContext, ActionFailed
-from ..runbook.network_actions import VerifiedSwitchParams
+from ..runbook.network_actions import VerifiedSwitchParams, _routes_now
 from ..stack import backends, topology
 from ..stack.backups import BackupSchedule
 from ..stack.base import Stack
 from ..stack.postgres import replication_status
 from ..monitor.redundancy_rules import standby_state
 from .findings import CheckResult, Finding
-from .models import Plan
+from .models import Plan, StandbyPlan
+
+if TYPE_CHECKING:
+    from ..models import BackupPlan, Drill
 
 ROUTE_SCALE = 60.0  # the verified switch's declared retry waits (drill s) pass at CI speed
 BACKUP_TICK = 1.0  # real seconds from one scheduled backup to the next: the schedule compressed
@@ -42,7 +50,40 @@ LAG_MARK = "hospital-drill audit: replication lag mark"
 DEFAULT_RESTORE_WITHIN = 30 * 60.0  # the plan: data restored from the hourly incremental in 30 min
 
 Say = Callable[[str], None]
-Where = Callable[[Loc], "str | None"]  # a plan field → 'file:line'
+Where = Callable[[Loc], "str | None"]  # a field of the checked file → 'file:line'
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What the live checks judge the stack against, and where the file being checked sets it."""
+    max_lag: float  # how far behind (real s) a standby may replay a fresh WAL record
+    remote_dr: bool  # the remote DR standby is expected too
+    sync: bool  # commits wait for a synchronous standby
+    backups: "BackupPlan | None"  # the schedule whose backups the backups check takes
+    restore_within: float  # the bound on a restore from them
+    address_field: Callable[[str], Loc]  # where a third party's backup address is configured
+    where: Where = lambda _: None
+    document: str = "plan"  # what to correct: the plan, or the drill
+
+    @classmethod
+    def of_plan(cls, plan: Plan, where: Where = lambda _: None) -> "Basis":
+        return cls(max_lag=plan.standbys.max_lag, remote_dr=plan.standbys.remote_dr,
+                   sync=plan.standbys.mode == "sync", backups=plan.backups,
+                   restore_within=restore_within(plan),
+                   address_field=lambda kind: ("endpoints", "third_parties", kind, "backup"),
+                   where=where)
+
+    @classmethod
+    def of_drill(cls, drill: "Drill", time_scale: float, where: Where = lambda _: None) -> "Basis":
+        """From the drill's own stack: the plan's default bound on a standby's lag plus the delay
+        the drill's lag knob puts on the replication links on purpose (the remote DR gets twice
+        the same-city delay, Stack.apply_replication_lag), real seconds at the drill's scale."""
+        repl = drill.stack.replication
+        return cls(max_lag=StandbyPlan().max_lag + 2 * repl.lag / time_scale,
+                   remote_dr=drill.stack.remote_dr, sync=repl.mode == "sync",
+                   backups=drill.stack.backups, restore_within=DEFAULT_RESTORE_WITHIN,
+                   address_field=lambda kind: tuple(drill.stack.backup_address_field(kind).split(".")),
+                   where=where, document="drill")
 
 
 class _Dsn:
@@ -64,11 +105,13 @@ def _timed(name: str, title: str, run: Callable[[], tuple[list[Finding], dict]])
 
 # --- backup interfaces and the backup line -----------------------------------------------------------
 
-def _verify_route(ctx: ActionContext, route: str, where: Where) -> tuple[Finding | None, dict[str, Any]]:
-    """Switch `route` to its backup and walk a test call through it, as the runbook would. A
-    finding on an address the plan configured points at that field of the plan."""
+def _verify_route(ctx: ActionContext, route: str, basis: Basis) -> tuple[Finding | None, dict[str, Any]]:
+    """Switch `route` to its backup and walk a test call through it, as the runbook would, then put
+    the route back as it was. A finding on an address the checked file configured points at the
+    line that sets it."""
     params = VerifiedSwitchParams.model_validate({route: "backup", "attempts": 1})
     component = "egress-backup" if route == "egress" else topology.interface(route, "backup")
+    before = _routes_now(ctx, ctx.stack.http).get(route, "primary")
     try:
         detail = ACTIONS["switch_and_verify"].run(ctx, params)
     except ActionFailed as e:
@@ -80,21 +123,32 @@ def _verify_route(ctx: ActionContext, route: str, where: Where) -> tuple[Finding
         configured = route != "egress" and ctx.stack.config.backup_address(route)
         at, fix = None, event.get("corrective_action") or ""
         if configured and culprit.get("address") == configured:
-            field = ("endpoints", "third_parties", route, "backup")
-            at = where(field)
-            fix = f"correct {'.'.join(field)} ({configured}) in the plan and audit again"
-        return Finding("interfaces", "critical", f"{topology.describe(component)}: {e}", at,
-                       evidence, fix), evidence
-    ctx.stack.post_apps("/admin/route", {route: "primary"})  # the audit leaves production as it was
+            field = basis.address_field(route)
+            at = basis.where(field)
+            fix = f"correct {'.'.join(field)} ({configured}) in the {basis.document} and check again"
+        _route_back(ctx, {route: before})  # the switch rolls back itself; a rollback may fail
+        said = str(e)  # the action's message names the interface itself when it is the culprit
+        if not said.startswith(topology.describe(component)):
+            said = f"{topology.describe(component)}: {said}"
+        return Finding("interfaces", "critical", said, at, evidence, fix), evidence
+    _route_back(ctx, {route: before})  # the check leaves production as it found it
     test = detail.get("test_message") or detail.get("test_payment") or {}
     return None, {"route": route, "component": component, "ok": True,
                   "address": (detail.get("addresses") or {}).get(route), "ms": test.get("ms")}
 
 
-def interfaces(ctx: ActionContext, where: Where) -> tuple[list[Finding], dict]:
+def _route_back(ctx: ActionContext, before: dict[str, str]) -> None:
+    """Routes as they were in `before`: only those that differ now are switched back."""
+    now = _routes_now(ctx, ctx.stack.http)
+    changed = {k: v for k, v in before.items() if now.get(k) != v}
+    if changed:
+        ctx.stack.post_apps("/admin/route", changed)
+
+
+def interfaces(ctx: ActionContext, basis: Basis) -> tuple[list[Finding], dict]:
     findings, seen = [], {}
     for route in (*topology.THIRD_PARTY_KINDS, "egress"):
-        found, evidence = _verify_route(ctx, route, where)
+        found, evidence = _verify_route(ctx, route, basis)
         seen[route] = evidence
         if found is not None:
             findings.append(found)
@@ -103,12 +157,13 @@ def interfaces(ctx: ActionContext, where: Where) -> tuple[list[Finding], dict]:
 
 # --- standbys ----------------------------------------------------------------------------------------
 
-def standbys(stack: Stack, plan: Plan) -> tuple[list[Finding], dict]:
-    """Each standby streams and replays a fresh WAL record within the plan's bound."""
-    bound = plan.standbys.max_lag
+def standbys(stack: Stack, basis: Basis) -> tuple[list[Finding], dict]:
+    """Each standby streams and replays a fresh WAL record within the bound; in sync mode, one of
+    them acknowledges commits."""
+    bound = basis.max_lag
     primary = stack.current_primary()
     names = [n.name for n in topology.DB_NODES if stack.db_role(n.name) == "standby"]
-    expected = ["pg-samecity"] + (["pg-remote"] if plan.standbys.remote_dr else [])
+    expected = ["pg-samecity"] + (["pg-remote"] if basis.remote_dr else [])
     findings: list[Finding] = []
     seen: dict[str, Any] = {}
     for name in expected:
@@ -127,16 +182,21 @@ def standbys(stack: Stack, plan: Plan) -> tuple[list[Finding], dict]:
         lag = None if wrong else _replayed_within(stack.db_dsn(name, "postgres"), lsn, t0, bound)
         seen[name] = {"state": wrong or "streaming", "sync_state": row.sync_state if row else None,
                       "replay_lag_bytes": row.replay_lag_bytes if row else None,
-                      "lag_seconds": None if lag is None else round(lag, 3), "max_lag": bound}
+                      "lag_seconds": None if lag is None else round(lag, 3), "max_lag": round(bound, 3)}
         if wrong:
             findings.append(Finding("standbys", "critical", f"{name} does not stream: {wrong}",
                                     evidence={"standby": name, **seen[name]}))
         elif lag is None:
             findings.append(Finding("standbys", "high", f"{name} had not replayed a fresh WAL record "
-                                    f"after {format_duration(bound)} (the plan's max_lag)",
+                                    f"after {format_duration(bound)} (the {basis.document}'s bound)",
                                     evidence={"standby": name, **seen[name]},
                                     fix="find what holds replication back (the link, the standby's "
                                         "disk) before a failover has to rely on it"))
+    if basis.sync and not any(r.sync_state == "sync" for r in streaming.values()):
+        findings.append(Finding("standbys", "high", "replication is configured synchronous but no "
+                                "standby acknowledges commits: a failover may lose acknowledged writes",
+                                evidence={"sync_states": {n: r.sync_state for n, r in streaming.items()}},
+                                fix="name the same-city standby in synchronous_standby_names"))
     return findings, {"primary": primary, "standbys": seen, "mark_lsn": lsn}
 
 
@@ -155,9 +215,8 @@ def _replayed_within(dsn: str, lsn: str, t0: float, bound: float) -> float | Non
 
 # --- backups and restore -----------------------------------------------------------------------------
 
-def backups(stack: Stack, journal: Journal, plan: Plan) -> tuple[list[Finding], dict]:
-    """A full and (when the plan has incrementals) an incremental on it, taken by the schedule."""
-    b = plan.backups
+def backups(stack: Stack, journal: Journal, b: "BackupPlan") -> tuple[list[Finding], dict]:
+    """A full and (when the schedule has incrementals) an incremental on it, taken by the schedule."""
     want = 2 if b.incremental_every else 1
     # the schedule's declared times compressed so that its next backup is due BACKUP_TICK later
     clock = DrillClock((b.incremental_every or b.full_every) / BACKUP_TICK)
@@ -206,11 +265,10 @@ def restore_within(plan: Plan) -> float:
     return DEFAULT_RESTORE_WITHIN
 
 
-def restore(stack: Stack, plan: Plan) -> tuple[list[Finding], dict]:
+def restore(stack: Stack, within: float) -> tuple[list[Finding], dict]:
     """The newest chain restored into a scratch node and timed (it answers queries when done)."""
     from ..stack.backups import chain_before, describe_chain
     chain = chain_before(stack.backups, time.time() + 1)
-    within = restore_within(plan)
     if not chain:
         return [Finding("restore", "critical", "no backup chain to restore")], {}
     t0 = time.monotonic()
@@ -238,6 +296,39 @@ LIVE_CHECKS = {
 }
 
 
+def check_stack(stack: Stack, journal: Journal, out: RunDir, basis: Basis, *,
+                skip_backups: str | None = None, test_restore: bool = False) -> list[CheckResult]:
+    """The live checks against a stack that is up and has no fault: each backup interface and the
+    backup line, the standbys, then (unless `skip_backups` says why not) the backups and, asked,
+    a timed restore of them. What a check switches it puts back; it journals as the runbook would."""
+    clock = DrillClock(ROUTE_SCALE)
+    clock.start()
+    ctx = ActionContext(stack, journal, None, None, ROUTE_SCALE,  # type: ignore[arg-type]
+                        lane=clock.lane("audit"), stop=threading.Event(), run_dir=out, step="audit")
+    routes = _routes_now(ctx, stack.http)
+    try:
+        results = [_timed("interfaces", LIVE_CHECKS["interfaces"], lambda: interfaces(ctx, basis)),
+                   _timed("standbys", LIVE_CHECKS["standbys"], lambda: standbys(stack, basis))]
+    finally:  # whatever broke a check, no route stays switched
+        _route_back(ctx, routes)
+    if basis.backups is None and skip_backups is None:
+        skip_backups = f"the {basis.document} has no backup schedule"
+    if skip_backups is None:
+        schedule = basis.backups
+        results.append(_timed("backups", LIVE_CHECKS["backups"],
+                              lambda: backups(stack, journal, schedule)))
+    else:
+        results.append(CheckResult("backups", LIVE_CHECKS["backups"], "live", skipped=skip_backups))
+    if test_restore and skip_backups is None:
+        results.append(_timed("restore", LIVE_CHECKS["restore"],
+                              lambda: restore(stack, basis.restore_within)))
+    else:
+        results.append(CheckResult("restore", LIVE_CHECKS["restore"], "live",
+                                   skipped="not asked (--restore)" if skip_backups is None
+                                   else "needs the backups check"))
+    return results
+
+
 def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda _: None,
              backend: str = "local",
              toxiproxy_url: str | None = None, take_backups: bool = True,
@@ -253,25 +344,9 @@ def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda
         journal.record("stack.up", seconds=round(bring_up, 2), services=dict(stack.addresses),
                        links=dict(stack.link_listen))
         say(f"stack up in {bring_up:.1f}s")
-        clock = DrillClock(ROUTE_SCALE)
-        clock.start()
-        ctx = ActionContext(stack, journal, None, None, ROUTE_SCALE,  # type: ignore[arg-type]
-                            lane=clock.lane("audit"), stop=threading.Event(), run_dir=out,
-                            step="audit")
-        results = [_timed("interfaces", LIVE_CHECKS["interfaces"], lambda: interfaces(ctx, where)),
-                   _timed("standbys", LIVE_CHECKS["standbys"], lambda: standbys(stack, plan))]
-        if take_backups:
-            results.append(_timed("backups", LIVE_CHECKS["backups"],
-                                  lambda: backups(stack, journal, plan)))
-        else:
-            results.append(CheckResult("backups", LIVE_CHECKS["backups"], "live",
-                                       skipped="not asked (--no-backups)"))
-        if test_restore and take_backups:
-            results.append(_timed("restore", LIVE_CHECKS["restore"], lambda: restore(stack, plan)))
-        else:
-            results.append(CheckResult("restore", LIVE_CHECKS["restore"], "live",
-                                       skipped="not asked (--restore)" if take_backups
-                                       else "needs the backups check"))
+        results = check_stack(stack, journal, out, Basis.of_plan(plan, where),
+                              skip_backups=None if take_backups else "not asked (--no-backups)",
+                              test_restore=test_restore)
     results[0].evidence["bring_up_seconds"] = round(bring_up, 2)
     return results
 

@@ -152,9 +152,11 @@ class DrillRun:
 
     # --- the run --------------------------------------------------------------------------------
     def execute(self) -> None:
-        """Bring-up, warm-up and steady state, then the incident: the faults at their times, and the
-        run watches until patients are back (or the horizon, a halt, a failure that ends it)."""
+        """Bring-up (and the readiness checks, when the drill runs them), warm-up and steady state,
+        then the incident: the faults at their times, and the run watches until patients are back
+        (or the horizon, a halt, a failure that ends it)."""
         self._bring_up()
+        self._readiness()
         self._prepare_response()
         lane = self._warm_up()
         self.phase = "incident"
@@ -177,6 +179,26 @@ class DrillRun:
         self.journal.record("stack.up", seconds=round(time.monotonic() - t0, 2),
                             services=dict(self.stack.addresses), links=dict(self.stack.link_listen))
         self.say(f"stack up in {time.monotonic() - t0:.1f}s; patients enter at {self.stack.vip_url}")
+
+    def _readiness(self) -> None:
+        """The audit's live checks on the drill's own stack before warm-up and any fault
+        (plan/readiness.py); a critical finding stops the drill when its `readiness` says so."""
+        if not self.drill.readiness.runs(self.live):
+            return
+        from .plan.findings import headline
+        from .plan.live import Basis
+        from .plan.readiness import before_drill, drill_where
+        self.phase = "readiness"
+        basis = Basis.of_drill(self.drill, self.time_scale, drill_where(self.loaded.drill_path))
+        outcome = before_drill(self.stack, self.journal, self.rd, self.drill, basis,
+                               backend=self.backend_name, say=self.say)
+        self._check_health()
+        found = outcome.critical
+        if found and self.drill.readiness.stop_on_critical:
+            more = f" (and {len(found) - 1} more critical)" if len(found) > 1 else ""
+            self.abort_reason = (f"stopped before any fault: found before the drill: "
+                                 f"{headline(found[0].message)}{more}")
+            raise HarnessError(self.abort_reason)
 
     def _prepare_response(self) -> None:
         """The board, and the runbook engine that follows it (both fail the run loudly)."""
@@ -318,7 +340,7 @@ class DrillRun:
                             evidence=breach.evidence, phase=self.phase)
         self._halt.set()
         self._wake.set()
-        if (self.phase in ("prepare", "bring-up")
+        if (self.phase in ("prepare", "bring-up", "readiness")
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             os.kill(os.getpid(), signal.SIGINT)  # cut the start short, as Ctrl-C would
             return

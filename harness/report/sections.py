@@ -98,7 +98,8 @@ for _chapter, *_sections in (
      ("participants", "overview.teams", "participants"),
      ("objectives", "overview.objectives", "objectives")),
     ("summary",
-     ("summary", "")),  # the digest of the whole card
+     ("summary", ""),  # the digest of the whole card
+     ("readiness", "readiness", "readiness_before")),  # what the checks before the drill found
     ("timeline",
      ("charts", "series"),
      ("alerts", "alerts", "alerts"),

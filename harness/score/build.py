@@ -22,6 +22,7 @@ from .offline import OfflineTally, offline_findings, offline_result
 from .plan_steps import check_plan, plan_findings
 from .policy import EXIT_CODES, overall_score, verdict_of
 from .reading import RecordReader
+from .readiness import readiness_findings, readiness_result
 from .response import with_response_findings
 from .split_brain import split_brain_findings
 from .tallies import tally
@@ -135,7 +136,9 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     findings = with_response_findings(findings, journal.events, level, steps, overview)
     notifications = _notifications(journal, f)
     plan = check_plan(drill.levels.required, level, notifications, steps, incident=f.t_fault is not None)
-    findings = merged(findings, plan_findings(plan, level, notifications, steps)
+    readiness = readiness_result(journal)
+    findings = merged(findings, readiness_findings(readiness)
+                      + plan_findings(plan, level, notifications, steps)
                       + split_brain_findings(journal.events, f.since_fault)
                       + offline_findings(offline_card, _group_of(drill, "back_entry", "clinical_support")),
                       overview)
@@ -144,7 +147,7 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     return ScoreCard(overview=overview, verdict=verdict, exit_code=EXIT_CODES[verdict], score=score,
                      breakdown=breakdown, targets=targets, level=level, impact=impact, rpo=rpo,
                      offline=offline_card,
-                     plan=plan, findings=findings, strengths=build_strengths(targets, level), steps=steps,
+                     plan=plan, readiness=readiness, findings=findings, strengths=build_strengths(targets, level), steps=steps,
                      alerts=alerts, notifications=notifications, timeline=_timeline(journal, f),
                      series=series, links=parts.links(journal, f, series.bucket_real),
                      replication=parts.replication(journal, f),

@@ -38,9 +38,21 @@ class TargetResult(BaseModel):
     step: str | None = None
     reason: str | None = None
     reason_zh: str = ""
-    breakdown: dict[str, float] | None = Field(
+    breakdown: dict[str, float | bool] | None = Field(
         None, description="the figure as declared waits (drill s, compressed by the scale) plus real "
-                          "work (s, counted 1:1) along its causal chain from the fault")
+                          "work (s, counted 1:1) along its causal chain from the fault; with people "
+                          "on the chain also `human` (drill s from each step's opening to a person's "
+                          "claim, or done for a manual step), `machine` (the steps' own work after "
+                          "that) and `modeled` (true: a part is a simulated operator's duration)")
+    modeled: bool = Field(False, description="the figure contains a modeled part (a simulated "
+                                             "operator's duration or call-out): not measured")
+    human: float | None = Field(None, description="drill s of the figure that people took: from each "
+                                                  "step's opening on its causal chain to the claim "
+                                                  "(a manual step: to the done)")
+    machine: float | None = Field(None, description="drill s of the figure that the steps' own work "
+                                                    "took (actions, programs, calls) after the claim")
+    people: list[str] = Field(default_factory=list, description="who claimed or did the steps on the "
+                                                                "figure's causal chain")
 
     @model_validator(mode="before")
     @classmethod
@@ -260,7 +272,7 @@ class Finding(BaseModel):
     id: str = ""
     kind: str = Field("", description="target, step, deadline, unfinished, alert, level, rpo, "
                                       "split_brain, plan_step, response, steady_state, aborted, "
-                                      "evidence, offline")
+                                      "evidence, offline, readiness, golden_hour")
     severity: Severity
     text: str
     evidence: str = ""
@@ -383,6 +395,94 @@ class OfflineResult(BaseModel):
                                               "writes lost (RPO) or offline receipts not back-entered")
 
 
+class ReadinessCheck(BaseModel):
+    """One live check of the readiness phase, as journalled (`audit.check`)."""
+    name: str
+    status: Literal["pass", "warn", "fail", "skipped"]
+    seconds: float = Field(0.0, description="real s")
+    findings: list[dict[str, Any]] = Field(default_factory=list,
+                                           description="`severity`, `message` (its `headline`: what, "
+                                                       "without how), `where`, `evidence`, `fix`")
+
+
+class ReadinessResult(BaseModel):
+    """The readiness phase: the audit's live checks on the drill's stack before any fault
+    (score/readiness.py)."""
+    verdict: Literal["ready", "not_ready", "aborted"] = Field(description="not_ready: a critical finding")
+    score: float | None = Field(None, description="readiness score 0–100 (the audit's)")
+    seconds: float | None = Field(None, description="the phase's wall time, real s")
+    stopped_drill: bool = Field(False, description="its critical finding stopped the drill before any fault")
+    reason: str | None = Field(None, description="aborted: the check that broke")
+    checks: list[ReadinessCheck] = Field(default_factory=list)
+
+
+class PersonAction(BaseModel):
+    """A person's move on a step, as journalled (person.claimed / person.done / person.blocked)."""
+    step: str
+    person: str
+    group: str | None = None
+    tier: Literal["core", "backup"] | None = None
+    what: Literal["claimed", "done", "blocked"]
+    at: float | None = Field(None, description="drill s from t_fault")
+    wall: float | None = None
+    call_out: float | None = Field(None, description="claimed: drill s from the step's opening to "
+                                                     "the claim")
+    note: str = Field("", description="done: the person's note; blocked: the reason")
+    modeled: bool = Field(False, description="a simulated operator's move (an automatic run)")
+
+
+class AbsentPerson(BaseModel):
+    person: str
+    group: str | None = None
+    tier: Literal["core", "backup"] | None = None
+    why: Literal["named", "drawn"] | None = None
+    seed: int | None = None
+    covered_by: list[str] = Field(default_factory=list, description="who claimed the steps of the "
+                                                                    "group that needed a skill or "
+                                                                    "role of theirs")
+
+
+class ObserverNote(BaseModel):
+    by: str
+    text: str
+    at: float | None = Field(None, description="drill s from t_fault")
+
+
+class InjectShown(BaseModel):
+    inject: str
+    text: str
+    to: str | None = None
+    at: float | None = Field(None, description="drill s from t_fault")
+
+
+class GoldenMoveResult(BaseModel):
+    """One move of the golden hour (黄金响应期): identify, classify, reassure, take over."""
+    move: Literal["identify", "classify", "reassure", "take_over"]
+    step: str | None = Field(None, description="the step tagged with the move (none: no step is)")
+    by: str | None = Field(None, description="who did it (done, else claimed)")
+    at: float | None = Field(None, description="drill s from t_fault to the move's done")
+    within: float = Field(3600.0, description="the golden hour, drill s")
+    met: bool = False
+    modeled: bool = Field(False, description="its time is a simulated operator's")
+    reason: str | None = None
+    reason_zh: str = ""
+
+
+class PeopleResult(BaseModel):
+    """The people's part of the drill (score/people.py): who did what and when, who was absent and
+    who covered, call-out times, observer notes, injects shown and the golden hour."""
+    actions: list[PersonAction] = Field(default_factory=list)
+    absent: list[AbsentPerson] = Field(default_factory=list)
+    notes: list[ObserverNote] = Field(default_factory=list)
+    injects: list[InjectShown] = Field(default_factory=list)
+    golden_hour: list[GoldenMoveResult] = Field(default_factory=list,
+                                                description="the four moves, when a step is tagged")
+    modeled: bool = Field(False, description="some of these moves are a simulated operator's")
+    time_scale: float = Field(1.0, description="the run's scale: a live run's figures at another "
+                                               "scale than 1 are labelled with it")
+    live: bool = False
+
+
 class ScoreCard(BaseModel):
     version: int = 2
     overview: Overview
@@ -396,6 +496,9 @@ class ScoreCard(BaseModel):
     rpo: RpoResult | None = None
     offline: OfflineResult | None = Field(None, description="offline reception and back-entry (补录)")
     plan: PlanCheck | None = Field(None, description="the level's required channels and steps")
+    readiness: ReadinessResult | None = Field(None, description="the readiness checks before the drill")
+    people: PeopleResult | None = Field(None, description="the people: claims, completions, absences, "
+                                                          "call-outs, notes, injects, the golden hour")
     findings: list[Finding]
     strengths: list[Strength] = Field(default_factory=list)
     steps: list[StepResult]

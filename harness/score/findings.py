@@ -26,8 +26,9 @@ from .texts import actual_text, group_name
 
 DUE_DAYS = {"critical": 7, "high": 30, "medium": 60, "low": 90}
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-KIND_ORDER = {"aborted": 0, "split_brain": 1, "step": 2, "target": 3, "rpo": 4, "level": 5,
-              "plan_step": 6, "response": 7, "unfinished": 8, "deadline": 9, "steady_state": 10,
+# found before the drill (its readiness phase) comes first: it is what to fix before any other
+KIND_ORDER = {"readiness": -1, "aborted": 0, "split_brain": 1, "step": 2, "target": 3, "rpo": 4,
+              "level": 5, "plan_step": 6, "response": 7, "unfinished": 8, "deadline": 9, "steady_state": 10,
               "alert": 11, "evidence": 12}
 ADDRESS = re.compile(r"\b(?:\d{1,3}(?:\.\d{1,3}){3}|localhost|[\w-]+(?:\.[\w-]+)+):\d{2,5}\b")
 

@@ -228,6 +228,26 @@ def _run_finished(v: _Event) -> str:
     return v.say(f"演练{status}{reason}", f"run {status}{reason}")
 
 
+def _audit_check(v: _Event) -> str:
+    found = [f for f in v.g("findings") or [] if isinstance(f, dict)]
+    first = f" — [{found[0].get('severity')}] {short(found[0].get('message'))}" if found else ""
+    more = v.say(f"（另有 {len(found) - 1} 项）", f" (+{len(found) - 1} more)") if len(found) > 1 else ""
+    status = {"pass": "通过", "warn": "有提示", "fail": "未通过", "skipped": "跳过"}.get(v.g("status"), v.g("status"))
+    return v.say(f"就绪检查 {v.g('name')}：{status}{first}{more}",
+                 f"readiness check {v.g('name')}: {v.g('status')}{first}{more}")
+
+
+def _audit_finished(v: _Event) -> str:
+    n = (v.g("findings") or {}).get("critical", 0)
+    took = v.g("seconds")
+    stop = v.say("；演练在注入故障前停止", "; the drill stops before any fault") if v.g("stops_drill") else ""
+    verdict = {"ready": "就绪", "not_ready": "未就绪", "aborted": "中止"}.get(v.g("verdict"), v.g("verdict"))
+    return v.say(f"就绪检查结束：{verdict}，{n} 项严重发现" + (f"，用时 {took} 秒" if took is not None else "")
+                 + stop,
+                 f"readiness checks done: {v.g('verdict')}, {n} critical"
+                 + (f", {took} real s" if took is not None else "") + stop)
+
+
 # event type → its line; a type not here is written as its fields
 _LINES: dict[str, Callable[[_Event], str]] = {
     "run.started": _run_started,
@@ -255,6 +275,10 @@ _LINES: dict[str, Callable[[_Event], str]] = {
     "teardown.error": lambda v: v.say(f"清理 {v.g('part')} 出错：{short(v.g('error'))}",
                                       f"teardown of {v.g('part')} failed: {short(v.g('error'))}"),
     "run.finished": _run_finished,
+    "audit.started": lambda v: v.say("就绪检查开始（审计的在线检查，注入故障前）",
+                                     "readiness checks began (the audit's live checks, before any fault)"),
+    "audit.check": _audit_check,
+    "audit.finished": _audit_finished,
 }
 
 

@@ -129,10 +129,10 @@ def _line_map(node: yaml.Node, path: Loc = (), out: dict[Loc, int] | None = None
     return out
 
 
-def _merge(base: Any, over: Any) -> Any:
+def merge(base: Any, over: Any) -> Any:
     """Mappings merge key by key; anything else (lists included) is replaced whole."""
     if isinstance(base, dict) and isinstance(over, dict):
-        return {**base, **{k: _merge(base.get(k), v) for k, v in over.items()}}
+        return {**base, **{k: merge(base.get(k), v) for k, v in over.items()}}
     return over
 
 
@@ -289,7 +289,7 @@ class Document:
         del self.data["extends"]
         base = Document(base_path, referrer=(self, ("extends",))).extend(chain)
         self.base = base
-        self.data = _merge(base.data, self.data)
+        self.data = merge(base.data, self.data)
         return self
 
     def origin(self, loc: Loc) -> "Document":

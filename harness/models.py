@@ -95,19 +95,6 @@ class SteadyState(Strict):
                            "'back' means payments work again")
 
 
-class Inject(Strict):
-    """A scripted message that reaches the command at a drill time (shown on the board)."""
-    id: str
-    at: Duration = Field(description="when it is shown, drill time from T+0")
-    text: str = Field(min_length=1, description="what the command is told")
-    to: Group | Literal["all"] = Field("all", description="the group it is for, or all")
-
-    @field_validator("id")
-    @classmethod
-    def _slug_id(cls, v: str) -> str:
-        return slug(v)
-
-
 class Scenario(Strict):
     name: str
     title: str = ""
@@ -119,17 +106,6 @@ class Scenario(Strict):
     observe: Duration = Field(120.0, description="keep watching this long after recovery")
     max_duration: Duration | None = Field(None, description="hard stop in drill time")
     steady_state: SteadyState = Field(default_factory=SteadyState)
-    injects: list[Inject] = Field(default_factory=list,
-                                  description="messages for the command board at drill times (live drills)")
-
-    @field_validator("injects")
-    @classmethod
-    def _one_inject_an_id(cls, v: list[Inject]) -> list[Inject]:
-        ids = [i.id for i in v]
-        twice = sorted({i for i in ids if ids.count(i) > 1})
-        if twice:
-            raise ValueError(f"inject id {twice[0]!r} used twice")
-        return v
 
     @field_validator("name")
     @classmethod
@@ -510,39 +486,36 @@ class Safeguards(Strict):
                                     "`on_failure` wins)")
 
 
-class Readiness(Strict):
-    """The readiness audit's live checks as the drill's first phase, on the drill's own stack right
-    after bring-up and before anything is injected (harness/plan/readiness.py): a backup interface
-    that refuses, a standby that does not stream, found before anything is broken."""
-    before: bool | None = Field(None, description="run them; default: on for a live drill (--live), "
-                                                  "off otherwise")
-    stop_on_critical: bool = Field(False, description="a critical finding stops the drill before any "
-                                                      "fault: the run ends aborted (exit 3) with it as "
-                                                      "the reason")
-
-    def runs(self, live: bool) -> bool:
-        return live if self.before is None else self.before
-
-
 class Drill(Strict):
     name: str
     title: str = ""
     scenario: str = Field(description="path of the scenario file, relative to the drill file")
     time_scale: float = Field(60.0, gt=0, le=3600)
-    teams: dict[Group, Team]
+    plan: str | None = Field(None, description="the plan (应急预案) the drill takes its teams, levels "
+                                               "and endpoints from, its own fields overriding them: "
+                                               "a plan file relative to the drill file, or a shipped "
+                                               "plan's name; as run, the plan file's full path")
+    teams: dict[Group, Team] = Field(default_factory=dict, validate_default=True,
+                                     description="required unless the drill's `plan` staffs them")
     levels: Levels = Field(default_factory=Levels)
     stack: StackConfig = Field(default_factory=StackConfig)
     runbook: list[RunbookStep] = Field(min_length=1)
     targets: list[Target] = Field(min_length=1)
     safeguards: Safeguards = Field(default_factory=Safeguards)
     audit: Audit | None = Field(None, description="a scheduled data audit the plan runs")
-    readiness: Readiness = Field(default_factory=Readiness,
-                                 description="the readiness audit's live checks before the drill")
 
     @field_validator("name")
     @classmethod
     def _slug_name(cls, v: str) -> str:
         return slug(v)  # it names the run directory
+
+    @field_validator("teams")
+    @classmethod
+    def _staffed(cls, v: dict[str, Team]) -> dict[str, Team]:
+        # a plan's groups arrive here as teams (harness/drill_plan.py), so none means neither is given
+        if not v:
+            raise ValueError("required field missing: give the drill's teams, or a plan that staffs them")
+        return v
 
     @model_validator(mode="after")
     def _references(self) -> "Drill":

@@ -1,10 +1,12 @@
 """Load a drill with its scenario and check everything that can be checked before a run starts:
-schema, fault types and their parameters, runbook actions and the services they name, the steps that
-triggers and targets name, and the scenario the drill names.
+the plan it names (harness/drill_plan.py), schema, fault types and their parameters, runbook
+actions and the services they name, the steps that triggers and targets name, and the scenario the
+drill names.
 
 The checks run over whatever parsed, so that one pass reports every error of a drill and of its
 scenario: a step whose own fields are wrong is left out of the checks that need it, the others are
-checked as usual. Only a file that is no YAML mapping at all (or whose `extends:` fails) stops there.
+checked as usual. Only a file that is no YAML mapping at all (or whose `extends:` or `plan:` fails)
+stops there.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any, Iterator, get_args
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .checks import slug
+from .drill_plan import apply_plan
 from .errors import InputError
 from .faults import base as faults
 from .loader import Document, Loc, Problems, Referrer
@@ -31,7 +34,7 @@ class LoadedDrill:
     drill_path: Path
     scenario_path: Path
     faults: list[faults.Fault]
-    drill_data: dict  # as run: `extends` resolved
+    drill_data: dict  # as run: `extends` and `plan` resolved
     scenario_data: dict
 
 
@@ -161,7 +164,7 @@ def check_drill(path: Path, problems: Problems) -> LoadedDrill | None:
     from .monitor.monitor import RULES, SAMPLERS
     RULES.load()
     SAMPLERS.load()
-    doc = Document(path).extend()
+    doc = apply_plan(Document(path).extend())  # the plan's teams, levels, stack under the drill's
     drill, errors = doc.check(Drill)
     steps = _items(Drill, "runbook", drill, doc.data.get("runbook"))
     references = _references(doc, steps, _items(Drill, "targets", drill, doc.data.get("targets")))
@@ -211,7 +214,7 @@ def load_drill(path: Path) -> LoadedDrill:
 def validate_file(path: Path) -> str:
     """Validate a drill or scenario file (told apart by its keys); a one-line description."""
     doc = Document(path).extend()
-    if "runbook" in doc.data or "targets" in doc.data:
+    if "runbook" in doc.data or "targets" in doc.data or "plan" in doc.data:
         loaded = load_drill(path)
         return (f"drill {loaded.drill.name}: {len(loaded.drill.runbook)} steps, "
                 f"{len(loaded.drill.targets)} targets, scenario {loaded.scenario.name}")

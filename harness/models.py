@@ -95,6 +95,19 @@ class SteadyState(Strict):
                            "'back' means payments work again")
 
 
+class Inject(Strict):
+    """A scripted message that reaches the command at a drill time (shown on the board)."""
+    id: str
+    at: Duration = Field(description="when it is shown, drill time from T+0")
+    text: str = Field(min_length=1, description="what the command is told")
+    to: Group | Literal["all"] = Field("all", description="the group it is for, or all")
+
+    @field_validator("id")
+    @classmethod
+    def _slug_id(cls, v: str) -> str:
+        return slug(v)
+
+
 class Scenario(Strict):
     name: str
     title: str = ""
@@ -106,6 +119,17 @@ class Scenario(Strict):
     observe: Duration = Field(120.0, description="keep watching this long after recovery")
     max_duration: Duration | None = Field(None, description="hard stop in drill time")
     steady_state: SteadyState = Field(default_factory=SteadyState)
+    injects: list[Inject] = Field(default_factory=list,
+                                  description="messages for the command board at drill times (live drills)")
+
+    @field_validator("injects")
+    @classmethod
+    def _one_inject_an_id(cls, v: list[Inject]) -> list[Inject]:
+        ids = [i.id for i in v]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"inject id {twice[0]!r} used twice")
+        return v
 
     @field_validator("name")
     @classmethod
@@ -486,6 +510,20 @@ class Safeguards(Strict):
                                     "`on_failure` wins)")
 
 
+class Readiness(Strict):
+    """The readiness audit's live checks as the drill's first phase, on the drill's own stack right
+    after bring-up and before anything is injected (harness/plan/readiness.py): a backup interface
+    that refuses, a standby that does not stream, found before anything is broken."""
+    before: bool | None = Field(None, description="run them; default: on for a live drill (--live), "
+                                                  "off otherwise")
+    stop_on_critical: bool = Field(False, description="a critical finding stops the drill before any "
+                                                      "fault: the run ends aborted (exit 3) with it as "
+                                                      "the reason")
+
+    def runs(self, live: bool) -> bool:
+        return live if self.before is None else self.before
+
+
 class Drill(Strict):
     name: str
     title: str = ""
@@ -503,6 +541,8 @@ class Drill(Strict):
     targets: list[Target] = Field(min_length=1)
     safeguards: Safeguards = Field(default_factory=Safeguards)
     audit: Audit | None = Field(None, description="a scheduled data audit the plan runs")
+    readiness: Readiness = Field(default_factory=Readiness,
+                                 description="the readiness audit's live checks before the drill")
 
     @field_validator("name")
     @classmethod

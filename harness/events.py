@@ -443,6 +443,68 @@ class PaymentsSettled(LaneEvent):
     tries: int = _f("calls to /admin/settle-claims")
 
 
+# --- the people (harness/people/) and the command board ------------------------------------------------
+
+@event("person.absent")
+class PersonAbsent(Event):
+    """A member of the roster who cannot be reached in this drill (journalled as the run starts)."""
+    person: str = _f("the member's name")
+    group: str = _f("their group")
+    tier: Literal["core", "backup"] = _f("core or backup member")
+    why: Literal["named", "drawn"] = _f("named by the drill's `people.absent`, or drawn")
+    seed: int | None = _f("the draw's seed (drawn only): the same seed draws the same people")
+
+
+@event("person.claimed")
+class PersonClaimed(LaneEvent):
+    """A person of the roster took a step; on the step's lane."""
+    step: str = _f("the step's id")
+    person: str = _f("who took it")
+    group: str = _f("their group")
+    tier: Literal["core", "backup"] = _f("core or backup member")
+    call_out: float = _f("drill s from the step opening to the claim")
+    modeled: bool = _f("true: the simulated operator's modeled call-out, never a measurement")
+
+
+@event("person.done")
+class PersonDone(LaneEvent):
+    """A person completed a manual step; on the step's lane."""
+    step: str = _f("the step's id")
+    person: str = _f("who completed it")
+    note: str = _f("what they said, may be empty")
+    modeled: bool = _f("true: the simulated operator's modeled duration, never a measurement")
+
+
+@event("person.blocked")
+class PersonBlocked(LaneEvent):
+    """A person cannot go on with a step: it is open again for the next in line."""
+    step: str = _f("the step's id")
+    person: str = _f("who is blocked")
+    reason: str = _f("why")
+
+
+@event("observer.note")
+class ObserverNote(Event):
+    """An observer's note, on the scenario's timeline."""
+    by: str = _f("who wrote it")
+    text: str = _f("the note")
+
+
+@event("inject.shown")
+class InjectShown(LaneEvent):
+    """A scripted message of the scenario (`injects`) shown on the command board at its drill time;
+    on the `injects` lane, anchored at T+0 (its `at` is a declared wait)."""
+    inject: str = _f("the inject's id")
+    text: str = _f("the message")
+    to: str = _f("the group it is for, or `all`")
+
+
+@event("board.started")
+class BoardStarted(Event):
+    """The live drill's command board is served."""
+    url: str = _f("where the board is, on 127.0.0.1")
+
+
 # --- the database ------------------------------------------------------------------------------------
 
 @event("backup.taken")
@@ -515,9 +577,11 @@ class RpoMeasured(Event):
 
 @event("audit.started")
 class AuditStarted(Event):
-    """`hospital-drill audit` began: which plan, and whether it brings a stack up."""
-    plan: str = _f("the plan's `name`")
-    plan_file: str = _f("the plan file as given")
+    """`hospital-drill audit` began, or a drill's readiness phase (its first, before any fault):
+    which plan or drill, and whether the live checks run."""
+    plan: str | None = _f("the plan's `name` (null: a drill's readiness phase)", None)
+    plan_file: str | None = _f("the plan file as given", None)
+    drill_name: str | None = _f("the drill whose readiness phase this is, on its own stack", None)
     live: bool = _f("the live checks run (a stack is brought up with no fault)")
     backend: str | None = _f("`local` or `docker` (live only)")
 
@@ -539,6 +603,9 @@ class AuditFinished(Event):
     findings: dict[str, int] = _f("count by severity")
     verdict: Literal["ready", "not_ready", "aborted"] = _f("not_ready: a critical finding (exit 1)")
     reason: str | None = _f("aborted: why", None)
+    seconds: float | None = _f("real s from audit.started (a drill's readiness phase)", None)
+    stops_drill: bool | None = _f("a drill's phase: its critical finding stops the drill before "
+                                  "any fault (readiness.stop_on_critical)", None)
 
 
 # --- checking and the generated table -----------------------------------------------------------------

@@ -8,6 +8,7 @@ before anything starts.
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 import re
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from harness import cli
+from harness.validate import load_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL = "drills/db-crash-failover.yaml"
@@ -211,7 +213,11 @@ CORPUS = [
      r"stack.insurance_backup_address: "),
     # shapes
     ("runbook-scalar", _set(DRILL, (("runbook",), "none")), r"runbook: "),
-    ("teams-missing", _set(DRILL, (("teams",), ...)), r"teams: required field missing"),
+    # the drill's teams come from its plan: without the plan there are none
+    ("teams-missing", _set(DRILL, (("plan",), ...)), r"teams: required field missing"),
+    ("plan-unknown", _set(DRILL, (("plan",), "hospitl")), r"plan: no such plan 'hospitl'"),
+    ("plan-missing-file", _set(DRILL, (("plan",), "../plans/nowhere.yaml")), r"plan: no such plan"),
+    ("plan-not-text", _set(DRILL, (("plan",), [1])), r"plan: must be a shipped plan's name"),
     ("faults-empty", _set(SCENARIO, (("faults",), [])), r"faults: "),
 ]
 
@@ -435,7 +441,7 @@ def test_time_scale_zero_through_the_command(tmp_path):
 @pytest.fixture
 def live_run_dir(tmp_path) -> Path:
     """A live run's directory as the run leaves it: the drill as run, and acks/."""
-    drill = yaml.safe_load((ROOT / DRILL).read_text(encoding="utf-8"))
+    drill = copy.deepcopy(load_drill(ROOT / DRILL).drill_data)  # as run: its plan resolved
     drill["runbook"].append({"id": "call-director", "group": "technical", "when": {"alert": "any"},
                              "manual": {"duration": "2m", "instructions": "phone the director"}})
     (tmp_path / "drill.yaml").write_text(_dump(drill), encoding="utf-8")

@@ -161,8 +161,8 @@ def test_costs_are_a_parameter_of_the_score():
 
 def test_a_bad_requirement_is_one_line_with_file_and_line(drill_copy):
     text = drill_copy.read_text(encoding="utf-8")
-    text = text.replace("levels: {level1_above: 0.5, level2_above: 0.2}",
-                        "levels:\n  level1_above: 0.5\n  required:\n    1:\n      - {channel: pager}\n")
+    text = text.replace("plan: hospital\n", "plan: hospital\nlevels:\n  level1_above: 0.5\n  required:\n"
+                                             "    1:\n      - {channel: pager}\n")
     drill_copy.write_text(text, encoding="utf-8")
     with pytest.raises(InputError) as e:
         load_drill(drill_copy)

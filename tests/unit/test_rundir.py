@@ -6,10 +6,11 @@ import json
 import multiprocessing
 import os
 import re
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import yaml
 
 from harness import cli
 from harness.clock import DrillClock
@@ -20,6 +21,7 @@ from harness.runbook.engine import AckOperator
 from harness.rundir import RunDir, claim_run_dir
 from harness.stack.local import tear_down_dir
 from harness.stack.process import read_pids, record_pids
+from harness.validate import load_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +111,8 @@ def test_the_load_of_a_run_writes_where_the_layout_says(tmp_path):
 
 def test_an_ack_from_the_command_line_completes_the_operators_step(tmp_path, capsys):
     d = RunDir(tmp_path)
-    shutil.copy(ROOT / "drills" / "db-crash-failover.yaml", d.drill)
+    as_run = load_drill(ROOT / "drills" / "db-crash-failover.yaml").drill_data  # its plan resolved
+    d.drill.write_text(yaml.safe_dump(as_run, allow_unicode=True), encoding="utf-8")
     step = next(s for s in Document(d.drill).parse(Drill).runbook if s.manual is not None)
     assert cli.main(["ack", str(d), step.id]) == 2  # not live: no acks/ yet
     operator = AckOperator(d)  # a live run makes acks/

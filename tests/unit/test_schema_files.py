@@ -14,7 +14,10 @@ import yaml
 from pydantic import create_model
 
 from harness import schema
+from harness.drill_plan import drill_fields
+from harness.loader import merge
 from harness.models import Drill, Scenario
+from harness.plan.load import PLANS, load_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = {"drill": sorted((ROOT / "drills").glob("*.yaml")),
@@ -100,7 +103,8 @@ def test_written_forms_the_models_accept():
     d["runbook"][1]["when"] = {"after": "three-step-check", "level": 1}
     d["stack"]["backups"] = {"full": "at start", "incremental_every": "1h30m"}
     assert not list(v.iter_errors(d))
-    assert Drill.model_validate(d).stack.backups.full == 0.0  # the models agree
+    as_run = merge(drill_fields(load_plan(PLANS / "hospital.yaml").plan), d)  # its plan's teams
+    assert Drill.model_validate(as_run).stack.backups.full == 0.0  # the models agree
     assert not list(v.iter_errors({"extends": "db-crash-failover.yaml", "name": "x"}))
     assert list(v.iter_errors({"name": "x"}))  # without a base, required fields are required
     s = _validator("scenario")

@@ -144,6 +144,8 @@ function renderSteps(steps) {
       const can = {claim: s.status === "open", done: ["claimed", "running"].includes(s.status) && s.kind === "manual",
                    block: ["open", "claimed", "running"].includes(s.status)};
       for (const b of card.querySelectorAll("button")) b.disabled = !can[b.dataset.move];
+      // a step with no human part (no `needs`, not manual) has no moves to offer
+      card.querySelector(".moves").hidden = s.kind !== "manual" && !s.needs;
     }
   }
 }

@@ -9,7 +9,6 @@ directory. Skips, saying why, without Chromium, Debian's chromium-driver or sele
 """
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -83,23 +82,10 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def journal_events(out: Path) -> list[dict]:
-    path = out / "journal.jsonl"
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass  # a line being written
-    return events
-
-
 def wait_for_event(proc, out: Path, console: Path, type_: str, timeout: float = 180, **match) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        for e in journal_events(out):
+        for e in read_journal(out / "journal.jsonl").events:  # torn last lines are skipped
             if e["type"] == type_ and all(e.get(k) == v for k, v in match.items()):
                 return e
         assert proc.poll() is None, f"the run ended ({proc.returncode}) before {type_}:\n" + console.read_text()[-4000:]

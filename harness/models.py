@@ -276,6 +276,9 @@ class HttpStep(Strict):
 
 
 StepFailure = Literal["end_incident", "continue"]
+GoldenMove = Literal["identify", "classify", "reassure", "take_over"]
+GOLDEN_MOVES: tuple[GoldenMove, ...] = ("identify", "classify", "reassure", "take_over")
+GOLDEN_HOUR = 3600.0  # the plan's first 60 minutes (drill s) for the four moves
 StepKind = Literal["auto", "manual", "exec", "http"]
 STEP_KINDS = {"action": "auto", "manual": "manual", "exec_": "exec", "http": "http"}  # field → kind
 
@@ -296,6 +299,10 @@ class RunbookStep(Strict):
                           "phase (no step can bring patients back after it), `continue` waits on; "
                           "default: the drill's `safeguards.failed_critical_step` for a step that a "
                           "critical target measures, else `continue`")
+    golden_hour: GoldenMove | None = Field(
+        None, description="the golden hour's move (黄金响应期: identify → classify → reassure → take "
+                          "over) this step makes: the score times the move from the fault to the "
+                          "person's done (or the step's finish) and names who made it")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     @field_validator("id")

@@ -19,6 +19,7 @@ from .card import (Appendix, DataFile, NotificationEntry, Objective, OfflineResu
 from .facts import Facts
 from .findings import Context, build_findings, build_strengths, merged
 from .offline import OfflineTally, offline_findings, offline_result
+from .people import golden_hour_findings, people_result
 from .plan_steps import check_plan, plan_findings
 from .policy import EXIT_CODES, overall_score, verdict_of
 from .reading import RecordReader
@@ -137,7 +138,9 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     notifications = _notifications(journal, f)
     plan = check_plan(drill.levels.required, level, notifications, steps, incident=f.t_fault is not None)
     readiness = readiness_result(journal)
+    people = people_result(drill, f, live=started.get("live") is True)
     findings = merged(findings, readiness_findings(readiness)
+                      + golden_hour_findings(drill, people.golden_hour if people else [])
                       + plan_findings(plan, level, notifications, steps)
                       + split_brain_findings(journal.events, f.since_fault)
                       + offline_findings(offline_card, _group_of(drill, "back_entry", "clinical_support")),
@@ -147,7 +150,7 @@ def build_scorecard(drill: Drill, journal: JournalRead, records: Iterable[Any], 
     return ScoreCard(overview=overview, verdict=verdict, exit_code=EXIT_CODES[verdict], score=score,
                      breakdown=breakdown, targets=targets, level=level, impact=impact, rpo=rpo,
                      offline=offline_card,
-                     plan=plan, readiness=readiness, findings=findings, strengths=build_strengths(targets, level), steps=steps,
+                     plan=plan, readiness=readiness, people=people, findings=findings, strengths=build_strengths(targets, level), steps=steps,
                      alerts=alerts, notifications=notifications, timeline=_timeline(journal, f),
                      series=series, links=parts.links(journal, f, series.bucket_real),
                      replication=parts.replication(journal, f),

@@ -7,6 +7,8 @@ Conventions of the score card:
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ..journal import JournalRead
 from .values import wall_of
 
@@ -69,28 +71,40 @@ class Facts:
         if e is None or self.fault is None or not isinstance(e.get(chain_key), dict):
             return None
         declared = real = 0.0
-        links: list[str] = []
-        fault_seq, node, seen = self.fault.get("seq"), e, set()
-        chain = e.get(chain_key)
+        links = 0
         own = self.fault.get("chain") if isinstance(self.fault.get("chain"), dict) else None
-        while isinstance(chain, dict) and node.get("seq") not in seen:
-            seen.add(node.get("seq"))
+        for node, chain in self.causal_chain(e, chain_key):
             d, r = float(chain.get("declared") or 0.0), float(chain.get("real") or 0.0)
-            links.append(str(node.get("step") or node.get("alert") or node.get("type")))
-            if own is not None and chain.get("lane") == own.get("lane") \
-                    and chain.get("cause") == own.get("cause"):
+            links += 1
+            if self._on_fault_lane(chain):
                 # an event on the fault's own lane and anchor (a second fault at the same scenario
                 # time): only what that lane did after the fault counts, not its wait from T+0
                 declared += max(0.0, d - float(own.get("declared") or 0.0))
                 real += max(0.0, r - float(own.get("real") or 0.0))
                 break
             declared, real = declared + d, real + r
+        return {"declared": round(declared, 3), "real": round(real, 3), "links": links}
+
+    def _on_fault_lane(self, chain: dict) -> bool:
+        own = (self.fault or {}).get("chain")
+        return isinstance(own, dict) and chain.get("lane") == own.get("lane") \
+            and chain.get("cause") == own.get("cause")
+
+    def causal_chain(self, e: dict | None, chain_key: str = "chain") -> Iterator[tuple[dict, dict]]:
+        """(event, its lane's account) from `e` back along the causes to the fault: the events a
+        figure's time passed through (an alert, the steps that followed it, what patients saw)."""
+        if e is None or self.fault is None:
+            return
+        node, chain, seen = e, e.get(chain_key), set()
+        fault_seq = self.fault.get("seq")
+        while isinstance(chain, dict) and node.get("seq") not in seen:
+            seen.add(node.get("seq"))
+            yield node, chain
             cause = chain.get("cause")
-            if cause is None or cause == fault_seq or cause not in self.by_seq:
-                break
+            if self._on_fault_lane(chain) or cause is None or cause == fault_seq or cause not in self.by_seq:
+                return
             node = self.by_seq[cause]
             chain = node.get("chain")
-        return {"declared": round(declared, 3), "real": round(real, 3), "links": len(links)}
 
     def tplus(self, wall: float | None) -> float | None:
         return None if wall is None or self.origin is None else round((wall - self.origin) * self.scale, 3)

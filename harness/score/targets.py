@@ -9,6 +9,7 @@ from ..models import Target
 from .applicability import NotApplicable
 from .card import LevelResult, OfflineResult, RpoResult, TargetResult
 from .facts import Facts
+from .people import figure_parts
 from .policy import rate
 from .texts import actual_text, error_of
 from .values import wall_of
@@ -20,6 +21,8 @@ class Figure(NamedTuple):
     breakdown: dict[str, float] | None = None
     reason: str | None = None
     reason_zh: str = ""
+    end: dict | None = None  # the event the figure ends at: its causal chain holds the people's part
+    chain_key: str = "chain"
 
 
 def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | None,
@@ -46,8 +49,20 @@ def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | Non
     r = TargetResult(**base, target=within, actual=actual, met=met, margin=margin,
                      headroom=None if margin is None or not within else round(margin / within, 4),
                      reason=reason, reason_zh=reason_zh, breakdown=fig.breakdown)
+    _with_people(r, fig, f)
     r.rating = rate(r)
     return r
+
+
+def _with_people(r: TargetResult, fig: Figure, f: Facts) -> None:
+    """The figure's human and machine parts, and the modeled mark, onto the result and its breakdown."""
+    parts = figure_parts(fig.end, f, fig.chain_key) if r.actual is not None else None
+    if parts is None:
+        return
+    r.modeled, r.people = parts.modeled, parts.people
+    r.human, r.machine = parts.human, parts.machine
+    r.breakdown = {**(r.breakdown or {}), "human": parts.human, "machine": parts.machine,
+                   "modeled": parts.modeled}
 
 
 def _level_target(base: dict[str, Any], level: LevelResult) -> TargetResult:
@@ -85,13 +100,13 @@ def _figure(t: Target, f: Facts, rpo: RpoResult | None, offline: OfflineResult |
                   and (wall_of(e) or 0) >= f.t_fault), None)
         if e is None:
             return Figure(reason="no alert was raised after the fault", reason_zh="故障后未触发告警")
-        return Figure(f.since_fault(e), f.breakdown(e))
+        return Figure(f.since_fault(e), f.breakdown(e), end=e)
     if t.measure == "recovery":
         actual = f.since_fault(f.recovery, drill_key="at_drill", wall_key="at_wall")
         breakdown = f.breakdown(f.recovery, "at_chain")
         if actual is None:
             return Figure(None, breakdown, "no recovery before the run ended", "演练结束前未恢复")
-        return Figure(actual, breakdown)
+        return Figure(actual, breakdown, end=f.recovery, chain_key="at_chain")
     if t.measure == "step":
         return _step(t.step, f)
     if t.measure == "back_entry":
@@ -110,12 +125,13 @@ def _rpo(rpo: RpoResult | None) -> Figure:
 
 
 def _step(step: str | None, f: Facts) -> Figure:
-    """A step target: from the fault to the step's first good finish."""
+    """A step target: from the fault to the step's first good finish (a manual step's: the person's
+    done in a live run, the simulated operator's modeled duration in an automatic one)."""
     fin = [e for e in f.events if e.get("type") == "step.finished" and e.get("step") == step
            and (wall_of(e) or 0) >= f.t_fault]
     good = next((e for e in fin if e.get("ok") is True), None)
     if good is not None:
-        return Figure(f.since_fault(good), f.breakdown(good))
+        return Figure(f.since_fault(good), f.breakdown(good), end=good)
     if fin:
         err = error_of(fin[-1].get("detail")) or "no detail"
         return Figure(reason=f"step {step} failed: {err}", reason_zh=f"步骤 {step} 失败：{err}")

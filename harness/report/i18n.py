@@ -217,6 +217,38 @@ LABELS: dict[str, tuple[str, str]] = {
                             "are not measured alike): each run is compared with the previous run at the same "
                             "scale and time model."),
     "t_scale": ("倍率", "Scale"), "t_model": ("时间模型", "Time model"),
+    # the people: modeled figures, human and machine parts (targets.j2), sections/people.j2
+    "modeled": ("模拟", "modeled"),
+    "modeled_rule": ("† 模拟：该数值含模拟人员的声明用时（自动运行中人工步骤的用时或到岗用时），并非实测。",
+                     "† modeled: the figure contains a simulated operator's declared duration (a manual "
+                     "step's or a call-out in an automatic run): it is not a measurement."),
+    "human_machine": ("人员 {human} · 机器 {machine}", "human {human} · machine {machine}"),
+    "human_rule": ("人员用时：因果链上各步骤自开启至有人认领（人工步骤至完成）；机器用时：认领后步骤本身的工作"
+                   "（动作、脚本、调用）；其余为识别与观察等待。",
+                   "Human: on the figure's causal chain, each step from its opening to a person's claim "
+                   "(to the done for a manual step); machine: the step's own work after that (the "
+                   "action, the program, the call); the rest is detection and observation."),
+    "at_scale": ("×{scale}", "×{scale}"),
+    "scale_rule": ("本次现场演练以 ×{scale} 倍率运行（非 1）：其各项数值均标注该倍率，声明的等待按倍率压缩，"
+                   "人员与机器的实际用时按真实时长计入。",
+                   "This live drill ran at ×{scale}, not 1: each of its figures is labelled with the "
+                   "scale; declared waits were compressed by it, people's and machines' time counts "
+                   "as it was."),
+    "people": ("人员：谁在何时做了什么", "People: who did what, and when"),
+    "pp_actions": ("认领、完成与受阻", "Claims, completions and blocks"),
+    "pp_person": ("人员", "Person"), "pp_step": ("步骤", "Step"), "pp_move": ("动作", "Move"),
+    "pp_call_out": ("到岗用时", "Call-out"), "pp_note": ("备注", "Note"),
+    "pp_claimed": ("认领", "claimed"), "pp_done": ("完成", "done"), "pp_blocked": ("受阻", "blocked"),
+    "pp_absent": ("缺席人员与替补", "Absent, and who covered"),
+    "pp_named": ("指定缺席", "named"), "pp_drawn": ("随机抽取（种子 {seed}）", "drawn (seed {seed})"),
+    "pp_covered": ("替补", "Covered by"), "pp_nobody": ("无人替补", "nobody"),
+    "pp_golden": ("黄金响应期（前 60 分钟）：识别—分级—安抚—承接",
+                  "The golden hour (first 60 minutes): identify, classify, reassure, take over"),
+    "pp_by": ("完成人", "By"),
+    "gh_identify": ("识别", "identify"), "gh_classify": ("分级", "classify"),
+    "gh_reassure": ("安抚", "reassure"), "gh_take_over": ("承接", "take over"),
+    "pp_notes": ("观察员记录", "Observer notes"), "pp_injects": ("情景注入", "Injects shown"),
+    "pp_to": ("对象", "To"), "pp_everyone": ("全体", "everyone"),
 }
 
 VERDICT = {"pass": ("通过", "PASS"), "fail": ("未通过", "FAIL"), "aborted": ("中止", "ABORTED")}

@@ -103,7 +103,8 @@ def _target_text(r: TargetResult) -> str:
     if r.unit == "level":
         show = lambda v: "—" if v is None else f"L{int(v)}"  # noqa: E731
         return f"{r.id} {show(r.actual)}/{show(r.target)} {mark}"
-    return f"{r.id} {actual_text(r.actual, r.target)}/{format_duration(r.target)} {mark}"
+    modeled = " modeled" if r.modeled else ""  # a simulated operator's time is never shown as measured
+    return f"{r.id} {actual_text(r.actual, r.target)}{modeled}/{format_duration(r.target)} {mark}"
 
 
 def summary_line(card: ScoreCard) -> str:

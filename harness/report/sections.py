@@ -104,6 +104,7 @@ for _chapter, *_sections in (
      ("charts", "series"),
      ("alerts", "alerts", "alerts"),
      ("notifications", "notifications", "notifications"),
+     ("people", "people", "people"),  # who did what and when, the golden hour
      ("events", "timeline", "s_events")),
     ("analysis",
      ("targets", "targets"),

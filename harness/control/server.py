@@ -12,6 +12,14 @@ terminal) gets a lane of its own from where the scenario is now. Each move is jo
     POST /move  Authorization: Bearer TOKEN  {"verb": "promote", "args": ["pg-samecity"], "step": "failover"}
     → 200 {"ok": true, "detail": {...}, ...} or {"ok": false, "error": "..."} (the move ran and failed)
     → 400 {"error", "where"} a move asked wrongly; 401 no or a wrong token; 503 the drill is stopping
+
+A live drill's desk (harness/people/desk.py) is reached here too, for `hospital-drill ack`:
+
+    POST /desk  {"move": "ack"|"claim"|"done"|"block", "step": ..., "person": ..., "note"/"reason"}
+                {"move": "note", "by": ..., "text": ...}
+    → 200 {"ok": true, "record": {...}} (the journal record); 400 {"error", "where"} refused (an
+      unknown step or person, absent, not open, taken); 409 not a live drill (no desk)
+    GET  /desk  → the desk's snapshot (steps, roster, notes)
 """
 from __future__ import annotations
 
@@ -137,6 +145,30 @@ class ControlServer:
                "context": where}
         return {**out, "detail": detail} if ok else {**out, "error": error}
 
+    @property
+    def desk(self) -> Any:
+        """The live drill's desk: the engine's operator when people claim steps, else None."""
+        operator = getattr(self.engine, "operator", None)
+        return operator if hasattr(operator, "snapshot") else None
+
+    def desk_move(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One person's move at the desk; DeskError (refused) before anything is journalled."""
+        from ..people.desk import DeskError
+        desk, move = self.desk, body.get("move")
+        text = {k: body.get(k) for k in ("step", "person", "note", "reason", "by", "text")}
+        if any(v is not None and not isinstance(v, str) for v in text.values()):
+            raise DeskError("step, person, note, reason, by and text are strings", field="request")
+        if move == "note":
+            return desk.note(text["by"] or "", text["text"] or "")
+        if move not in ("ack", "claim", "done", "block"):
+            raise DeskError(f"no move {move!r} (ack, claim, done, block, note)", field="move")
+        step, person = text["step"] or "", text["person"] or ""
+        if move == "done":
+            return desk.done(step, person, text["note"] or "")
+        if move == "block":
+            return desk.block(step, person, text["reason"] or "")
+        return getattr(desk, move)(step, person)
+
     def _enter(self) -> bool:
         with self._idle:
             if self._stop.is_set():
@@ -170,16 +202,43 @@ class _Handler(BaseHTTPRequestHandler):
         want = f"Bearer {self.control.token}"
         return hmac.compare_digest(given.encode(), want.encode())
 
+    def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+        if not self._authorised():
+            return self._answer(401, {"error": "no or a wrong token: read it from the run's control.json"})
+        if self.path != "/desk":
+            return self._answer(404, {"error": f"no {self.path}: GET /desk"})
+        desk = self.control.desk
+        if desk is None:
+            return self._answer(409, {"error": "not a live drill: nobody claims steps here"})
+        self._answer(200, desk.snapshot())
+
+    def _desk(self, body: Any) -> None:
+        from ..people.desk import DeskError
+        if self.control.desk is None:
+            return self._answer(409, {"error": "not a live drill (run it with --live): no desk"})
+        if not isinstance(body, dict):
+            return self._answer(400, {"error": "bad request: a JSON object", "where": "request"})
+        try:
+            record = self.control.desk_move(body)
+        except DeskError as e:
+            return self._answer(400, {"error": str(e), "where": e.field})
+        self._answer(200, {"ok": True, "record": record})
+
     def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
         if not self._authorised():
             return self._answer(401, {"error": "no or a wrong token: read it from the run's control.json"})
-        if self.path != "/move":
-            return self._answer(404, {"error": f"no {self.path}: POST /move"})
+        if self.path not in ("/move", "/desk"):
+            return self._answer(404, {"error": f"no {self.path}: POST /move or /desk"})
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= MAX_BODY:
                 raise ValueError(f"a body of 1 to {MAX_BODY} bytes")
             body = json.loads(self.rfile.read(length))
+        except ValueError as e:
+            return self._answer(400, {"error": f"bad request: {e}", "where": "request"})
+        if self.path == "/desk":
+            return self._desk(body)
+        try:
             verb, args, step = body["verb"], body.get("args") or [], body.get("step") or None
             if not (isinstance(verb, str) and isinstance(args, list)
                     and all(isinstance(a, str) for a in args)

@@ -5,6 +5,11 @@ declared), so the journal alone explains why each step ran. Steps run in their o
 technical group's failover does not wait for clinical support's offline reception. A step is one of
 four kinds (`RunbookStep.kind`): a built-in action, a manual step (the operator), or the hospital's
 own `exec` program or `http` call (exec_steps.py).
+
+A step that `needs` someone has a human part before its machine part: it waits for a person of the
+roster to claim it (the operator's `wait_for_claim`: the live desk, or the simulated operator's
+modeled call-out), then its action, program or call runs. A manual step is all human part: the
+operator's `perform` returns when a person has done it.
 """
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from pathlib import Path
 
 from ..clock import DrillClock, Lane
 from ..journal import Journal
-from ..models import RunbookStep
+from ..models import Drill, RunbookStep
+from ..people import moves
+from ..people.roster import Roster
 from ..rundir import RunDir
 from . import actions
 from .actions import ActionContext, ActionFailed
@@ -24,18 +31,54 @@ from .exec_steps import run_exec, run_http
 
 
 class SimulatedOperator:
-    """An automatic run's operator: a manual step is done after its declared (drill) duration. The
-    duration is modeled, not measured, and every record of it says so."""
+    """An automatic run's people: the same moves as the live desk's (people/desk.py), by the same
+    roster rules, with modeled durations. A step that `needs` someone is claimed by the first in line
+    after their call-out (`people.call_out`, a declared wait); a manual step is then done after its
+    declared `duration` (a step with no `needs` is taken at once by its group's first in line: its
+    duration covers the call-out). Every record says `modeled: true`."""
 
-    def __init__(self, clock: DrillClock):
-        self.clock = clock
+    def __init__(self, clock: DrillClock, roster: Roster | None = None):
+        self.clock, self.roster = clock, roster
+        self.journal: Journal | None = None
+
+    def attach(self, drill: Drill | None, journal: Journal) -> None:
+        self.journal = journal
+        if self.roster is None:
+            self.roster = Roster.of(drill)
+        moves.journal_absences(journal, self.roster)
+
+    def wait_for_claim(self, step: RunbookStep, stop: threading.Event, lane: Lane) -> dict | None:
+        line = self.roster.next_in_line(step) if self.roster else []
+        if not line:
+            return None
+        opened = lane.now()
+        if step.needs and not lane.wait(self.roster.call_out(line[0]), stop):
+            return None
+        return moves.claimed(self.journal, lane, step, line[0], opened, modeled=True)
 
     def perform(self, step: RunbookStep, stop: threading.Event, lane: Lane) -> tuple[bool, dict]:
         assert step.manual is not None
+        if self.roster is None or (not step.needs and not self.roster.next_in_line(step)):
+            # no roster to name anyone from (an engine without a drill): the duration alone
+            if not lane.wait(step.manual.duration, stop):
+                return False, {"error": "run ended before the step was done", "modeled": True}
+            return True, {"operator": "simulated", "modeled": True,
+                          "modeled_duration": step.manual.duration}
+        claim = self.wait_for_claim(step, stop, lane)
+        if claim is None:
+            return False, {"error": _unclaimed(self.roster, step, stop), "modeled": True}
         if not lane.wait(step.manual.duration, stop):
-            return False, {"error": "run ended before the step was done", "modeled": True}
-        return True, {"operator": "simulated", "modeled": True,
-                      "modeled_duration": step.manual.duration}
+            return False, {"error": "run ended before the step was done", "modeled": True,
+                           "claimed_by": claim["person"]}
+        finish = moves.done(self.journal, lane, step, self.roster.get(claim["person"]), modeled=True)
+        return True, moves.outcome(claim, finish, operator="simulated",
+                                   modeled_duration=step.manual.duration)
+
+
+def _unclaimed(roster: Roster | None, step: RunbookStep, stop: threading.Event) -> str:
+    if stop.is_set() or roster is None:
+        return "the run ended before anyone claimed the step"
+    return f"no one could claim it: {roster.unable(step)}"
 
 
 class AckOperator:
@@ -68,6 +111,9 @@ class RunbookEngine:
                  clock: DrillClock):
         self.ctx, self.journal, self.operator, self.clock = ctx, journal, operator, clock
         self.states = {s.id: StepState(s) for s in steps}
+        attach = getattr(operator, "attach", None)
+        if attach is not None:  # the people: the roster, who is absent (journalled now)
+            attach(ctx.drill, journal)
         self.params = {s.id: actions.validate(s.action, s.with_) for s in steps if s.action}
         self._alerts: set[str] = set()
         self._level: int | None = None
@@ -154,6 +200,20 @@ class RunbookEngine:
         """The step's work, by its kind: (ok, detail)."""
         if step.kind == "manual":
             return self.operator.perform(step, self._stop, lane)
+        claim = None
+        if step.needs and hasattr(self.operator, "wait_for_claim"):
+            # the human part: nothing runs until a person of the roster has taken the step
+            claim = self.operator.wait_for_claim(step, self._stop, lane)
+            if claim is None:
+                return False, {"error": _unclaimed(getattr(self.operator, "roster", None), step,
+                                                   self._stop)}
+        ok, detail = self._machine_part(step, ctx)
+        if claim is not None:
+            detail = {**(detail or {}), "claimed_by": claim["person"], "call_out": claim["call_out"],
+                      "modeled": claim["modeled"]}
+        return ok, detail
+
+    def _machine_part(self, step: RunbookStep, ctx: ActionContext) -> tuple[bool, dict]:
         if step.kind == "exec":
             return run_exec(ctx, step.exec_)
         if step.kind == "http":

@@ -141,7 +141,9 @@ function renderSteps(steps) {
       else if (final || left === null) due.textContent = s.kind + at;
       else if (overdue) due.textContent = `OVERDUE by ${clockText(Math.max(0, -left))}${at}`;
       else due.textContent = `${clockText(left)} left${at}`;
-      const can = {claim: s.status === "open", done: ["claimed", "running"].includes(s.status) && s.kind === "manual",
+      // a blocked step is open again for the next in line (the desk decides; these are hints)
+      const can = {claim: ["open", "blocked"].includes(s.status),
+                   done: ["claimed", "running", "blocked"].includes(s.status) && s.kind === "manual",
                    block: ["open", "claimed", "running"].includes(s.status)};
       for (const b of card.querySelectorAll("button")) b.disabled = !can[b.dataset.move];
       // a step with no human part (no `needs`, not manual) has no moves to offer

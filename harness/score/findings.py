@@ -101,6 +101,11 @@ def merged(findings: list[Finding], extra: list[Finding], overview: Overview) ->
     return out
 
 
+def _figure(r: TargetResult, zh: bool = False) -> str:
+    """A target's figure as words; a simulated operator's part is never worded as measured."""
+    return actual_text(r.actual, r.target) + (("（模拟）" if zh else " (modeled)") if r.modeled else "")
+
+
 def build_strengths(targets: list[TargetResult], level: LevelResult) -> list[Strength]:
     """What went well: every met target, with its headroom."""
     out = []
@@ -116,9 +121,9 @@ def build_strengths(targets: list[TargetResult], level: LevelResult) -> list[Str
         head = f", {r.headroom:.0%} headroom" if r.headroom is not None else ""
         head_zh = f"，余量 {r.headroom:.0%}" if r.headroom is not None else ""
         out.append(Strength(target=r.id,
-                            text=f"{r.title or r.id}: {actual_text(r.actual, r.target)} against "
+                            text=f"{r.title or r.id}: {_figure(r)} against "
                                  f"{format_duration(r.target)}{head}",
-                            text_zh=f"{r.title or r.id}：实际 {actual_text(r.actual, r.target)}，要求 "
+                            text_zh=f"{r.title or r.id}：实际 {_figure(r, zh=True)}，要求 "
                                     f"{format_duration(r.target)}{head_zh}"))
     return sorted(out, key=lambda s: -(next((r.headroom or 0) for r in targets if r.id == s.target)))
 
@@ -174,9 +179,9 @@ def _targets(ctx: Context) -> None:
             ev_en = f"not measured: {r.reason or 'no evidence in the journal'}"
             ev_zh = f"未能测得：{r.reason_zh or r.reason or '日志中无依据'}"
         else:
-            ev_en = (f"{actual_text(r.actual, r.target)} against a {format_duration(r.target)} target "
+            ev_en = (f"{_figure(r)} against a {format_duration(r.target)} target "
                      f"({format_duration(-(r.margin or 0))} over)")
-            ev_zh = (f"实际 {actual_text(r.actual, r.target)}，要求 {format_duration(r.target)}"
+            ev_zh = (f"实际 {_figure(r, zh=True)}，要求 {format_duration(r.target)}"
                      f"（超出 {format_duration(-(r.margin or 0))}）")
         action_en = {
             "detection": "Tighten the alert rules and the monitoring interval so that this failure "

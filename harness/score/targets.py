@@ -42,14 +42,15 @@ def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | Non
     actual, reason, reason_zh = fig.actual, fig.reason, fig.reason_zh
     met = actual is not None and within is not None and actual <= within
     margin = None if actual is None or within is None else round(within - actual, 3)
-    if actual is not None and not met:
-        shown, over = actual_text(actual, within), format_duration(actual - within)
-        reason = f"{shown}, {over} over the {format_duration(within)} target"
-        reason_zh = f"实际 {shown}，超出 {format_duration(within)} 的指标 {over}"
     r = TargetResult(**base, target=within, actual=actual, met=met, margin=margin,
                      headroom=None if margin is None or not within else round(margin / within, 4),
                      reason=reason, reason_zh=reason_zh, breakdown=fig.breakdown)
     _with_people(r, fig, f)
+    if actual is not None and not met:
+        shown, over = actual_text(actual, within), format_duration(actual - within)
+        mark, mark_zh = (" (modeled)", "（模拟）") if r.modeled else ("", "")
+        r.reason = f"{shown}{mark}, {over} over the {format_duration(within)} target"
+        r.reason_zh = f"实际 {shown}{mark_zh}，超出 {format_duration(within)} 的指标 {over}"
     r.rating = rate(r)
     return r
 

@@ -290,3 +290,16 @@ def test_the_console_says_modeled_next_to_a_modeled_figure(capsys):
     cli._say_targets(card_of(j))
     live = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
     assert "actual 2m1s ×20 / target 5m" in live["dr-takeover"] and "modeled" not in live["dr-takeover"]
+
+
+def test_a_modeled_figure_is_worded_modeled_in_reasons_findings_and_strengths():
+    tight = drill()
+    tight.targets[1].within = 60.0  # the takeover missed: its reason and finding quote the figure
+    card = card_of(ci_journal(), tight)
+    missed = target(card, "dr-takeover")
+    assert missed.reason.startswith("4m46s (modeled), ") and "（模拟）" in missed.reason_zh
+    finding = next(f for f in card.findings if f.kind == "target" and f.target == "dr-takeover")
+    assert finding.evidence.startswith("4m46s (modeled) against")
+    strength = next(s for s in card.strengths if s.target == "identify-in")
+    assert "2m45s (modeled) against 5m" in strength.text
+    assert "modeled" not in next(s for s in card.strengths if s.target == "detect").text

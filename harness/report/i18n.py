@@ -244,7 +244,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "pp_covered": ("替补", "Covered by"), "pp_nobody": ("无人替补", "nobody"),
     "pp_golden": ("黄金响应期（前 60 分钟）：识别—分级—安抚—承接",
                   "The golden hour (first 60 minutes): identify, classify, reassure, take over"),
-    "pp_by": ("完成人", "By"),
+    "pp_by": ("完成人", "By"), "pp_gh_move": ("环节", "Move"),
     "gh_identify": ("识别", "identify"), "gh_classify": ("分级", "classify"),
     "gh_reassure": ("安抚", "reassure"), "gh_take_over": ("承接", "take over"),
     "pp_notes": ("观察员记录", "Observer notes"), "pp_injects": ("情景注入", "Injects shown"),

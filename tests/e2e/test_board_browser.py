@@ -181,7 +181,13 @@ def test_people_claim_and_complete_steps_on_the_board(tmp_path, browser):
         assert laid_out[390]["scroll"] <= laid_out[390]["inner"] + 1, laid_out  # no sideways scrolling
         assert laid_out[390]["columns"] == 1 and laid_out[1280]["columns"] == 3, laid_out
 
+        # 林专员 is blocked (the line is busy): the step is open again, and the backup takes it over
         as_person(browser, "林专员")
+        act(browser, "hotline-callbacks", "block", "my line is busy with callers")
+        until(browser, lambda d: "blocked" in step_card(d, "hotline-callbacks").get_attribute("class"))
+        as_person(browser, "谢专员")
+        act(browser, "hotline-callbacks", "claim")
+        until(browser, lambda d: "claimed by 谢专员" in step_card(d, "hotline-callbacks").text)
         act(browser, "hotline-callbacks", "done", "20 callers called back")
         until(browser, lambda d: "done" in step_card(d, "hotline-callbacks").get_attribute("class"))
         assert proc.wait(timeout=300) in (0, 1), console.read_text()[-4000:]
@@ -189,9 +195,12 @@ def test_people_claim_and_complete_steps_on_the_board(tmp_path, browser):
         stop(proc)
 
     journal = read_journal(out / "journal.jsonl")
-    claims = {e["step"]: e for e in journal.of_type("person.claimed")}
+    claims = {e["step"]: e for e in journal.of_type("person.claimed")}  # the last claim of each step
     assert claims["offline-reception"]["person"] == "何护士" and claims["offline-reception"]["tier"] == "backup"
-    assert claims["hotline-callbacks"]["person"] == "林专员"
+    assert [(e["person"], e["reason"]) for e in journal.of_type("person.blocked")] == [
+        ("林专员", "my line is busy with callers")]
+    assert [e["person"] for e in journal.of_type("person.claimed") if e["step"] == "hotline-callbacks"] == [
+        "林专员", "谢专员"]
     done = {e["step"]: e for e in journal.of_type("person.done")}
     assert done["offline-reception"]["note"] == "offline desk open at the outpatient hall"
     for e in [*claims.values(), *done.values()]:
@@ -206,7 +215,7 @@ def test_people_claim_and_complete_steps_on_the_board(tmp_path, browser):
 
     # the report: who did what, and when
     report = (out / "report.md").read_text(encoding="utf-8")
-    for who in ("何护士", "林专员", "吴护士长"):
+    for who in ("何护士", "谢专员", "吴护士长"):
         assert who in report, who
     assert "hotline staffed before the banner went up" in report
     line = next(l for l in report.splitlines() if "何护士" in l and "offline-reception" in l)

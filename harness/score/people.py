@@ -75,7 +75,7 @@ def actions(f: Facts) -> list[PersonAction]:
 
 def _absent(drill: Drill, f: Facts, done: list[PersonAction]) -> list[AbsentPerson]:
     """Each absent person, and who covered: whoever claimed (else did) a step of their group that
-    needed one of their skills or their role."""
+    needed one of their skills or their role, and was not blocked on it."""
     members = {m.name: m for team in drill.teams.values() for m in (*team.core, *team.backup)}
     out = []
     for e in f.events:
@@ -85,9 +85,11 @@ def _absent(drill: Drill, f: Facts, done: list[PersonAction]) -> list[AbsentPers
         m = members.get(name)
         steps = {s.id for s in drill.runbook if s.group == group and m is not None
                  and getattr(s, "needs", None) and has_skill(m, s.needs)}
+        blocked = {(a.step, a.person) for a in done if a.what == "blocked"}  # handed it on: not covering
         covered: list[str] = []
         for a in sorted(done, key=lambda a: a.what != "claimed"):
-            if a.step in steps and a.what != "blocked" and a.person not in covered and a.person != name:
+            if a.step in steps and a.what != "blocked" and (a.step, a.person) not in blocked \
+                    and a.person not in covered and a.person != name:
                 covered.append(a.person)
         out.append(AbsentPerson(person=name, group=group, tier=_tier(e.get("tier")),
                                 why=e.get("why") if e.get("why") in ("named", "drawn") else None,
@@ -134,7 +136,8 @@ def _step_span(sid: str, node: dict, chain: dict, f: Facts) -> tuple[float, floa
     started = next((e for e in mine if e.get("type") == "step.started"), None)
     if (started or node).get("kind") == "manual":  # the step is the person's, claim to done
         return span, 0.0, who, modeled
-    claim = num(next((e for e in mine if e.get("type") == "person.claimed"), {}).get("drill"))
+    # the last claim: a person who was blocked handed the step on, and the work began after it
+    claim = num(next((e for e in reversed(mine) if e.get("type") == "person.claimed"), {}).get("drill"))
     human = 0.0 if claim is None else min(span, max(0.0, claim - opening))
     return human, span - human, who, modeled
 
@@ -167,7 +170,7 @@ def _move_done(steps: set[str], f: Facts) -> tuple[dict | None, str | None, bool
     if done is None:
         return None, None, False
     who = done.get("person") if isinstance(done.get("person"), str) else next(
-        (e.get("person") for e in f.events if e.get("type") == "person.claimed"
+        (e.get("person") for e in reversed(f.events) if e.get("type") == "person.claimed"
          and e.get("step") == done.get("step") and isinstance(e.get("person"), str)), None)
     parts = figure_parts(done, f)  # its time holds whatever was modeled upstream on its chain too
     modeled = (parts is not None and parts.modeled) or any(

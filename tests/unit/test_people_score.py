@@ -94,6 +94,8 @@ def live_journal(*, with_hotline_done=False):
     cls = j.on_step("step.finished", "classify", ident, 85.0, 5.2, group="technical", kind="auto", ok=True,
                     detail={})
     j.on_step("step.started", "promote", cls, 90.2, 0.0, group="technical", kind="auto")
+    j.on_step("person.claimed", "promote", cls, 90.2, 8.0, person="technical-core-3",
+              group="technical", tier="core", call_out=8.0, modeled=False)
     j.on_step("person.blocked", "promote", cls, 90.2, 10.0, person="technical-core-3",
               reason="no access to the DR site")
     j.on_step("person.claimed", "promote", cls, 90.2, 40.0, person="technical-backup-0",
@@ -163,7 +165,8 @@ def test_live_targets_split_into_the_people_and_the_machines():
     # the other 15 s are the alert's detection
     assert promo.human == pytest.approx(105.0) and promo.machine == pytest.approx(0.7)
     assert promo.actual - promo.human - promo.machine == pytest.approx(15.0)
-    assert promo.people == ["technical-backup-0", "technical-core-2", "technical-core-1"]
+    # the core engineer who claimed first was blocked: the human part runs to the backup's claim
+    assert promo.people == ["technical-core-3", "technical-backup-0", "technical-core-2", "technical-core-1"]
     assert promo.breakdown["human"] == promo.human and promo.breakdown["modeled"] is False
     back = target(card, "core-back")  # recovery's chain passes through the promotion
     assert back.human == pytest.approx(105.0) and back.actual == pytest.approx(126.7)
@@ -189,7 +192,8 @@ def test_live_people_section_data_and_golden_hour():
     assert (moves["identify"].at, moves["identify"].by) == (75.0, "technical-core-1")
     assert moves["classify"].by == "technical-core-2"  # an action step: who claimed it
     assert (moves["reassure"].at, moves["reassure"].by) == (195.0, "patient_communication-core-0")
-    assert moves["take_over"].at == pytest.approx(120.7) and moves["take_over"].by == "technical-backup-0"
+    assert moves["take_over"].at == pytest.approx(120.7)
+    assert moves["take_over"].by == "technical-backup-0"  # who claimed it last, not the one blocked
     assert all(g.met for g in p.golden_hour)
     assert not [f for f in card.findings if f.kind == "golden_hour"]
 

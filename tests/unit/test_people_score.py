@@ -3,6 +3,7 @@ person.done, person.blocked, person.absent, observer.note, inject.shown): each t
 machine parts, the golden hour's four moves, modeled figures marked as such, and the report's
 people section."""
 import json
+import re
 
 import pytest
 
@@ -257,6 +258,8 @@ def test_the_report_marks_modeled_figures_and_lists_the_people(tmp_path):
                   "the hotline has 20 callers", "technical-core-0"):
         assert shown in md and shown in html
     assert "†" not in md and "†" not in html  # nothing of a live run is marked modeled
+    claim = next(line for line in md.splitlines() if "technical-backup-0" in line and "claimed" in line)
+    assert "F+2m (" in claim and re.search(r"\(\d\d:\d\d:\d\d\.\d{3}\)", claim)  # from the fault, and the clock
     assert "human 1m45s · machine 0.7s" in result_row(md, "dr-takeover")
 
 

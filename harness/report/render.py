@@ -110,7 +110,9 @@ def _target_text(r: TargetResult) -> str:
 def summary_line(card: ScoreCard) -> str:
     """One line for CI logs: 'db-crash-failover: FAIL 72/100 — detect 12s/1m ✓, dr-takeover 4m10s/3m ✗'."""
     parts = ", ".join(_target_text(r) for r in card.targets)
-    return f"{card.overview.drill}: {card.verdict.upper()} {card.score}/100 — {parts}"
+    ov = card.overview  # a live drill's figures at another scale than 1 say so
+    scale = f" (live, figures at ×{ov.time_scale:g})" if ov.live and ov.time_scale != 1 else ""
+    return f"{ov.drill}: {card.verdict.upper()} {card.score}/100{scale} — {parts}"
 
 
 # --- charts --------------------------------------------------------------------------------------

@@ -297,6 +297,8 @@ def test_the_console_says_modeled_next_to_a_modeled_figure(capsys):
     cli._say_targets(card_of(j))
     live = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
     assert "actual 2m1s ×20 / target 5m" in live["dr-takeover"] and "modeled" not in live["dr-takeover"]
+    assert "PASS 100/100 (live, figures at ×20) — " in summary_line(card_of(j))
+    assert "figures at" not in summary_line(card_of(live_journal()))
 
 
 def test_a_modeled_figure_is_worded_modeled_in_reasons_findings_and_strengths():

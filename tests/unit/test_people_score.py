@@ -4,13 +4,23 @@ machine parts, the golden hour's four moves, modeled figures marked as such, and
 people section."""
 import json
 import re
+import time
+from pathlib import Path
 
 import pytest
 
-from harness.journal import JournalRead
-from harness.models import Drill
-from harness.report.render import write_reports
+from harness import cli
+from harness.clock import DrillClock
+from harness.journal import Journal, JournalRead
+from harness.models import Drill, People, RunbookStep, Target
+from harness.people.desk import Desk
+from harness.report.render import summary_line, write_reports
+from harness.runbook.actions import ActionContext
+from harness.runbook.engine import RunbookEngine
 from harness.score.build import build_scorecard
+from harness.validate import load_drill
+
+SHIPPED = Path(__file__).resolve().parents[2] / "harness" / "catalog" / "drills" / "db-crash-failover.yaml"
 
 T0, FAULT = 1000.0, 1010.0  # wall of T+0 and of the fault; the fault is at drill 10
 
@@ -45,7 +55,7 @@ def drill(*, tag_reassure=True, manual_duration="2m"):
                     {"id": "core-back", "measure": "recovery", "within": "30m"}]})
 
 
-class Journal:
+class Synthetic:
     """Events with v2 chains: each lane's drill time is its anchor's plus declared waits and real
     work since (harness/clock.py)."""
 
@@ -77,7 +87,7 @@ def live_journal(*, with_hotline_done=False):
     """A live drill at scale 1: the alert 15 s after the fault; core-0 claims the manual identify
     30 s after it opens and is done 30 s later; classify is an action; the backup DBA claims the
     promotion 40 s after it opens (the core DBA is absent) and the promotion takes 0.5 s."""
-    j = Journal()
+    j = Synthetic()
     alert = j.add("alert.raised", FAULT + 15, 25.0, lane="monitor", cause=j.fault, declared=15.0,
                   alert="db_down", severity="critical")
     j.add("person.absent", T0 - 1, None, person="technical-core-0", group="technical", tier="core",
@@ -124,7 +134,7 @@ def live_journal(*, with_hotline_done=False):
 
 def ci_journal():
     """The same drill run by the simulated operator at x60: every person move says modeled."""
-    j = Journal(live=False, scale=60.0)
+    j = Synthetic(live=False, scale=60.0)
     alert = j.add("alert.raised", FAULT + 0.25, 25.0, lane="monitor", cause=j.fault, declared=15.0,
                   alert="db_down", severity="critical")
     j.on_step("step.started", "identify", alert, 25.0, 0.0, group="technical", kind="manual")
@@ -274,7 +284,7 @@ def test_a_live_run_at_another_scale_labels_its_figures(tmp_path):
 
 
 def test_a_drill_without_people_has_no_people_part():
-    j = Journal(live=False, scale=60.0)
+    j = Synthetic(live=False, scale=60.0)
     j.add("run.finished", FAULT + 60, None, status="completed", reason=None)
     d = drill()
     for s in d.runbook:
@@ -283,8 +293,6 @@ def test_a_drill_without_people_has_no_people_part():
 
 
 def test_the_console_says_modeled_next_to_a_modeled_figure(capsys):
-    from harness import cli
-    from harness.report.render import summary_line
     card = card_of(ci_journal())
     cli._say_targets(card)
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
@@ -312,3 +320,64 @@ def test_a_modeled_figure_is_worded_modeled_in_reasons_findings_and_strengths():
     strength = next(s for s in card.strengths if s.target == "identify-in")
     assert "2m45s (modeled) against 5m" in strength.text
     assert "modeled" not in next(s for s in card.strengths if s.target == "detect").text
+
+
+def test_the_live_desk_journal_scores_measured_human_time(tmp_path):
+    """The runbook engine with the live desk as its operator, people moving on a wall clock the test
+    turns: the journal it writes scores the person's time as measured (not modeled), the absent
+    nurse's backup covering, the golden hour's moves by who made them."""
+    runbook = [RunbookStep.model_validate(s) for s in (
+        {"id": "identify", "group": "technical", "when": {"alert": "any"}, "needs": "监控",
+         "manual": {"duration": "1m"}, "golden_hour": "identify"},
+        {"id": "reception", "group": "clinical_support", "when": {"after": "identify"},
+         "needs": "线下扫码接诊", "manual": {"duration": "5m"}, "golden_hour": "take_over"})]
+    live = load_drill(SHIPPED).drill.model_copy(update={
+        "runbook": runbook, "people": People(absent=["吴护士长"]), "time_scale": 1.0,
+        "targets": [Target(id="reception-open", measure="step", step="reception", within="10m")]})
+    wall = [1_000_000.0]
+    clock = DrillClock(1, now=lambda: wall[0])
+    clock.start()
+    journal = Journal(tmp_path / "journal.jsonl", clock)
+    desk = Desk(clock)
+    engine = RunbookEngine(runbook, ActionContext(None, journal, None, live, 1.0), journal, desk, clock)
+    journal.subscribe(engine.on_event, critical=True)
+    engine.arm()
+    fault = journal.record("fault.injected", lane=clock.lane("scenario", 0.0, wall[0]), fault="crash",
+                           fault_type="db_crash", target="pg-primary", detail={})
+    wall[0] += 20
+    monitor = clock.lane("monitor")
+    monitor.anchor_to(fault)
+    journal.record("alert.raised", lane=monitor, alert="db_down", severity="critical", detail={},
+                   describe="the database is down")
+
+    def when_open(step_id):
+        deadline = time.monotonic() + 5
+        while desk.steps[step_id].status != "open" and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    when_open("identify")
+    wall[0] += 45  # 刘洋 answers 45 s after the step opened, done 30 s later
+    desk.claim("identify", "刘洋")
+    wall[0] += 30
+    desk.done("identify", "刘洋", "the primary is down")
+    when_open("reception")
+    wall[0] += 100  # the backup nurse: the head nurse is absent
+    desk.done("reception", "何护士", "offline desk open")
+    deadline = time.monotonic() + 5
+    while len([e for e in journal.events if e["type"] == "step.finished"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    engine.stop()
+    journal.close()
+    started = {"seq": 0, "wall": fault["wall"] - 5, "drill": None, "type": "run.started", "time_scale": 1.0,
+               "time_model": "v2", "live": True}
+    card = build_scorecard(live, JournalRead(events=[started, *journal.events]), [])
+    r = card.targets[0]
+    assert r.actual == pytest.approx(195.0, abs=0.05) and r.met and not r.modeled
+    assert r.human == pytest.approx(175.0, abs=0.05)  # 75 s identifying + 100 s to open reception
+    assert r.people == ["何护士", "刘洋"]
+    assert card.people.absent[0].person == "吴护士长" and card.people.absent[0].covered_by == ["何护士"]
+    moves = {g.move: g for g in card.people.golden_hour}
+    assert (moves["identify"].by, moves["take_over"].by) == ("刘洋", "何护士")
+    assert moves["identify"].at == pytest.approx(95.0, abs=0.05) and not moves["identify"].modeled
+    claim = next(a for a in card.people.actions if a.what == "claimed" and a.step == "identify")
+    assert claim.call_out == pytest.approx(45.0, abs=0.05)

@@ -163,6 +163,35 @@ class Team(Strict):
     backup: list[Member] = Field(default_factory=list)
 
 
+class RosterMinimums(Strict):
+    """How many people each group must have on its roster (the plan: 5 core + 3 backup, 24 h on
+    call); checked by `validate` at teams.GROUP.core / .backup."""
+    core_min: int = Field(5, ge=1)
+    backup_min: int = Field(3, ge=0)
+
+
+class People(Strict):
+    """Who is kept out of the drill, as in DiRT exercises: named, or drawn from a seed; and the
+    modeled call-out of an automatic run, which also says who is nearest."""
+    absent: list[str] = Field(default_factory=list, description="members who cannot be reached")
+    absent_drawn: int = Field(0, ge=0, description="this many more, drawn from the roster by `seed`")
+    seed: int | None = Field(None, description="the draw's seed; none: one is drawn and journalled "
+                                               "(person.absent) so the run can be repeated")
+    call_out: dict[str, Duration] = Field(
+        default_factory=dict, description="by a member's location: drill time from the call to "
+                                          "being on the step; the modeled call-out of an automatic "
+                                          "run, and what 'nearest' means on the board")
+    call_out_default: Duration = Field(120.0, description="a location not in `call_out`")
+
+    @field_validator("absent")
+    @classmethod
+    def _once(cls, v: list[str]) -> list[str]:
+        dupes = sorted({n for n in v if v.count(n) > 1})
+        if dupes:
+            raise ValueError(f"{dupes[0]!r} is named twice")
+        return v
+
+
 class Trigger(Strict):
     alert: str | None = Field(None, description="an alert name, or 'any'")
     after: str | None = Field(None, description="a previous step id, finished ok")
@@ -294,6 +323,9 @@ class RunbookStep(Strict):
     exec_: ExecStep | None = Field(None, alias="exec", description="run the hospital's own program")
     http: HttpStep | None = Field(None, description="call an HTTP endpoint of the stack")
     deadline: Duration | None = Field(None, description="from the moment the step is triggered")
+    needs: str | None = Field(None, description="the skill or role of the person who must claim "
+                                                "the step before its action runs (a member's "
+                                                "skills, or words of a member's role)")
     on_failure: StepFailure | None = Field(
         None, description="what the step's failure does to the run: `end_incident` ends the incident "
                           "phase (no step can bring patients back after it), `continue` waits on; "
@@ -309,6 +341,13 @@ class RunbookStep(Strict):
     @classmethod
     def _slug_id(cls, v: str) -> str:
         return slug(v)
+
+    @field_validator("needs")
+    @classmethod
+    def _needs_someone(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("name the skill or role, or leave 'needs' out")
+        return v if v is None else v.strip()
 
     @model_validator(mode="after")
     def _one_kind(self) -> "RunbookStep":
@@ -550,6 +589,9 @@ class Drill(Strict):
     audit: Audit | None = Field(None, description="a scheduled data audit the plan runs")
     readiness: Readiness = Field(default_factory=Readiness,
                                  description="the readiness audit's live checks before the drill")
+    roster: RosterMinimums = Field(default_factory=RosterMinimums,
+                                   description="the members each group must have")
+    people: People = Field(default_factory=People, description="who is absent, and call-out times")
 
     @field_validator("name")
     @classmethod

@@ -136,6 +136,35 @@ def _references(doc: Document, steps: list[tuple[int, Any]],
     return found
 
 
+def _people(doc: Document, drill: Drill) -> list[InputError]:
+    """Each group staffed to the drill's `roster` minimums, the absent named on the roster, enough
+    people left to draw from, and someone in each step's group with the skill or role it `needs`."""
+    from .models import GROUP_TITLES
+    from .people.roster import Roster
+    found = []
+    for group, team in drill.teams.items():
+        for tier, have, need in (("core", len(team.core), drill.roster.core_min),
+                                 ("backup", len(team.backup), drill.roster.backup_min)):
+            if have < need:
+                found.append(doc.error(f"{have} {tier} member(s) in {group} ({GROUP_TITLES[group]}); "
+                                       f"the roster needs at least {need} (roster.{tier}_min)",
+                                       ("teams", group, tier)))
+    roster = Roster.of(drill.model_copy(update={"people": drill.people.model_copy(
+        update={"absent_drawn": 0})}))
+    for i, name in enumerate(drill.people.absent):
+        if roster.get(name) is None:
+            found.append(doc.error(f"{name!r} is not on the roster", ("people", "absent", i)))
+    left = len(roster.people) - len(drill.people.absent)
+    if drill.people.absent_drawn > left:
+        found.append(doc.error(f"{drill.people.absent_drawn} to draw, but only {left} people are "
+                               "left on the roster", ("people", "absent_drawn")))
+    for i, step in enumerate(drill.runbook):
+        if step.needs and not any(p.group == step.group and p.able(step.needs) for p in roster.people):
+            found.append(doc.error(f"nobody in {step.group} has {step.needs!r} (a skill, or words "
+                                   "of a role)", ("runbook", i, "needs")))
+    return found
+
+
 def _resolve_exec(doc: Document, i: int, step) -> None:
     """An exec step's script and working directory made absolute and checked (runbook/exec_steps.py),
     in the drill as run too: its copy in the run directory lives elsewhere."""
@@ -172,6 +201,8 @@ def check_drill(path: Path, problems: Problems) -> LoadedDrill | None:
         if not (references and e.field is None):  # the model's own reference check, said better
             problems.add(e)
     for e in references:
+        problems.add(e)
+    for e in _people(doc, drill) if drill is not None else []:
         problems.add(e)
     for i, step in steps:
         if getattr(step, "action", None):

@@ -87,6 +87,7 @@ def test_the_plans_roster_levels_and_endpoints_become_the_drills(tree):
 def test_what_the_drill_writes_wins_mapping_by_mapping(tree):
     path = _drill(tree, levels={"level2_above": 0.3},
                   teams={"technical": {"core": [{"name": "夜班工程师", "skills": ["PostgreSQL"]}]}},
+                  roster={"core_min": 1},  # a night shift of one: below the plan's 5 core
                   stack={"backup_addresses": {"payment": "127.0.0.8:18091"}})
     plan = load_plan(tree / "plans" / "county.yaml").plan
     d = load_drill(path).drill

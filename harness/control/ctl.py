@@ -66,15 +66,20 @@ def cmd_ctl(args) -> int:
 
 def send(run_dir: RunDir, verb: str, args: list[str], step: str | None) -> tuple[int, dict[str, Any]]:
     """(HTTP status, the drill's answer). No drill running in `run_dir`: InputError."""
+    return post(run_dir, "/move", {"verb": verb, "args": args, "step": step})
+
+
+def post(run_dir: RunDir, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST `payload` to the control server of the drill running in `run_dir` (/move, /desk)."""
     where = read_control(run_dir)
     parts = urlsplit(where["url"])
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT)
-    body = json.dumps({"verb": verb, "args": args, "step": step}).encode()
+    body = json.dumps(payload).encode()
     try:
         conn.connect()
         conn.sock.settimeout(None)  # the move takes what it takes; the drill bounds it
-        conn.request("POST", "/move", body, {"Authorization": f"Bearer {where['token']}",
-                                             "Content-Type": "application/json"})
+        conn.request("POST", path, body, {"Authorization": f"Bearer {where['token']}",
+                                          "Content-Type": "application/json"})
         r = conn.getresponse()
         raw = r.read()
     except OSError as e:

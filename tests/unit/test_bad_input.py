@@ -8,7 +8,6 @@ before anything starts.
 """
 from __future__ import annotations
 
-import copy
 import os
 import random
 import re
@@ -22,7 +21,6 @@ import pytest
 import yaml
 
 from harness import cli
-from harness.validate import load_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 DRILL = "drills/db-crash-failover.yaml"
@@ -436,28 +434,9 @@ def test_time_scale_zero_through_the_command(tmp_path):
     assert "--time-scale" in p.stderr and not (tmp_path / "r").exists()
 
 
-# --- ack ---------------------------------------------------------------------------------------------
+# --- ack (a live drill's desk through its control server: tests/unit/test_ack_desk.py) ---------------
 
-@pytest.fixture
-def live_run_dir(tmp_path) -> Path:
-    """A live run's directory as the run leaves it: the drill as run, and acks/."""
-    drill = copy.deepcopy(load_drill(ROOT / DRILL).drill_data)  # as run: its plan resolved
-    drill["runbook"].append({"id": "call-director", "group": "technical", "when": {"alert": "any"},
-                             "manual": {"duration": "2m", "instructions": "phone the director"}})
-    (tmp_path / "drill.yaml").write_text(_dump(drill), encoding="utf-8")
-    (tmp_path / "acks").mkdir()
-    return tmp_path
-
-
-def test_ack_of_a_manual_step(live_run_dir, capsys):
-    assert cli.main(["ack", str(live_run_dir), "call-director", "--by", "王工"]) == 0
-    assert (live_run_dir / "acks" / "call-director").read_text() == "王工"
-
-
-@pytest.mark.parametrize("step", ["call-directr", "../../etc/x", "promote-same-city"])
-def test_ack_of_an_unknown_step_lists_the_known_ones(live_run_dir, capsys, step):
-    assert cli.main(["ack", str(live_run_dir), step]) == 2
+def test_ack_where_no_drill_runs(tmp_path, capsys):
+    assert cli.main(["ack", str(tmp_path), "offline-reception", "--by", "吴护士长"]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and f"no manual step {step!r}" in lines[0], lines
-    assert re.search(r"\(manual steps: [^)]*\bcall-director\)$", lines[0]), lines[0]
-    assert list((live_run_dir / "acks").iterdir()) == []
+    assert len(lines) == 1 and "no drill is running here" in lines[0], lines

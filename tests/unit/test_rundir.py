@@ -6,22 +6,14 @@ import json
 import multiprocessing
 import os
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
 
-from harness import cli
-from harness.clock import DrillClock
 from harness.load.runner import PatientLoad
-from harness.loader import Document
-from harness.models import Drill
-from harness.runbook.engine import AckOperator
 from harness.rundir import RunDir, claim_run_dir
 from harness.stack.local import tear_down_dir
 from harness.stack.process import read_pids, record_pids
-from harness.validate import load_drill
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,21 +99,6 @@ def test_the_load_of_a_run_writes_where_the_layout_says(tmp_path):
     assert load.records_dir == d.records and load.log_dir == d.logs
     bots = PatientLoad("http://127.0.0.1:9", d.attack_records("flood"), users=2, spawn_rate=1)
     assert bots.log_dir == RunDir(d.attack_of("flood")).logs  # laid out like a run of its own
-
-
-def test_an_ack_from_the_command_line_completes_the_operators_step(tmp_path, capsys):
-    d = RunDir(tmp_path)
-    as_run = load_drill(ROOT / "drills" / "db-crash-failover.yaml").drill_data  # its plan resolved
-    d.drill.write_text(yaml.safe_dump(as_run, allow_unicode=True), encoding="utf-8")
-    step = next(s for s in Document(d.drill).parse(Drill).runbook if s.manual is not None)
-    assert cli.main(["ack", str(d), step.id]) == 2  # not live: no acks/ yet
-    operator = AckOperator(d)  # a live run makes acks/
-    assert cli.main(["ack", str(d), step.id, "--by", "dr-wang"]) == 0
-    assert d.ack(step.id).read_text() == "dr-wang"
-    lane = DrillClock(60).lane(f"step:{step.id}", 0.0, 0.0)
-    ok, detail = operator.perform(step, threading.Event(), lane)
-    assert ok and detail == {"operator": "person", "ack": "dr-wang"}
-    assert f"hospital-drill ack {d} {step.id}" in capsys.readouterr().out
 
 
 # modules that still spell a part of the run directory: the lines to change are listed per file

@@ -279,6 +279,8 @@ def test_a_live_run_at_another_scale_labels_its_figures(tmp_path):
     md = write_reports(tmp_path, card_of(j), lang="en")["md"].read_text()
     assert "2m1s ×20" in result_row(md, "dr-takeover")
     assert "F+1m15s ×20" in md and "This live drill ran at ×20" in md  # the people's times, the legend
+    summary = md.split("## 2. Executive summary\n\n")[1]
+    assert summary.startswith("> This live drill ran at ×20")  # said before any figure
     ones = write_reports(tmp_path / "one", card_of(live_journal()), lang="en")["md"].read_text()
     assert "×" not in result_row(ones, "dr-takeover") and "This live drill ran at" not in ones
 

@@ -117,7 +117,7 @@ class Desk:
             if st.claim is not None and st.status != "blocked":
                 if st.claim["person"] == who.name:
                     return st.claim
-                raise DeskError(f"step {step_id!r} is taken by {st.claim['person']}", field="step")
+                raise DeskError(f"{step_id!r} is taken by {st.claim['person']}", field="step")
             st.claim = moves.claimed(self.journal, st.lane, st.step, who, st.opened, modeled=False)
             st.status = "claimed"
             self._cond.notify_all()
@@ -127,10 +127,10 @@ class Desk:
         with self._cond:
             st, who = self._may(step_id, person)
             if st.waiting != "done":
-                raise DeskError(f"step {step_id!r} is done by its {st.step.kind} part once claimed: "
-                                f"claim it", field="step")
+                raise DeskError(f"{step_id!r} is done by its {st.step.kind} part once claimed: claim it",
+                                field="step")
             if st.claim is not None and st.status != "blocked" and st.claim["person"] != who.name:
-                raise DeskError(f"step {step_id!r} is taken by {st.claim['person']}", field="step")
+                raise DeskError(f"{step_id!r} is taken by {st.claim['person']}", field="step")
             if st.claim is None or st.status == "blocked":
                 st.claim = moves.claimed(self.journal, st.lane, st.step, who, st.opened, modeled=False)
             st.finish = moves.done(self.journal, st.lane, st.step, who, note, modeled=False)
@@ -180,7 +180,7 @@ class Desk:
         if who is None:
             raise DeskError(f"{person!r} is not on the roster", field="person")
         if st.waiting is None or st.lane is None:
-            raise DeskError(f"step {step_id!r} is not open (it is {st.status})", field="step")
+            raise DeskError(f"{step_id!r} is not open (it is {st.status})", field="step")
         why = self.roster.refusal(who, st.step)
         if why:
             raise DeskError(why, field="person")

@@ -62,7 +62,7 @@ def ack(capsys, rd: RunDir, step: str, by: str) -> tuple[int, str]:
 def test_ack_before_the_step_is_open_is_refused_then_done_once_open(live, capsys):
     rd, desk, step, clock = live
     code, said = ack(capsys, rd, "offline-reception", "何护士")
-    assert code == 2 and "step 'offline-reception' is not open (it is pending)" in said
+    assert code == 2 and "step: 'offline-reception' is not open (it is pending)" in said
     stop, out = threading.Event(), {}
     t = threading.Thread(target=lambda: out.update(r=desk.perform(step, stop, clock.lane("step:x"))))
     t.start()

@@ -86,7 +86,7 @@ def test_a_claim_opens_the_machine_part_and_measures_the_call_out(desk):
 
 def test_refusals_are_one_line_and_journal_nothing(desk):
     before = len(desk.journal.events)
-    with pytest.raises(DeskError, match="step 'promote' is not open"):
+    with pytest.raises(DeskError, match="step: 'promote' is not open"):
         desk.claim("promote", "杨帆")  # its trigger has not held yet
     opened(desk, "promote", "wait_for_claim")
     with pytest.raises(DeskError, match=r"no step 'promte' in this drill \(steps: promote, reception, later\)"):

@@ -23,7 +23,6 @@ class RunDir:
     JOURNAL = "journal.jsonl"
     RECORDS = "records"
     LOGS = "logs"
-    ACKS = "acks"
     PIDS = "pids.json"
     ATTACK = "attack"
     PROBES = "probes.jsonl"
@@ -68,14 +67,6 @@ class RunDir:
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
-
-    @property
-    def acks(self) -> Path:
-        """A live drill's acknowledgements: one file per manual step, holding who did it."""
-        return self.path / self.ACKS
-
-    def ack(self, step: str) -> Path:
-        return self.acks / step
 
     @property
     def pids(self) -> Path:

@@ -17,14 +17,12 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..clock import DrillClock, Lane
 from ..journal import Journal
 from ..models import Drill, RunbookStep
 from ..people import moves
 from ..people.roster import Roster
-from ..rundir import RunDir
 from . import actions
 from .actions import ActionContext, ActionFailed
 from .exec_steps import run_exec, run_http
@@ -79,23 +77,6 @@ def _unclaimed(roster: Roster | None, step: RunbookStep, stop: threading.Event) 
     if stop.is_set() or roster is None:
         return "the run ended before anyone claimed the step"
     return f"no one could claim it: {roster.unable(step)}"
-
-
-class AckOperator:
-    """A live drill's operator: a person acknowledges the step (`hospital-drill ack RUN_DIR STEP`)."""
-
-    def __init__(self, run_dir: "RunDir | Path"):
-        self.run_dir = RunDir.of(run_dir)
-        self.run_dir.acks.mkdir(parents=True, exist_ok=True)
-
-    def perform(self, step: RunbookStep, stop: threading.Event, lane: Lane) -> tuple[bool, dict]:
-        flag = self.run_dir.ack(step.id)
-        print(f"[manual] {step.id} ({step.group}): {step.manual.instructions or step.title}"
-              f" — acknowledge with: hospital-drill ack {self.run_dir} {step.id}", flush=True)
-        while not stop.wait(0.5):
-            if flag.exists():
-                return True, {"operator": "person", "ack": flag.read_text().strip()}
-        return False, {"error": "run ended before the step was acknowledged"}
 
 
 @dataclass

@@ -55,12 +55,11 @@ def test_out_dir_is_the_users_choice(tmp_path):
 
 def test_every_part_of_the_layout_lives_under_the_run_directory(tmp_path):
     d = RunDir(tmp_path / "run")
-    parts = {d.journal, d.records, d.logs, d.acks, d.pids, d.attack, d.probes, d.integrity,
+    parts = {d.journal, d.records, d.logs, d.pids, d.control, d.steps, d.attack, d.probes, d.integrity,
              d.drill, d.scenario, d.score, d.config, d.state, d.pg, *d.reports.values()}
-    assert len(parts) == 19  # no two parts share a name (reports["json"] is the score)
+    assert len(parts) == 20  # no two parts share a name (reports["json"] is the score)
     assert all(p.parent == d.path for p in parts)
     assert d.log("app-primary") == d.logs / "app-primary.log"
-    assert d.ack("offline-reception") == d.acks / "offline-reception"
     assert d.attack_records("flood") == d.attack / "flood" / "records"
     assert d.reports["json"] == d.score
     assert RunDir.of(d) is d and RunDir.of(str(d)) == d and os.fspath(d) == str(tmp_path / "run")

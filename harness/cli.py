@@ -47,9 +47,12 @@ def cmd_run(args) -> int:
     from .report.sections import SECTIONS
     SECTIONS.load()  # a report-section plugin that does not load stops the run before it starts
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    run = DrillRun(find_drill(args.drill), out_dir=args.out, time_scale=args.time_scale, backend=args.backend,
+    # a live drill is people's real time: scale 1 unless the facilitator asks for another
+    scale = 1.0 if args.live and args.time_scale is None else args.time_scale
+    run = DrillRun(find_drill(args.drill), out_dir=args.out, time_scale=scale, backend=args.backend,
                    toxiproxy_url=args.toxiproxy, live=args.live, backend_options=_backend_options(args),
-                   progress=None if args.quiet else _say, lang=args.lang)
+                   progress=None if args.quiet else _say, lang=args.lang,
+                   board_port=getattr(args, "board_port", None) or 0)
     _say(f"drill {run.drill.name}: scenario {run.scenario.name}, time scale {run.time_scale:g} "
          f"(1 real second = {run.time_scale:g} drill seconds), run dir {run.run_dir}")
     with run:
@@ -59,13 +62,28 @@ def cmd_run(args) -> int:
         return 3
     if run.abort_reason:
         _say(f"run aborted: {run.abort_reason}")
+    if run.time_scale != 1:
+        _say(f"figures at time scale ×{run.time_scale:g}: declared waits compressed, machines' work and "
+             f"people's time counted 1:1")
+    _say_targets(card)
+    _say(f"report: {run.reports.get('html', run.run_dir)}")
+    return card.exit_code
+
+
+def _say_targets(card) -> None:
+    """A line per target. A figure with a modeled part (a simulated operator's duration) says
+    `modeled`, a live run's figure at a scale other than 1 carries the scale, and a figure with
+    people on its chain shows its human and machine parts."""
+    ov = card.overview
+    at_scale = f" ×{ov.time_scale:g}" if ov.live and ov.time_scale != 1 else ""
     for t in card.targets:
         mark = "met   " if t.met else "MISSED"
         fmt = (lambda v: "—" if v is None else f"L{v:g}") if t.unit == "level" else _fmt
-        _say(f"  {mark} {t.id:<16} actual {fmt(t.actual)} / target {fmt(t.target)}"
+        figure = fmt(t.actual) + ("" if t.actual is None or t.unit == "level" else at_scale) \
+            + (" modeled" if t.modeled else "")
+        parts = "" if t.human is None else f"  [human {_fmt(t.human)}, machine {_fmt(t.machine)}]"
+        _say(f"  {mark} {t.id:<16} actual {figure} / target {fmt(t.target)}{parts}"
              + ("" if t.met or not t.reason else f"  ({t.reason})"))
-    _say(f"report: {run.reports.get('html', run.run_dir)}")
-    return card.exit_code
 
 
 def _fmt(seconds) -> str:
@@ -219,16 +237,16 @@ def cmd_toxiproxy_server(args) -> int:
 
 
 def cmd_ack(args) -> int:
+    """A person's move at a live drill's desk, from a terminal: a manual step done, any other step
+    claimed. An unknown step or person, an absent person, a step not open yet: exit 2."""
+    from .control.ctl import post
     run_dir = RunDir(args.run_dir)
-    if not run_dir.acks.is_dir():
-        raise InputError(f"not a live run directory (no {RunDir.ACKS}/)", file=str(args.run_dir))
-    manual = _manual_steps(run_dir)
-    if args.step not in manual:
-        known = ", ".join(manual) if manual else "none: this drill has no manual steps"
-        raise InputError(f"no manual step {args.step!r} in this drill (manual steps: {known})",
-                         file=str(run_dir.drill), field="STEP")
-    run_dir.ack(args.step).write_text(args.by or os.environ.get("USER", "operator"))
-    _say(f"acknowledged {args.step}")
+    status, answer = post(run_dir, "/desk", {"move": "ack", "step": args.step, "person": args.by})
+    if status != 200:
+        raise InputError(str(answer.get("error") or f"the drill answered {status}"), file=str(run_dir))
+    record = answer.get("record") or {}
+    did = "done" if record.get("type") == "person.done" else "claimed"
+    _say(f"{args.step}: {did} by {record.get('person')} at T+{record.get('drill')} drill s")
     return 0
 
 
@@ -263,14 +281,6 @@ def cmd_stop(args) -> int:
     return 1
 
 
-def _manual_steps(run_dir: RunDir) -> list[str]:
-    """The ids of the steps a person acknowledges, from the drill as it was run (RUN_DIR/drill.yaml)."""
-    from .loader import Document
-    from .models import Drill
-    drill = Document(run_dir.drill).parse(Drill)
-    return [s.id for s in drill.runbook if s.manual is not None]
-
-
 def cmd_report(args) -> int:
     from .report.render import summary_line, write_reports
     from .score.build import score_run
@@ -280,6 +290,7 @@ def cmd_report(args) -> int:
     card = score_run(run_dir)
     paths = write_reports(run_dir.path, card, lang=args.lang)
     _say(summary_line(card))
+    _say_targets(card)
     _say(f"report: {paths.get('html')}")
     if args.screenshot:
         from .report import browser
@@ -343,6 +354,13 @@ def _check_flags(args) -> None:
             raise InputError(f"the server listens on loopback only: {e}", field="--host") from None
         if not 0 <= args.port <= 65535:
             raise InputError(f"{args.port} is not a port (0-65535; 0: any free one)", field="--port")
+    if getattr(args, "board_port", None) is not None:
+        if not args.live:
+            raise InputError("only a live drill (--live) serves the command board", field="--board-port")
+        if not 0 <= args.board_port <= 65535:
+            raise InputError(f"{args.board_port} is not a port (0-65535; 0: a free one)", field="--board-port")
+        if args.board_port:
+            _check_port_free(args.board_port)
     if getattr(args, "threshold", None) is not None:
         if not (math.isfinite(args.threshold) and 0 <= args.threshold <= 100):
             raise InputError(f"{args.threshold!r} is not a share between 0 and 100", field="--threshold")
@@ -350,6 +368,17 @@ def _check_flags(args) -> None:
         _check_subnet(args.subnet)
     if args.func is cmd_stop and not (math.isfinite(args.timeout) and 0 < args.timeout <= 86400):
         raise InputError(f"{args.timeout!r} is not a number of seconds from 0 to 86400", field="--timeout")
+
+
+def _check_port_free(port: int) -> None:
+    """A taken board port is found before the stack comes up, not after."""
+    import socket
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the board's server binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise InputError(f"port {port} on 127.0.0.1 is taken ({e.strerror})", field="--board-port") from None
 
 
 def _check_subnet(text: str) -> None:
@@ -373,7 +402,10 @@ def _add_run(sub) -> None:
                    help=f"use this Toxiproxy API instead of starting ours (env {TOXIPROXY_ENV})")
     _docker_options(r)
     r.add_argument("--live", action="store_true",
-                   help="manual steps wait for a person's 'hospital-drill ack' instead of a simulated operator")
+                   help="people carry out the manual steps on the command board (or 'hospital-drill ack') "
+                        "instead of a simulated operator; time scale 1 unless --time-scale is given")
+    r.add_argument("--board-port", type=int,
+                   help="live drills: the command board's port on 127.0.0.1 (default 0: a free one)")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--lang", choices=["zh", "en"], default="zh", help="the report's language (default zh)")
     r.set_defaults(func=cmd_run)
@@ -418,10 +450,11 @@ def _add_stack(sub) -> None:
 
 
 def _add_live(sub) -> None:
-    a = sub.add_parser("ack", help="acknowledge a manual step of a live drill")
+    a = sub.add_parser("ack", help="a live drill: complete a manual step, or claim a step that "
+                                   "needs someone, as a named person of the roster")
     a.add_argument("run_dir")
     a.add_argument("step")
-    a.add_argument("--by", help="who did it")
+    a.add_argument("--by", required=True, help="who (a name on the drill's roster)")
     a.set_defaults(func=cmd_ack)
 
     st = sub.add_parser("stop", help="emergency stop: halt the drill running in a run directory")

@@ -165,7 +165,8 @@ class RunHorizon(Event):
 @event("teardown.error")
 class TeardownError(Event):
     """One teardown part raised; the others still ran."""
-    part: str = _f("`backups`, `runbook`, `faults`, `load`, `monitor`, `rpo` or `stack`")
+    part: str = _f("`backups`, `injects`, `runbook`, `control`, `faults`, `load`, `monitor`, `rpo`, "
+                   "`stack` or `board`")
     error: str = _f("exception class and message")
 
 

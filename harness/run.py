@@ -29,7 +29,9 @@ from .monitor.monitor import Monitor
 from .progress import Progress
 from .rundir import RunDir, claim_run_dir
 from .runbook.actions import ActionContext
-from .runbook.engine import AckOperator, RunbookEngine, SimulatedOperator
+from .board.injects import InjectPlayer
+from .people.desk import Desk
+from .runbook.engine import RunbookEngine, SimulatedOperator
 from .safeguards import Breach, SafeguardWatch, emergency_stop as stop_breach, window_error_rate
 from .stack import backends
 from .stack.backups import BackupSchedule
@@ -56,7 +58,8 @@ class DrillRun:
                  toxiproxy_url: str | None = None, live: bool = False,
                  backend_options: dict | None = None,
                  reports_root: str | Path = "reports",
-                 progress: Callable[[str], None] | None = None, lang: str = "zh"):
+                 progress: Callable[[str], None] | None = None, lang: str = "zh",
+                 board_port: int = 0):
         # everything that can be wrong with the input is found here, before anything starts
         self.loaded = load_drill(Path(drill_path))
         self.drill, self.scenario = self.loaded.drill, self.loaded.scenario
@@ -89,6 +92,9 @@ class DrillRun:
         self.engine: RunbookEngine | None = None
         self.backups: BackupSchedule | None = None
         self.control: ControlServer | None = None  # `hospital-drill ctl`: the scripts' moves
+        self.board_port = board_port  # a live drill's command board (0: a free port)
+        self.board = None  # board.server.CommandBoard
+        self.injects: InjectPlayer | None = None
         self.scenario_lane: Lane | None = None
         self.phase = "prepare"
         self.card = None
@@ -213,12 +219,21 @@ class DrillRun:
             watch(self.monitor, self.rd.records, self.run_dir)
         ctx = ActionContext(self.stack, self.journal, self.monitor, self.drill, self.time_scale,
                             run_dir=self.rd)
-        operator = AckOperator(self.run_dir) if self.live else SimulatedOperator(self.clock)
+        # a live drill's people claim and complete steps at the desk (the board, `ack`); an automatic
+        # run's are modeled by the same roster rules
+        operator = Desk(self.clock) if self.live else SimulatedOperator(self.clock)
         self.engine = RunbookEngine(self.drill.runbook, ctx, self.journal, operator, self.clock)
         self.journal.subscribe(self.engine.on_event, critical=True)
         self.journal.subscribe(self._on_step_failure)
         self.control = ControlServer(ctx, self.rd, self.clock, engine=self.engine,
                                      scenario_lane=lambda: self.scenario_lane).start()
+        if self.live:
+            from .board.server import CommandBoard  # Flask: only a live drill serves a page
+            self.board = CommandBoard(self.journal, self.clock, operator, self.rd,
+                                      drill_name=self.drill.name, title=self.drill.title,
+                                      port=self.board_port,
+                                      records=self.monitor.recent_records).start()
+            self.say(f"command board: {self.board.url}")
 
     def _warm_up(self) -> Lane:
         """Patients in, T+0, faults prepared, backups on their schedule; the steady state judged over
@@ -239,6 +254,7 @@ class DrillRun:
         self.monitor.lane.anchor(0.0, self.clock.t0)
         self.monitor.start()
         lane = self.scenario_lane = self.clock.lane("scenario", 0.0, self.clock.t0)
+        self.injects = InjectPlayer(self.scenario.injects, self.journal, self.clock).start()
         self.journal.record("scenario.started")
         for fault in self.faults:  # what takes the harness time to start, started ahead of its time
             fault.prepare(self.stack, self.clock.wall_at(fault.spec.at))
@@ -412,11 +428,14 @@ class DrillRun:
             ("runbook", lambda: self.engine and self.engine.stop()),
             # after the steps' stop (it ends their moves' waits), before anything a move touches
             ("control", lambda: self.control and self.control.stop()),
+            ("injects", lambda: self.injects and self.injects.stop()),
             ("faults", lambda: [self._revert(f) for f in self.faults]),
             ("load", lambda: self.load and self.load.stop()),
             ("monitor", lambda: self.monitor and self.monitor.stop()),
             ("rpo", self._measure_rpo),
             ("stack", lambda: self.stack and self.stack.down()),
+            # last: the people watching see the halt and the end on it while the rest comes down
+            ("board", lambda: self.board and self.board.stop()),
         ]
         for name, step in steps:
             try:

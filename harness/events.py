@@ -493,8 +493,8 @@ class ObserverNote(Event):
 
 @event("inject.shown")
 class InjectShown(LaneEvent):
-    """A scripted message of the scenario (`injects`) shown on the command board at its drill time;
-    on the `injects` lane, anchored at T+0 (its `at` is a declared wait)."""
+    """A scripted message of the scenario (`injects`) at its drill time, shown on the command board of
+    a live drill; on the `injects` lane, anchored at T+0 (its `at` is a declared wait)."""
     inject: str = _f("the inject's id")
     text: str = _f("the message")
     to: str = _f("the group it is for, or `all`")

@@ -104,6 +104,7 @@ class DrillRun:
         self.halted: Breach | None = None
         self.failed_step: dict | None = None  # a step.finished whose failure ends the incident
         self._halt_lock = threading.Lock()
+        self._revert_lock = threading.Lock()  # one revert at a time: a halt's and the teardown's
         self._halt = threading.Event()  # a safeguard held: every wait of the run ends
         self._wake = threading.Event()  # halted, or the incident ended early
         self._closing = threading.Event()
@@ -229,11 +230,16 @@ class DrillRun:
                                      scenario_lane=lambda: self.scenario_lane).start()
         if self.live:
             from .board.server import CommandBoard  # Flask: only a live drill serves a page
-            self.board = CommandBoard(self.journal, self.clock, operator, self.rd,
-                                      drill_name=self.drill.name, title=self.drill.title,
-                                      port=self.board_port,
-                                      records=self.monitor.recent_records).start()
-            self.say(f"command board: {self.board.url}")
+            try:
+                self.board = CommandBoard(self.journal, self.clock, operator, self.rd,
+                                          drill_name=self.drill.name, title=self.drill.title,
+                                          port=self.board_port,
+                                          records=self.monitor.recent_records).start()
+            except OSError as e:  # the port was taken after the command line checked it
+                self.abort_reason = f"the command board could not listen on port {self.board_port}: {e}"
+                raise HarnessError(self.abort_reason) from e
+            # printed even with --quiet: the people need the address
+            print(f"command board: {self.board.url}", flush=True)
 
     def _warm_up(self) -> Lane:
         """Patients in, T+0, faults prepared, backups on their schedule; the steady state judged over
@@ -411,15 +417,18 @@ class DrillRun:
         threading.Thread(target=revert, daemon=True, name=f"revert-{fault.id}").start()
 
     def _revert(self, fault, lane: Lane | None = None) -> None:
-        if not (fault.injected or fault.prepared) or self.stack is None:
-            return
-        try:
-            detail = fault.revert(self.stack)
-            fault.injected = fault.prepared = False
-            self.journal.record("fault.reverted", lane=lane, fault=fault.id,
-                                fault_type=fault.type_name, target=fault.target, detail=detail)
-        except Exception as e:  # keep reverting the others; say loudly what stayed behind
-            self.journal.record("fault.revert_failed", fault=fault.id, error=str(e))
+        # one at a time: the teardown's revert waits for a halt's still under way, then skips it
+        # (side by side, a crashed primary being restarted was found "already running" by the other)
+        with self._revert_lock:
+            if not (fault.injected or fault.prepared) or self.stack is None:
+                return
+            try:
+                detail = fault.revert(self.stack)
+                fault.injected = fault.prepared = False
+                self.journal.record("fault.reverted", lane=lane, fault=fault.id,
+                                    fault_type=fault.type_name, target=fault.target, detail=detail)
+            except Exception as e:  # keep reverting the others; say loudly what stayed behind
+                self.journal.record("fault.revert_failed", fault=fault.id, error=str(e))
 
     def _teardown(self) -> None:
         self.phase = "teardown"

@@ -52,6 +52,9 @@ class Halted(HarnessError):
 WATCH_EVERY = 5 * POLL_REAL
 
 
+HALT_REVERT_WAIT = 60.0  # real s the teardown waits for a halt's reverts
+
+
 class DrillRun:
     def __init__(self, drill_path: str | Path, *, out_dir: str | Path | None = None,
                  time_scale: float | None = None, backend: str = "local",
@@ -105,6 +108,7 @@ class DrillRun:
         self.failed_step: dict | None = None  # a step.finished whose failure ends the incident
         self._halt_lock = threading.Lock()
         self._revert_lock = threading.Lock()  # one revert at a time: a halt's and the teardown's
+        self._halt_reverted = threading.Event()  # a halt's reverts are done: the teardown may begin
         self._halt = threading.Event()  # a safeguard held: every wait of the run ends
         self._wake = threading.Event()  # halted, or the incident ended early
         self._closing = threading.Event()
@@ -364,10 +368,14 @@ class DrillRun:
         self._wake.set()
         if (self.phase in ("prepare", "bring-up", "readiness")
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._halt_reverted.set()
             os.kill(os.getpid(), signal.SIGINT)  # cut the start short, as Ctrl-C would
             return
-        for fault in self.faults:
-            self._revert(fault)
+        try:
+            for fault in self.faults:
+                self._revert(fault)
+        finally:
+            self._halt_reverted.set()
 
     def _watch(self) -> None:
         """Several times a second: the emergency stop and the wall-clock budget."""
@@ -432,6 +440,10 @@ class DrillRun:
 
     def _teardown(self) -> None:
         self.phase = "teardown"
+        if self.halted is not None:
+            # the halt's reverts run on the thread that halted: the faults are out before the rest
+            # of the drill is taken down (bounded: a revert that hangs must not keep the stack up)
+            self._halt_reverted.wait(HALT_REVERT_WAIT)
         steps = [
             ("backups", lambda: self.backups and self.backups.stop()),
             ("runbook", lambda: self.engine and self.engine.stop()),

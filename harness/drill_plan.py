@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .catalog import yaml_files
+from .catalog import PLANS, shipped as shipped_in
 from .loader import YAML_SUFFIXES, Document, merge
 from .models import Team
-from .plan.load import PLANS
 from .plan.models import Plan
 
 FIELD = ("plan",)
@@ -48,7 +47,7 @@ def plan_path(doc: Document) -> Path:
         raise origin.error("must be a shipped plan's name or the path of a plan file", FIELD)
     name = name.strip()
     if _is_name(name):
-        shipped = {p.stem: p for p in yaml_files(PLANS)}
+        shipped = shipped_in(PLANS)
         if name not in shipped:
             raise origin.error(f"no such plan {name!r} (shipped: {', '.join(sorted(shipped))}; or a "
                                "plan file relative to the drill)", FIELD)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DRILLS = HERE / "drills"
+PLANS = HERE / "plans"
 SCENARIOS = HERE / "scenarios"
 RUNBOOKS = HERE / "runbooks"
 
@@ -23,16 +24,21 @@ def yaml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in YAML_SUFFIXES and p.is_file())
 
 
-def find_drill(name: str) -> Path:
-    """The file a drill argument means: a path that exists wins; otherwise a bare name (with or
-    without .yaml) is a packaged drill; otherwise the path as given, for the loader to refuse."""
+def shipped(folder: Path) -> dict[str, Path]:
+    """The files of a catalog folder by name (the stem: `db-crash-failover`)."""
+    return {p.stem: p for p in yaml_files(folder)}
+
+
+def find(name: str, folder: Path) -> Path:
+    """The file an argument means: a path that exists wins; otherwise a bare name (with or without
+    .yaml) is a shipped file of `folder`; otherwise the path as given, for the loader to refuse."""
     from ..loader import YAML_SUFFIXES
     given = Path(name)
     if given.exists() or given.parent != Path("."):
         return given
     stem = given.stem if given.suffix.lower() in YAML_SUFFIXES else given.name
-    for suffix in YAML_SUFFIXES:
-        packaged = DRILLS / f"{stem}{suffix}"
-        if packaged.is_file():
-            return packaged
-    return given
+    return shipped(folder).get(stem, given)
+
+
+def find_drill(name: str) -> Path:
+    return find(name, DRILLS)

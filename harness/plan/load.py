@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog import HERE as CATALOG, yaml_files
+from ..catalog import PLANS, find
 from ..errors import InputError
-from ..loader import YAML_SUFFIXES, Document, Loc
+from ..loader import Document, Loc
 from .models import Plan
 
-PLANS = CATALOG / "plans"
 DEFAULT_PLAN = "hospital"
 
 
@@ -46,11 +45,7 @@ class LoadedPlan:
 def find_plan(name: str | None) -> Path:
     """The file a plan argument means: a path that exists wins; otherwise a bare name is a shipped
     plan; none given is the shipped `hospital` plan."""
-    given = Path(name or DEFAULT_PLAN)
-    if given.exists() or given.parent != Path("."):
-        return given
-    shipped = {p.stem: p for p in yaml_files(PLANS)}
-    return shipped.get(given.stem if given.suffix.lower() in YAML_SUFFIXES else given.name, given)
+    return find(name or DEFAULT_PLAN, PLANS)
 
 
 def load_plan(path: Path | str) -> LoadedPlan:

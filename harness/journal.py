@@ -43,7 +43,7 @@ class Journal:
         carries its account (`chain`: the anchoring event's seq, declared waits and real work since
         it); without, drill time is the scenario timeline's (wall × scale from T+0).
 
-        The event must fit its model in harness/events.py: in strict mode (the tests) a misfit
+        The event must fit its model in harness/events/: in strict mode (the tests) a misfit
         raises `EventError` and nothing is written; otherwise it is written and a `harness.error`
         follows it."""
         wall = self.clock.wall() if wall is None else wall

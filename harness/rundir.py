@@ -52,7 +52,7 @@ class RunDir:
     # --- what the run writes as it goes ------------------------------------------------------------
     @property
     def journal(self) -> Path:
-        """Every event, fsynced as written (harness/journal.py, harness/events.py)."""
+        """Every event, fsynced as written (harness/journal.py, harness/events/)."""
         return self.path / self.JOURNAL
 
     @property

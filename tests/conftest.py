@@ -6,7 +6,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# an event that does not fit its declared model (harness/events.py) raises in tests, in this
+# an event that does not fit its declared model (harness/events/) raises in tests, in this
 # process and in the drills they start
 os.environ.setdefault("HD_STRICT_EVENTS", "1")
 

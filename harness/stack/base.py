@@ -130,7 +130,7 @@ class Stack(ABC):
                 last = f"HTTP {r.status_code} {r.text[:200]}"
             except requests.RequestException as e:
                 last = e.__class__.__name__
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise HarnessError(f"patient entry point {self.vip_url} not healthy after {timeout:.0f}s: "
                            f"{last}\n{self.entry_log_tail()}")
 

@@ -1,9 +1,12 @@
 """The local backend: the whole mock hospital as processes on 127.0.0.1.
 
-Bring-up order (each part needs the addresses of the one before):
+Bring-up, side by side wherever one part does not need another's address:
+  0. a forkserver (prefork.py) starts importing our Python services, so that each starts as a fork;
   1. the Toxiproxy API (ours, or the user's) and every link, listening, upstream not yet known;
-  2. the PostgreSQL primary, copied from a cached, already-seeded template (initdb + seed once);
-  3. in parallel: our HTTP services, and the DR standbys base-backed-up through their links;
+  2. meanwhile every PostgreSQL node copied from a cached, already-seeded, cleanly stopped template
+     (initdb + seed once), and the primary started on its copy;
+  3. our HTTP services (they need the links' addresses only); once the primary answers, the DR
+     standbys started on their copies, streaming from it through their links;
   4. links pointed at what they lead to; replication mode and lag applied; wait for the entry point.
 A failure anywhere tears down whatever had started, and says which part failed and why.
 """
@@ -14,8 +17,7 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ from .process import Supervisor, kill_recorded, log_tail
 HOST = "127.0.0.1"
 PLACEHOLDER = "127.0.0.1:9"  # discard port: a link whose upstream is not up yet refuses cleanly
 SCHEMA = Path(__file__).with_name("schema.sql")
+TEMPLATE_LAYOUT = "4: old WAL dropped"  # part of the template's cache key: a change rebuilds it
+TOXIPROXY_MODULE = "harness.netfault.server"
 SERVICE_MODULES = {"app": "harness.stack.services.app", "thirdparty": "harness.stack.services.thirdparty",
                    "egress": "harness.stack.services.egress",
                    "offline": "harness.stack.services.offline"}  # node kind -> `python -m` module
@@ -164,45 +168,21 @@ def up(run_dir: Path, config: StackConfig, time_scale: float, *, toxiproxy_url: 
 def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
     cfg_dir = RunDir(stack.run_dir).config
     cfg_dir.mkdir(exist_ok=True)
-
-    # 1. links
-    if toxiproxy_url:
-        stack.links = Links(toxiproxy_url)
-        try:
-            stack.links.wait_ready(5)
-        except Exception as e:
-            raise HarnessError(f"--toxiproxy {toxiproxy_url}: not reachable ({e})") from None
-    else:
-        ready = cfg_dir / "toxiproxy.ready"
-        m = stack.sup.start_python("toxiproxy", "harness.netfault.server", "--host", HOST,
-                                   "--port", "0", "--ready-file", str(ready))
-        info = stack.sup.wait_ready(m, ready)
-        stack.links = Links(f"http://{HOST}:{info['port']}")
-        stack.own_toxiproxy = True
-    for name in topology.LINKS:
-        stack.link_listen[name] = stack.links.ensure_proxy(name, PLACEHOLDER)
-
-    # 2. primary database
-    template = _seeded_template()
-    primary = _node_from_template(template, stack.state_dir / "pg-primary", "pg-primary")
-    primary.start(timeout=30)
-    stack.pg["pg-primary"] = primary
-    stack.sup.adopt("pg-primary", primary.proc, primary.log_path)
-    stack.addresses["pg-primary"] = f"{HOST}:{primary.port}"
-    stack.db_roles["pg-primary"] = "primary"
-    for link in ("db", "repl-samecity", "repl-remote"):
-        stack.links.repoint(link, stack.addresses["pg-primary"])
-
-    # 3. services and standbys, side by side
+    # the forkserver imports our services while the links and the databases come up
+    stack.sup.preload([TOXIPROXY_MODULE, *SERVICE_MODULES.values()])
     standbys = ["pg-samecity"] + (["pg-remote"] if stack.config.remote_dr else [])
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        pending = {name: pool.submit(_standby, stack, name) for name in standbys}
+    with ThreadPoolExecutor(max_workers=1 + len(standbys)) as pool:
+        # 1. and 2. side by side: the links; the database copies and the primary
+        primary_up = pool.submit(_start_primary, stack, standbys)
+        _start_links(stack, cfg_dir, toxiproxy_url)
+        # 3. our services (they need the links' addresses only) while the primary opens
         services = _start_services(stack, cfg_dir)
-        for name, fut in pending.items():
-            node = fut.result()
-            stack.pg[name] = node
-            stack.sup.adopt(name, node.proc, node.log_path)
-            stack.addresses[name] = f"{HOST}:{node.port}"
+        primary = primary_up.result()
+        for link in ("db", "repl-samecity", "repl-remote"):
+            stack.links.repoint(link, stack.addresses["pg-primary"])
+        # the standbys stream through their links, which lead to the primary only now
+        for name in wait_all([pool.submit(_start_standby, stack, name) for name in standbys]):
+            stack.addresses[name] = f"{HOST}:{stack.pg[name].port}"
             stack.db_roles[name] = "standby"
         for name, (m, ready) in services.items():
             info = stack.sup.wait_ready(m, ready)
@@ -221,10 +201,72 @@ def _bring_up(stack: LocalStack, toxiproxy_url: str | None) -> None:
     stack.wait_entry(20.0)
 
 
+def wait_all(futures: list[Future]) -> list[Any]:
+    """Every future's result, after all of them finished: a failure is raised only once none of
+    them still runs, so the teardown that follows finds everything they started."""
+    wait(futures)
+    return [f.result() for f in futures]
+
+
+def _start_links(stack: LocalStack, cfg_dir: Path, toxiproxy_url: str | None) -> None:
+    """Every link listening, upstream not yet known: on the user's Toxiproxy one by one, on ours
+    created at its start from a config file."""
+    if toxiproxy_url:
+        stack.links = Links(toxiproxy_url)
+        try:
+            stack.links.wait_ready(5)
+        except Exception as e:
+            raise HarnessError(f"--toxiproxy {toxiproxy_url}: not reachable ({e})") from None
+        for name in topology.LINKS:
+            stack.link_listen[name] = stack.links.ensure_proxy(name, PLACEHOLDER)
+        return
+    ready, links = cfg_dir / "toxiproxy.ready", cfg_dir / "toxiproxy-links.json"
+    links.write_text(json.dumps([{"name": name, "listen": f"{HOST}:0", "upstream": PLACEHOLDER,
+                                  "enabled": True} for name in topology.LINKS], indent=2))
+    m = stack.sup.start_python("toxiproxy", TOXIPROXY_MODULE, "--host", HOST, "--port", "0",
+                               "--ready-file", str(ready), "--config", str(links))
+    info = stack.sup.wait_ready(m, ready)
+    stack.links = Links(f"http://{HOST}:{info['port']}")
+    stack.own_toxiproxy = True
+    listening = stack.links.proxies()
+    for name in topology.LINKS:
+        stack.link_listen[name] = listening[name]["listen"]
+
+
+def _start_primary(stack: LocalStack, standbys: list[str]) -> pg.PgNode:
+    """Every database node as a copy of the cached template; the primary started (not the standbys:
+    their links do not lead anywhere yet)."""
+    template = _seeded_template()
+    names = ["pg-primary", *standbys]
+    # each copy is a cp process of its own: all of them at once
+    with ThreadPoolExecutor(max_workers=len(names)) as copies:
+        nodes = wait_all([copies.submit(pg.PgNode.from_copy, template, stack.state_dir / name,
+                                        pg.free_port(), name=name) for name in names])
+    for node in nodes:
+        stack.pg[node.name] = node  # known before starting: down() stops whatever did start
+    primary = stack.pg["pg-primary"]
+    primary.start(timeout=30)
+    stack.sup.adopt("pg-primary", primary.proc, primary.log_path)
+    stack.addresses["pg-primary"] = f"{HOST}:{primary.port}"
+    stack.db_roles["pg-primary"] = "primary"
+    return primary
+
+
+def _start_standby(stack: LocalStack, name: str) -> str:
+    """A copy of the primary's template, streaming from the primary through its replication link."""
+    host, port = stack.link_listen[topology.STANDBY_LINK[name]].rsplit(":", 1)
+    node = stack.pg[name]
+    node.follow(host, int(port))
+    node.start(timeout=60)
+    stack.sup.adopt(name, node.proc, node.log_path)
+    return name
+
+
 def _seeded_template() -> Path:
     """A stopped, seeded primary data directory, built once per server version and schema."""
     bins = pg.PgBinaries.locate()
-    key = hashlib.sha1(SCHEMA.read_bytes() + str(bins.bin_dir).encode()).hexdigest()[:12]
+    key = hashlib.sha1(SCHEMA.read_bytes() + str(bins.bin_dir).encode()
+                       + TEMPLATE_LAYOUT.encode()).hexdigest()[:12]
     root = pg.CACHE_ROOT / "templates"
     final = root / key
     if (final / "data" / "PG_VERSION").exists():
@@ -237,10 +279,11 @@ def _seeded_template() -> Path:
     os.chmod(tmp, 0o755)
     node = pg.PgNode.init_primary(tmp / "data", pg.free_port(), name="template", bins=bins)
     try:
-        node.start(timeout=60)
+        node.start(timeout=60, settings=pg.DROP_OLD_WAL_SETTINGS)
         node.create_database("hospital")
         with node.connect("hospital") as conn:
             conn.execute(SCHEMA.read_text(encoding="utf-8"))
+        node.drop_old_wal()  # every run copies the template three times: keep it small
         node.stop(timeout=30)
     except BaseException:
         node.stop(timeout=5)
@@ -251,23 +294,6 @@ def _seeded_template() -> Path:
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)  # another run won the race; use theirs
     return final / "data"
-
-
-def _node_from_template(template: Path, datadir: Path, name: str) -> pg.PgNode:
-    node = pg.PgNode(datadir, pg.free_port(), name=name)
-    datadir.parent.mkdir(parents=True, exist_ok=True)
-    # cp -a keeps ownership and modes and is several times faster than copytree here
-    subprocess.run(["cp", "-a", str(template), str(datadir)], check=True)
-    (datadir / "postmaster.pid").unlink(missing_ok=True)
-    node.bins.own(node.socket_dir, 0o700)
-    node._make_node(primary_conninfo=None)
-    return node
-
-
-def _standby(stack: LocalStack, name: str) -> pg.PgNode:
-    host, port = stack.link_listen[topology.STANDBY_LINK[name]].rsplit(":", 1)
-    return pg.PgNode.create_standby(host, int(port), stack.state_dir / name, pg.free_port(),
-                                    app_name=name, name=name, timeout=60)
 
 
 def _start_services(stack: LocalStack, cfg_dir: Path) -> dict[str, tuple[Any, Path]]:

@@ -45,7 +45,7 @@ from .pg_processes import alive, cwd_of, kill_leftovers, process_family, postmas
 __all__ = [
     # servers and replication (here)
     "PgNode", "ReplicaStatus", "replication_status", "set_sync", "repoint_standby", "wait_streaming",
-    "wait_replayed", "restore",
+    "wait_replayed", "restore", "DROP_OLD_WAL_SETTINGS",
     # known from here by their callers, kept beside
     "CACHE_ROOT", "HOST", "RUN_AS_USER", "SUPERUSER", "PgBinaries", "data_root", "free_port",
     "remove_data_root", "Backup", "base_backup", "incremental_backup", "kill_leftovers",
@@ -92,6 +92,10 @@ local   replication  all                 trust
 host    all          all   127.0.0.1/32  trust
 host    replication  all   127.0.0.1/32  trust
 """
+
+# For a server whose old WAL is to go (PgNode.drop_old_wal): keep none, remove rather than recycle.
+# Not summarized either: the checkpoint would keep the WAL the summarizer has not read yet.
+DROP_OLD_WAL_SETTINGS = {"wal_keep_size": "0", "wal_recycle": "off", "summarize_wal": "off"}
 
 # Settings a copied data directory must not inherit from the node it was copied from.
 _NODE_LOCAL_AUTO_SETTINGS = ("synchronous_standby_names", "primary_conninfo", "primary_slot_name")
@@ -162,6 +166,33 @@ class PgNode:
         return node
 
     @classmethod
+    def from_copy(cls, source: Path, datadir: Path, port: int, *, name: str,
+                  bins: PgBinaries | None = None) -> PgNode:
+        """A primary (not started) on a copy of a cleanly stopped cluster's data directory;
+        `follow` makes it a standby of a primary started on another copy."""
+        node = cls(datadir, port, name=name, bins=bins)
+        node.datadir.parent.mkdir(parents=True, exist_ok=True)
+        if node.datadir.exists():
+            raise HarnessError(f"{name}: data directory {node.datadir} already exists")
+        # cp -a keeps ownership and modes and is several times faster than copytree here
+        # sparse: the unused tail of a WAL segment is zeros, not worth writing per copy
+        subprocess.run(["cp", "-a", "--sparse=always", str(source), str(node.datadir)], check=True)
+        (node.datadir / "postmaster.pid").unlink(missing_ok=True)
+        node.bins.own(node.socket_dir, 0o700)
+        node._make_node(primary_conninfo=None, owned=True)
+        return node
+
+    def follow(self, primary_host: str, primary_port: int) -> None:
+        """Make this (stopped) copy a hot standby streaming from host:port once started.
+
+        Copies of one stopped cluster share its system identifier, timeline and last checkpoint:
+        a copy started as a standby is consistent at once and streams from that checkpoint on what
+        a primary started on another copy writes, as a base backup would, without taking one.
+        """
+        self._make_node(primary_conninfo=_conninfo(primary_host, primary_port, self.app_name),
+                        owned=True)
+
+    @classmethod
     def from_datadir(cls, datadir: Path, *, bins: PgBinaries | None = None) -> PgNode:
         """The node whose data directory this is (port and name read from node.conf), e.g. to restart it."""
         conf = {}
@@ -192,8 +223,9 @@ class PgNode:
                              f"unix_socket_directories = {_conf_literal(sock)}\n"
                              f"cluster_name = {_conf_literal(self.name)}\n")
 
-    def _make_node(self, *, primary_conninfo: str | None) -> None:
-        """Turn a copied data directory into this node: own settings, standby or not."""
+    def _make_node(self, *, primary_conninfo: str | None, owned: bool = False) -> None:
+        """Turn a copied data directory into this node: own settings, standby or not. `owned`: the
+        copy already belongs to the run-as user (cp -a of a tree that did), no need to walk it."""
         self._write_node_conf()
         auto = self.datadir / "postgresql.auto.conf"
         lines = auto.read_text().splitlines() if auto.exists() else []
@@ -205,17 +237,23 @@ class PgNode:
             (self.datadir / sig).unlink(missing_ok=True)
         if primary_conninfo is not None:
             self.bins.write_file(self.datadir / "standby.signal", "")
-        self.bins.chown_tree(self.datadir)
+        if not owned:
+            self.bins.chown_tree(self.datadir)
         os.chmod(self.datadir, 0o700)
 
     # --- running --------------------------------------------------------------------------------
-    def start(self, *, wait: bool = True, timeout: float = 30.0) -> float:
-        """Launch `postgres -D datadir` (no pg_ctl: we want the postmaster as our own child)."""
+    def start(self, *, wait: bool = True, timeout: float = 30.0,
+              settings: dict[str, str] | None = None) -> float:
+        """Launch `postgres -D datadir` (no pg_ctl: we want the postmaster as our own child);
+        `settings` apply to this run of the server only."""
         if self.is_running():
             raise HarnessError(f"{self.name} is already running (pid {self.pid})")
         t0 = time.monotonic()
+        argv = [self.bins.tool("postgres"), "-D", str(self.datadir)]
+        for key, value in (settings or {}).items():
+            argv += ["-c", f"{key}={value}"]
         with open(self.log_path, "ab") as log:
-            self.proc = self.bins.popen([self.bins.tool("postgres"), "-D", str(self.datadir)], log)
+            self.proc = self.bins.popen(argv, log)
         if wait:
             self.wait_ready(timeout)
         return time.monotonic() - t0
@@ -237,7 +275,7 @@ class PgNode:
                 last = HarnessError(f"port {self.port} is answered by another server ({answered})")
             except psycopg.OperationalError as e:  # not listening yet / starting up / recovering
                 last = e
-            time.sleep(0.05)
+            time.sleep(0.01)  # a refused connect costs little; a server is up in ~0.1 s
         raise HarnessError(f"{self.name} not ready on port {self.port} after {timeout:.0f}s ({last}):\n"
                            f"{self.log_tail()}")
 
@@ -329,6 +367,15 @@ class PgNode:
     def create_database(self, dbname: str) -> None:
         if not self.query("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)):
             self.query(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+    def drop_old_wal(self) -> None:
+        """Switch to a new WAL segment and checkpoint, so that a clean stop leaves one segment,
+        nearly all zeros. Only removes the old segments on a server started with
+        `DROP_OLD_WAL_SETTINGS` (no WAL kept, a removed segment not recycled: one is full of old WAL,
+        no summaries: a clone started with summarize_wal = on summarizes from its first checkpoint)."""
+        with self.connect() as conn:
+            conn.execute("SELECT pg_switch_wal()")
+            conn.execute("CHECKPOINT")
 
     def is_in_recovery(self) -> bool:
         return bool(self.query("SELECT pg_is_in_recovery()")[0][0])
@@ -428,7 +475,7 @@ def wait_streaming(standby: PgNode, timeout: float = 15.0, *, from_port: int | N
         rows = standby.query("SELECT status, sender_port FROM pg_stat_wal_receiver")
         if rows and rows[0][0] == "streaming" and from_port in (None, rows[0][1]):
             return
-        time.sleep(0.05)
+        time.sleep(0.01)
     raise HarnessError(f"{standby.name} not streaming after {timeout:.0f}s:\n{standby.log_tail()}")
 
 

@@ -52,7 +52,8 @@ def cmd_run(args) -> int:
     run = DrillRun(find_drill(args.drill), out_dir=args.out, time_scale=scale, backend=args.backend,
                    toxiproxy_url=args.toxiproxy, live=args.live, backend_options=_backend_options(args),
                    progress=None if args.quiet else _say, lang=args.lang,
-                   board_port=getattr(args, "board_port", None) or 0)
+                   board_port=getattr(args, "board_port", None) or 0,
+                   load_bind=_load_bind(args))
     _say(f"drill {run.drill.name}: scenario {run.scenario.name}, time scale {run.time_scale:g} "
          f"(1 real second = {run.time_scale:g} drill seconds), run dir {run.run_dir}")
     with run:
@@ -81,7 +82,7 @@ def _say_targets(card) -> None:
         fmt = (lambda v: "—" if v is None else f"L{v:g}") if t.unit == "level" else _fmt
         figure = fmt(t.actual) + ("" if t.actual is None or t.unit == "level" else at_scale) \
             + (" modeled" if t.modeled else "")
-        parts = "" if t.human is None else f"  [human {_fmt(t.human)}, machine {_fmt(t.machine)}]"
+        parts = "" if t.human is None else f"  [human {_fmt(t.human)}, plan's waits {_fmt(t.waits or 0)}, machine {_fmt(t.machine)}]"
         _say(f"  {mark} {t.id:<16} actual {figure} / target {fmt(t.target)}{parts}"
              + ("" if t.met or not t.reason else f"  ({t.reason})"))
 
@@ -370,6 +371,17 @@ def _check_flags(args) -> None:
         raise InputError(f"{args.timeout!r} is not a number of seconds from 0 to 86400", field="--timeout")
 
 
+def _load_bind(args) -> tuple[str, int] | None:
+    """--load-bind HOST[:PORT]: where the drill's Locust master listens (loopback unless asked)."""
+    if getattr(args, "load_bind", None) is None:
+        return None
+    from .load.master_address import parse_bind
+    try:
+        return parse_bind(args.load_bind)
+    except ValueError as e:
+        raise InputError(str(e), field="--load-bind") from None
+
+
 def _check_port_free(port: int) -> None:
     """A taken board port is found before the stack comes up, not after."""
     import socket
@@ -406,6 +418,9 @@ def _add_run(sub) -> None:
                         "instead of a simulated operator; time scale 1 unless --time-scale is given")
     r.add_argument("--board-port", type=int,
                    help="live drills: the command board's port on 127.0.0.1 (default 0: a free one)")
+    r.add_argument("--load-bind", metavar="HOST[:PORT]",
+                   help="where the Locust master listens for workers (default 127.0.0.1, a free port); "
+                        "another address, e.g. 0.0.0.0:5557, lets 'load-worker' join from other machines")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--lang", choices=["zh", "en"], default="zh", help="the report's language (default zh)")
     r.set_defaults(func=cmd_run)
@@ -496,6 +511,11 @@ def _add_audit(sub) -> None:
     command.add_parser(sub)
 
 
+def _add_load_worker(sub) -> None:
+    from .load import worker  # `load-worker --master HOST:PORT`: patients from another machine
+    worker.add_parser(sub)
+
+
 def _add_control(sub) -> None:
     from .control import ctl  # `ctl RUN_DIR VERB ...`: the plan's moves for the hospital's scripts
     ctl.add_parser(sub)
@@ -503,7 +523,8 @@ def _add_control(sub) -> None:
 
 # the commands in the order `--help` lists them: running a drill, its files, a project to start
 # from, the stack on its own, a live drill's people, the hospital's scripts, the reports
-COMMANDS = (_add_run, _add_audit, _add_files, _add_init, _add_stack, _add_live, _add_control, _add_reports)
+COMMANDS = (_add_run, _add_audit, _add_files, _add_init, _add_stack, _add_live, _add_control,
+            _add_load_worker, _add_reports)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -222,11 +222,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "modeled_rule": ("† 模拟：该数值含模拟人员的声明用时（自动运行中人工步骤的用时或到岗用时），并非实测。",
                      "† modeled: the figure contains a simulated operator's declared duration (a manual "
                      "step's or a call-out in an automatic run): it is not a measurement."),
-    "human_machine": ("人员 {human} · 机器 {machine}", "human {human} · machine {machine}"),
-    "human_rule": ("人员用时：因果链上各步骤自开启至有人认领（人工步骤至完成）；机器用时：认领后步骤本身的工作"
-                   "（动作、脚本、调用）；其余为识别与观察等待。",
+    "human_machine": ("人员 {human} · 预案等待 {waits} · 机器 {machine}",
+                      "human {human} · plan's waits {waits} · machine {machine}"),
+    "human_rule": ("人员用时：因果链上各步骤自开启至有人认领（人工步骤至完成）；预案等待：认领后步骤中预案声明的等待"
+                   "（按倍率压缩）；机器用时：认领后步骤本身的实际工作（动作、脚本、调用）；其余为识别与观察等待。",
                    "Human: on the figure's causal chain, each step from its opening to a person's claim "
-                   "(to the done for a manual step); machine: the step's own work after that (the "
+                   "(to the done for a manual step); plan's waits: the waits the plan declares in the "
+                   "steps after that (compressed by the scale); machine: the steps' own real work (the "
                    "action, the program, the call); the rest is detection and observation."),
     "at_scale": ("×{scale}", "×{scale}"),
     "scale_rule": ("本次现场演练以 ×{scale} 倍率运行（非 1）：其各项数值均标注该倍率，声明的等待按倍率压缩，"

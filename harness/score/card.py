@@ -42,15 +42,18 @@ class TargetResult(BaseModel):
         None, description="the figure as declared waits (drill s, compressed by the scale) plus real "
                           "work (s, counted 1:1) along its causal chain from the fault; with people "
                           "on the chain also `human` (drill s from each step's opening to a person's "
-                          "claim, or done for a manual step), `machine` (the steps' own work after "
-                          "that) and `modeled` (true: a part is a simulated operator's duration)")
+                          "claim, or done for a manual step), `waits` (the plan's declared waits in "
+                          "the steps after that), `machine` (the steps' own real work) and `modeled` (true: a part is a simulated operator's duration)")
     modeled: bool = Field(False, description="the figure contains a modeled part (a simulated "
                                              "operator's duration or call-out): not measured")
     human: float | None = Field(None, description="drill s of the figure that people took: from each "
                                                   "step's opening on its causal chain to the claim "
                                                   "(a manual step: to the done)")
-    machine: float | None = Field(None, description="drill s of the figure that the steps' own work "
-                                                    "took (actions, programs, calls) after the claim")
+    waits: float | None = Field(None, description="drill s of the figure that the plan's declared "
+                                                  "waits in the steps took after the claim (compressed "
+                                                  "by the scale)")
+    machine: float | None = Field(None, description="drill s of the figure that the steps' own real "
+                                                    "work took (actions, programs, calls) after the claim")
     people: list[str] = Field(default_factory=list, description="who claimed or did the steps on the "
                                                                 "figure's causal chain")
 

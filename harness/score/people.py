@@ -4,8 +4,10 @@ covered, the observer's notes, the injects shown, the golden hour's four moves, 
 human and machine parts.
 
 A figure's human part is what people took on its causal chain: on each step's lane, from the step's
-opening (its lane's anchor: the trigger) to a person's claim, or to the done of a manual step. Its
-machine part is what the step did after that (the action, the program, the call). Whatever else
+opening (its lane's anchor: the trigger) to a person's claim, or to the done of a manual step. After
+that, the plan's declared waits in the step (a check's minute, a replication wait) are its `waits`
+part, compressed by the scale like any declared wait, and the machine part is the real work the step
+did (the action, the program, the call), counted 1:1. Whatever else
 the figure holds (detection, observation windows) is neither. In an automatic run the moves are a
 simulated operator's: the events say `modeled: true`, and every figure that contains one is marked
 modeled, never shown as measured.
@@ -39,8 +41,10 @@ MOVE_OWNERS = {"identify": "technical", "classify": "technical", "reassure": "pa
 
 
 class Parts(NamedTuple):
-    """A figure's human and machine parts (drill s), who was on it, and whether any of it is modeled."""
+    """A figure's human, declared-wait and machine parts (drill s), who was on it, and whether any
+    of it is modeled."""
     human: float
+    waits: float
     machine: float
     people: list[str]
     modeled: bool
@@ -118,13 +122,14 @@ def people_result(drill: Drill, f: Facts, live: bool = False) -> PeopleResult | 
 
 # --- a figure's human and machine parts ----------------------------------------------------------
 
-def _step_span(sid: str, node: dict, chain: dict, f: Facts) -> tuple[float, float, list[str], bool]:
-    """One step's part of a figure: (human, machine, people, modeled) on its lane, from its opening
-    (the lane's anchor) to `node`, the step's event the figure passed through."""
+def _step_span(sid: str, node: dict, chain: dict, f: Facts) -> tuple[float, float, float, list[str], bool]:
+    """One step's part of a figure: (human, waits, machine, people, modeled) on its lane, from its
+    opening (the lane's anchor) to `node`, the step's event the figure passed through."""
     end = num(node.get("drill"))
     if end is None:
-        return 0.0, 0.0, [], _modeled(node)
-    opening = end - float(chain.get("declared") or 0.0) - float(chain.get("real") or 0.0)
+        return 0.0, 0.0, 0.0, [], _modeled(node)
+    declared = float(chain.get("declared") or 0.0)
+    opening = end - declared - float(chain.get("real") or 0.0)
     lane, cause, upto = chain.get("lane"), chain.get("cause"), node.get("seq")
     mine = [e for e in f.events if e.get("step") == sid and isinstance(e.get("chain"), dict)
             and e["chain"].get("lane") == lane and e["chain"].get("cause") == cause
@@ -135,29 +140,34 @@ def _step_span(sid: str, node: dict, chain: dict, f: Facts) -> tuple[float, floa
     span = max(0.0, end - opening)
     started = next((e for e in mine if e.get("type") == "step.started"), None)
     if (started or node).get("kind") == "manual":  # the step is the person's, claim to done
-        return span, 0.0, who, modeled
+        return span, 0.0, 0.0, who, modeled
     # the last claim: a person who was blocked handed the step on, and the work began after it
-    claim = num(next((e for e in reversed(mine) if e.get("type") == "person.claimed"), {}).get("drill"))
+    claimed = next((e for e in reversed(mine) if e.get("type") == "person.claimed"), None)
+    claim = num((claimed or {}).get("drill"))
     human = 0.0 if claim is None else min(span, max(0.0, claim - opening))
-    return human, span - human, who, modeled
+    # the declared waits after the claim: the lane's declared account at the end, less at the claim
+    before = float((claimed or {}).get("chain", {}).get("declared") or 0.0) if claim is not None else 0.0
+    waits = min(span - human, max(0.0, declared - before))
+    return human, waits, max(0.0, span - human - waits), who, modeled
 
 
 def figure_parts(end: dict | None, f: Facts, chain_key: str = "chain") -> Parts | None:
     """The human and machine parts of a figure that ends at `end`, summed over the steps on its
     causal chain; None when no step is on it (detection, a v1 journal)."""
-    human = machine = 0.0
+    human = waits = machine = 0.0
     who: list[str] = []
     modeled, steps = _modeled(end), 0
     for node, chain in f.causal_chain(end, chain_key):
         sid, lane = node.get("step"), chain.get("lane")
         if not isinstance(sid, str) or lane != f"step:{sid}":
             continue
-        h, m, people, mod = _step_span(sid, node, chain, f)
-        human, machine, modeled, steps = human + h, machine + m, modeled or mod, steps + 1
+        h, w, m, people, mod = _step_span(sid, node, chain, f)
+        human, waits, machine = human + h, waits + w, machine + m
+        modeled, steps = modeled or mod, steps + 1
         who += [p for p in people if p not in who]
     if not steps:
-        return Parts(0.0, 0.0, [], True) if modeled else None
-    return Parts(round(human, 3), round(machine, 3), who, modeled)
+        return Parts(0.0, 0.0, 0.0, [], True) if modeled else None
+    return Parts(round(human, 3), round(waits, 3), round(machine, 3), who, modeled)
 
 
 # --- the golden hour ------------------------------------------------------------------------------

@@ -56,14 +56,14 @@ def measure_target(t: Target, f: Facts, level: LevelResult, rpo: RpoResult | Non
 
 
 def _with_people(r: TargetResult, fig: Figure, f: Facts) -> None:
-    """The figure's human and machine parts, and the modeled mark, onto the result and its breakdown."""
+    """The figure's human, declared-wait and machine parts, and the modeled mark, onto the result and its breakdown."""
     parts = figure_parts(fig.end, f, fig.chain_key) if r.actual is not None else None
     if parts is None:
         return
     r.modeled, r.people = parts.modeled, parts.people
-    r.human, r.machine = parts.human, parts.machine
-    r.breakdown = {**(r.breakdown or {}), "human": parts.human, "machine": parts.machine,
-                   "modeled": parts.modeled}
+    r.human, r.waits, r.machine = parts.human, parts.waits, parts.machine
+    r.breakdown = {**(r.breakdown or {}), "human": parts.human, "waits": parts.waits,
+                   "machine": parts.machine, "modeled": parts.modeled}
 
 
 def _level_target(base: dict[str, Any], level: LevelResult) -> TargetResult:

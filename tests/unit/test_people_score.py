@@ -233,6 +233,17 @@ def test_a_move_after_the_golden_hour_is_late():
     assert late.severity == "medium" and "done late" in late.text
 
 
+def test_the_plans_declared_waits_after_the_claim_are_not_the_machines():
+    j = ci_journal()
+    for e in j.events:  # the promotion's step waits a declared minute for replication after the claim
+        if e.get("step") == "promote" and e["type"] == "step.finished":
+            e["drill"] += 60.0
+            e["chain"]["declared"] += 60.0
+    promo = target(card_of(j), "dr-takeover")
+    assert promo.waits == pytest.approx(60.0) and promo.machine == pytest.approx(0.6)
+    assert promo.human == pytest.approx(270.0) and promo.breakdown["waits"] == promo.waits
+
+
 def test_ci_modeled_figures_are_marked_in_the_score(tmp_path):
     card = card_of(ci_journal())
     ident, promo = target(card, "identify-in"), target(card, "dr-takeover")
@@ -258,7 +269,7 @@ def test_the_report_marks_modeled_figures_and_lists_the_people(tmp_path):
     paths = write_reports(tmp_path / "ci", card_of(ci_journal()), lang="en")
     md, html = paths["md"].read_text(), paths["html"].read_text()
     row = result_row(md, "dr-takeover")
-    assert "4m46s † modeled" in row and "human 4m30s · machine 0.6s" in row
+    assert "4m46s † modeled" in row and "human 4m30s · plan's waits 0s · machine 0.6s" in row
     assert "† modeled: the figure contains a simulated operator's" in md  # the legend
     assert "modeled" not in result_row(md, "detect")
     assert "† <span class=\"muted\">modeled</span>" in html and "† modeled: the figure" in html
@@ -270,7 +281,7 @@ def test_the_report_marks_modeled_figures_and_lists_the_people(tmp_path):
     assert "†" not in md and "†" not in html  # nothing of a live run is marked modeled
     claim = next(line for line in md.splitlines() if "technical-backup-0" in line and "claimed" in line)
     assert "F+2m (" in claim and re.search(r"\(\d\d:\d\d:\d\d\.\d{3}\)", claim)  # from the fault, and the clock
-    assert "human 1m45s · machine 0.7s" in result_row(md, "dr-takeover")
+    assert "human 1m45s · plan's waits 0s · machine 0.7s" in result_row(md, "dr-takeover")
 
 
 def test_a_live_run_at_another_scale_labels_its_figures(tmp_path):
@@ -299,7 +310,7 @@ def test_the_console_says_modeled_next_to_a_modeled_figure(capsys):
     cli._say_targets(card)
     lines = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()}
     assert "actual 4m46s modeled / target 5m" in lines["dr-takeover"]
-    assert "[human 4m30s, machine 0.6s]" in lines["dr-takeover"]
+    assert "[human 4m30s, plan's waits 0s, machine 0.6s]" in lines["dr-takeover"]
     assert "modeled" not in lines["detect"]
     assert "dr-takeover 4m46s modeled/5m" in summary_line(card)
     j = live_journal(with_hotline_done=True)

@@ -107,6 +107,40 @@ def test_other_standby_follows_the_promoted_one(pgdir):
     assert [s.app_name for s in pg.replication_status(samecity)] == ["pg-remote"]
 
 
+def test_copies_of_a_stopped_cluster_are_a_primary_and_its_streaming_standby(pgdir):
+    """What the local stack's bring-up does instead of base backups: a seeded cluster stopped once
+    with its old WAL dropped, then copied per node."""
+    seed = pg.PgNode.init_primary(pgdir / "template", pg.free_port(), name="template")
+    seed.start(settings=pg.DROP_OLD_WAL_SETTINGS)
+    seed.query("CREATE TABLE visits (id int PRIMARY KEY, note text)")
+    seed.query("INSERT INTO visits VALUES (1, 'seeded')")
+    seed.drop_old_wal()
+    seed.stop()
+    assert len([f for f in os.listdir(seed.datadir / "pg_wal") if len(f) == 24]) == 1
+    primary = pg.PgNode.from_copy(seed.datadir, pgdir / "primary", pg.free_port(), name="pg-primary")
+    standby = pg.PgNode.from_copy(seed.datadir, pgdir / "samecity", pg.free_port(), name="pg-samecity")
+    primary.start()
+    relay = Relay(primary.port)
+    standby.follow("127.0.0.1", relay.port)
+    standby.start()
+    pg.wait_streaming(standby)
+    assert standby.is_in_recovery() and not primary.is_in_recovery()
+    assert [(s.app_name, s.state) for s in pg.replication_status(primary)] == [("pg-samecity", "streaming")]
+    pg.set_sync(primary, ["pg-samecity"])
+    primary.query("INSERT INTO visits SELECT g, 'x' FROM generate_series(2, 50) g")
+    assert _ids(standby) == set(range(1, 51))  # sync: acknowledged means on the standby
+    # the copies summarize their own WAL: an incremental backup works on them
+    full = pg.base_backup(primary, pgdir / "backups" / "full")
+    primary.query("INSERT INTO visits VALUES (51, 'after the full backup')")
+    incr = pg.incremental_backup(primary, pgdir / "backups" / "incr", full)
+    assert incr.kind == "incremental"
+    primary.crash()
+    standby.promote()
+    assert standby.query("SELECT max(id) FROM visits") == [(51,)]
+    standby.stop()
+    relay.cut()
+
+
 def test_stop_frees_the_port_and_restart_works(pgdir):
     node = pg.PgNode.init_primary(pgdir / "db", pg.free_port(), name="pg-main")
     node.start()

@@ -24,6 +24,7 @@ from .clock import POLL_REAL, TIME_MODEL, DrillClock, Lane
 from .control.server import ControlServer
 from .errors import HarnessError
 from .journal import Journal
+from .load.master_address import LOOPBACK, is_loopback
 from .load.runner import PatientLoad, check_config
 from .monitor.monitor import Monitor
 from .progress import Progress
@@ -62,7 +63,7 @@ class DrillRun:
                  backend_options: dict | None = None,
                  reports_root: str | Path = "reports",
                  progress: Callable[[str], None] | None = None, lang: str = "zh",
-                 board_port: int = 0):
+                 board_port: int = 0, load_bind: tuple[str, int] | None = None):
         # everything that can be wrong with the input is found here, before anything starts
         self.loaded = load_drill(Path(drill_path))
         self.drill, self.scenario = self.loaded.drill, self.loaded.scenario
@@ -96,6 +97,7 @@ class DrillRun:
         self.backups: BackupSchedule | None = None
         self.control: ControlServer | None = None  # `hospital-drill ctl`: the scripts' moves
         self.board_port = board_port  # a live drill's command board (0: a free port)
+        self.load_bind = load_bind or (LOOPBACK, 0)  # the Locust master's (host, port); 0: a free one
         self.board = None  # board.server.CommandBoard
         self.injects: InjectPlayer | None = None
         self.scenario_lane: Lane | None = None
@@ -253,13 +255,20 @@ class DrillRun:
         lp = self.scenario.load
         self.load = PatientLoad.for_run(self.stack.vip_url, self.rd, users=lp.users,
                                         spawn_rate=lp.spawn_rate, workers=lp.workers,
-                                        config=self.load_config)
+                                        config=self.load_config, external_workers=lp.external_workers,
+                                        expect_workers_max_wait=max(1, round(lp.wait_for_workers)),
+                                        bind=self.load_bind)
         self.load.start()
         # recorded so that `hospital-drill down RUN_DIR` finds the load too if this process is killed
         record_pids(self.run_dir, {f"locust-{i}": pid for i, pid in enumerate(self.load.pids())})
+        if self.load.join_command:
+            self._announce_join(lp.external_workers, lp.wait_for_workers)
         self.load.wait_started(timeout=30)
         self._check_health()
-        self.journal.record("load.started", users=lp.users, workers=lp.workers)
+        self.journal.record("load.started", users=lp.users, workers=lp.workers,
+                            external_workers=lp.external_workers,
+                            master=(f"{self.load.bind_host}:{self.load.master_port}"
+                                    if self.load.master_port else None))
         self.clock.start()
         self.monitor.lane.anchor(0.0, self.clock.t0)
         self.monitor.start()
@@ -279,6 +288,15 @@ class DrillRun:
             self.abort_reason = f"no steady state before the faults: {steady}"
             raise HarnessError(self.abort_reason)
         return lane
+
+    def _announce_join(self, count: int, wait: float) -> None:
+        """Printed even with --quiet: the people starting the workers need the line."""
+        print(f"patient load: waiting up to {wait:g}s (real) for {count} external worker(s); on each "
+              f"worker machine run:\n  {self.load.join_command}", flush=True)
+        if not is_loopback(self.load.bind_host):
+            print(f"patient load: the Locust master listens on {self.load.bind_host}:"
+                  f"{self.load.master_port} (--load-bind); open it to the worker machines only",
+                  flush=True)
 
     def _play_faults(self, lane: Lane) -> None:
         for fault in sorted(self.faults, key=lambda f: f.spec.at):
@@ -451,7 +469,7 @@ class DrillRun:
             ("control", lambda: self.control and self.control.stop()),
             ("injects", lambda: self.injects and self.injects.stop()),
             ("faults", lambda: [self._revert(f) for f in self.faults]),
-            ("load", lambda: self.load and self.load.stop()),
+            ("load", self._stop_load),
             ("monitor", lambda: self.monitor and self.monitor.stop()),
             ("rpo", self._measure_rpo),
             ("stack", lambda: self.stack and self.stack.down()),
@@ -464,6 +482,12 @@ class DrillRun:
             except BaseException as e:  # every part gets its turn, whatever the one before did
                 self.journal.record("teardown.error", part=name, error=f"{e.__class__.__name__}: {e}")
         self.say("stack down; every fault reverted")
+
+    def _stop_load(self) -> None:
+        if self.load is None:
+            return
+        exits = self.load.stop()
+        self.journal.record("load.stopped", exits=exits, requests=self.load.requests_by_process())
 
     def _measure_rpo(self) -> None:
         """After a crash, a data-loss fault or any promotion: lost acknowledged writes (rpo.measured)

@@ -10,11 +10,18 @@ The harness side never imports locust (it monkey-patches with gevent); it runs t
 
 The locustfile gets its configuration from the environment: ``HD_LOAD_CONFIG`` (JSON; see
 ``locustfile.py``) and ``HD_RECORDS_DIR``.
+
+With ``external_workers`` the master also waits for workers that people start elsewhere with
+``hospital-drill load-worker --master HOST:PORT`` (:attr:`PatientLoad.join_command`). It then runs a
+generated locustfile in the log directory (:func:`shipped_locustfile`) that Locust ships to them:
+the drill's configuration travels with it, and their records come back through the master
+(``remote.py``). The master listens on loopback unless ``bind`` names another address.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,14 +29,16 @@ import sys
 import time
 from pathlib import Path
 
+from .. import __version__
 from ..errors import HarnessError, InputError
 from ..rundir import RunDir
 from .load_config import LoadConfigError, load_config
+from .master_address import LOOPBACK, WILDCARDS, join_host
 
 LOAD_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = LOAD_DIR / "locustfile.py"
 SHAPESFILE = LOAD_DIR / "shapes.py"
-
+SHIPPED_NAME = "hospital_patients.py"  # the file Locust ships to external workers (its basename)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -54,6 +63,32 @@ def _records_size(records_dir: Path) -> dict[str, int]:
     except OSError:
         pass
     return sizes
+
+
+def with_package_on_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with this hospital-drill on PYTHONPATH: Locust runs in another directory, and the
+    shipped locustfile imports the package from there whatever way it was installed."""
+    root = str(LOAD_DIR.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def shipped_locustfile(config: dict) -> str:
+    """The locustfile a master with external workers runs and ships: the drill's HD_LOAD_CONFIG
+    fixed in it, the personas from the hospital-drill package installed where it runs."""
+    return (f'''"""The patient load of one drill, shipped by its Locust master to the workers that join it with
+`hospital-drill load-worker`. Generated: do not edit."""
+import os
+
+import harness
+
+if harness.__version__ != {__version__!r}:
+    raise SystemExit(f"this drill's patient load needs hospital-drill {__version__}; "
+                     f"this machine has {{harness.__version__}}")
+os.environ["HD_LOAD_CONFIG"] = {json.dumps(config)!r}
+
+from harness.load.remote import *  # noqa: E402,F401,F403  (the personas, the records' way back)
+''')
 
 
 def check_config(config: dict) -> None:
@@ -81,7 +116,8 @@ class PatientLoad:
     def __init__(self, host_url: str, records_dir: str | os.PathLike, users: int, spawn_rate: float,
                  config: dict | None = None, workers: int = 0, log_dir: str | os.PathLike | None = None,
                  *, run_time: str | int = "1h", stop_timeout: float = 10.0,
-                 expect_workers_max_wait: int = 60):
+                 expect_workers_max_wait: int = 60, external_workers: int = 0,
+                 bind: tuple[str, int] = (LOOPBACK, 0)):
         config = dict(config or {})
         check_config(config)
         if users < 1:
@@ -90,6 +126,9 @@ class PatientLoad:
             raise InputError(f"spawn_rate must be above 0, not {spawn_rate}", field="load.spawn_rate")
         if workers < 0:
             raise InputError(f"workers must be 0 (local) or more, not {workers}", field="load.workers")
+        if external_workers < 0:
+            raise InputError(f"external_workers must be 0 or more, not {external_workers}",
+                             field="load.external_workers")
         count = config.get("patient_count", 5000)
         if "stages" not in config and users > count:
             raise InputError(f"{users} users but only {count} patients: each user is a distinct patient",
@@ -105,6 +144,8 @@ class PatientLoad:
         self.run_time = run_time
         self.stop_timeout = stop_timeout
         self.expect_workers_max_wait = expect_workers_max_wait
+        self.external_workers = int(external_workers)
+        self.bind_host, self.bind_port = bind
         self.master_port: int | None = None
         self._procs: list[tuple[str, subprocess.Popen, Path]] = []
         self._sizes_at_start: dict[str, int] = {}
@@ -133,12 +174,27 @@ class PatientLoad:
     def _env(self) -> dict[str, str]:
         # Locust reads LOCUST_* variables as options: keep the run independent of the caller's shell
         env = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-        env["HD_LOAD_CONFIG"] = json.dumps({**self.config, "workers": max(self.workers, 1)})
+        env["HD_LOAD_CONFIG"] = json.dumps(self._worker_config())
         env["HD_RECORDS_DIR"] = str(self.records_dir.resolve())
         env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
+        return with_package_on_path(env)
+
+    def _worker_config(self) -> dict:
+        # every worker, the drill's and the joined ones, takes its own share of the patient ids
+        return {**self.config, "workers": max(self.workers + self.external_workers, 1)}
+
+    @property
+    def join_command(self) -> str | None:
+        """What a person runs on another machine to add a worker; None without external workers."""
+        if not self.external_workers or self.master_port is None:
+            return None
+        return f"hospital-drill load-worker --master {join_host(self.bind_host)}:{self.master_port}"
 
     def _locustfiles(self) -> str:
+        if self.external_workers:
+            shipped = self.log_dir / SHIPPED_NAME
+            shipped.write_text(shipped_locustfile(self._worker_config()), encoding="utf-8")
+            return str(shipped)
         files = [str(LOCUSTFILE)]
         if self.config.get("stages"):
             files.append(str(SHAPESFILE))
@@ -165,18 +221,35 @@ class PatientLoad:
         self._stopped = False
         common = ["--headless", "--only-summary", "-u", str(self.users), "-r", str(self.spawn_rate),
                   "--host", self.host_url, "--run-time", str(self.run_time)]
-        if self.workers == 0:
+        if self.workers == 0 and self.external_workers == 0:
             self._spawn("locust", common)
             return self
-        self.master_port = free_port()
-        self._spawn("locust-master", [*common, "--master", "--expect-workers", str(self.workers),
+        self.master_port = self.bind_port or free_port(self.bind_host)
+        self._spawn("locust-master", [*common, "--master",
+                                      "--expect-workers", str(self.workers + self.external_workers),
                                       "--expect-workers-max-wait", str(self.expect_workers_max_wait),
-                                      "--master-bind-host", "127.0.0.1",
+                                      "--master-bind-host", self.bind_host,
                                       "--master-bind-port", str(self.master_port)])
         for i in range(1, self.workers + 1):
             self._spawn(f"locust-worker-{i}", ["--worker", "--master-host", "127.0.0.1",
                                               "--master-port", str(self.master_port)])
+        if self.external_workers:
+            self._wait_master_listening()  # the join line is good from the moment it is printed
         return self
+
+    def _wait_master_listening(self, timeout: float = 30.0) -> None:
+        host = LOOPBACK if self.bind_host in WILDCARDS else self.bind_host
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection((host, self.master_port), timeout=1).close()
+                return
+            except OSError:
+                pass
+            if "locust-master" in self.exited() or time.monotonic() >= deadline:
+                raise HarnessError(f"the Locust master is not listening on {self.bind_host}:"
+                                   f"{self.master_port}:\n{self.log_tail()}")
+            time.sleep(0.05)
 
     def pids(self) -> list[int]:
         """Every process started (master first), alive or not."""
@@ -206,21 +279,50 @@ class PatientLoad:
                     continue
         return False
 
+    def requests_by_process(self) -> dict[str, int]:
+        """Request records written since :meth:`start`, per records file (one per Locust process
+        that ran patients: ``local``, ``worker-<pid>``, ``remote-<worker>`` for the joined ones)."""
+        counts = {}
+        for name, size in _records_size(self.records_dir).items():
+            start = self._sizes_at_start.get(name, 0)
+            with open(self.records_dir / name, "rb") as fh:
+                fh.seek(start)
+                counts[name.removesuffix(".jsonl")] = sum(chunk.count(b"\n")
+                                                          for chunk in iter(lambda: fh.read(1 << 20), b""))
+        return counts
+
     def wait_started(self, timeout: float = 30.0) -> None:
-        """Return once request records flow; raise HarnessError (with the log tails) otherwise."""
+        """Return once request records flow; raise HarnessError (with the log tails) otherwise.
+        With external workers the master's own wait for them comes on top of ``timeout``."""
         if not self._procs:
             raise HarnessError("patient load not started")
+        if self.external_workers:
+            timeout += self.expect_workers_max_wait
         deadline = time.monotonic() + timeout
         while True:
             if self.records_flowing():
                 return
             dead = self.exited()
+            if dead and self.external_workers and "locust-master" in dead:
+                raise HarnessError(self._workers_missing())
             if dead:
                 raise HarnessError(f"Locust exited while starting ({dead}):\n{self.log_tail()}")
             if time.monotonic() >= deadline:
                 raise HarnessError(f"no request records in {self.records_dir} after {timeout:g}s:\n"
                                    f"{self.log_tail()}")
             time.sleep(0.1)
+
+    def _workers_missing(self) -> str:
+        """Why a master with external workers quit before the load began, in one line."""
+        log = self.log_paths()["locust-master"]
+        text = _tail(log, 40)
+        if "Gave up waiting for workers" in text:
+            counts = re.findall(r"(\d+) of (\d+) connected", text)
+            joined = f"{counts[-1][0]} of {counts[-1][1]} workers" if counts else "not every worker"
+            return (f"{joined} joined within {self.expect_workers_max_wait}s "
+                    f"(load.wait_for_workers); {self.external_workers} external worker(s) join with: "
+                    f"{self.join_command}  (master log: {log})")
+        return f"the Locust master exited before the load began (log: {log}):\n{text}"
 
     def stop(self, timeout: float | None = None) -> dict[str, int]:
         """SIGTERM (master first: it tells the workers to quit), wait, then SIGKILL each session.

@@ -56,6 +56,7 @@ class BoardFeed:
         self.phase = "preparing"
         self.alerts: dict[str, dict] = {}  # alert → its latest raise, with `active`
         self.injects: list[dict] = []
+        self.reminders: list[dict] = []  # steps past their deadline while waiting for people
         self.halted: dict | None = None
         self.finished: dict | None = None
         self.started: dict[str, tuple[float, float]] = {}  # step → (drill on its lane, wall) at start
@@ -80,6 +81,10 @@ class BoardFeed:
             elif kind == "inject.shown":
                 self.injects.append({"inject": event["inject"], "text": event["text"],
                                      "to": event["to"], "drill": event.get("drill")})
+            elif kind == "step.overdue":
+                self.reminders.append({"step": event["step"], "group": event["group"],
+                                       "waiting": event["waiting"], "claimed_by": event["claimed_by"],
+                                       "call": event["call"], "drill": event.get("drill")})
             elif kind == "step.started" and isinstance(event.get("drill"), (int, float)):
                 self.started[event["step"]] = (event["drill"], event["wall"])
             elif kind == "run.halted":
@@ -119,9 +124,11 @@ class BoardFeed:
                     "scale": self.clock.scale, "t": self.clock.drill(now), "wall": round(now, 3),
                     "phase": self.phase, "halted": self.halted, "finished": self.finished}
             injects = list(self.injects)
+            reminders = list(self.reminders)
             steps = [{**s, "left_drill": self._left(s, now)} for s in desk.get("steps", [])]
             impact_now = self._impact(now)
-        return {"drill": head, "impact": impact_now, "alerts": alerts, "injects": injects,
+        return {"drill": head, "impact": impact_now, "alerts": alerts, "reminders": reminders,
+                "injects": injects,
                 "groups": [{"id": g, "title": t} for g, t in GROUP_TITLES.items()],
                 "steps": steps, "roster": desk.get("roster", []),
                 "notes": desk.get("notes", []), "served_at": time.time()}

@@ -44,6 +44,18 @@ class PersonBlocked(LaneEvent):
     reason: str = _f("why")
 
 
+@event("step.overdue")
+class StepOverdue(LaneEvent):
+    """A step waiting for people passed its deadline: the reminder pushed to the board once, naming
+    who has it and who is next in line to call; on the step's lane."""
+    step: str = _f("the step's id")
+    group: str = _f("the step's group")
+    waiting: Literal["claim", "done"] = _f("what the step waits for: a person's claim, or their done")
+    deadline: float = _f("the step's deadline, drill s from its opening")
+    claimed_by: str | None = _f("who has the step; null: nobody yet")
+    call: list[str] = _f("the present members with the skill, in the order to call them")
+
+
 @event("observer.note")
 class ObserverNote(Event):
     """An observer's note, on the scenario's timeline."""

@@ -38,6 +38,7 @@ class _Step:
     waiting: str | None = None  # "claim" or "done": what the engine waits for
     claim: dict | None = None  # the person.claimed record
     finish: dict | None = None  # the person.done record
+    reminded: bool = False  # the overdue reminder was pushed
 
 
 class Desk:
@@ -68,6 +69,7 @@ class Desk:
                 if stop.is_set():
                     st.waiting = None
                     return None
+                self._remind_if_overdue(st)
                 self._cond.wait(0.2)
             st.status, st.waiting = "running", None
             return st.claim
@@ -81,9 +83,25 @@ class Desk:
                     st.waiting = None
                     return False, {"error": "the run ended before a person completed the step",
                                    "claimed_by": st.claim and st.claim["person"], "modeled": False}
+                self._remind_if_overdue(st)
                 self._cond.wait(0.2)
             st.waiting = None
             return True, moves.outcome(st.claim, st.finish, note=st.finish["note"])
+
+    def _remind_if_overdue(self, st: _Step) -> None:
+        """Once a step that waits for people is past its deadline, push one reminder (journalled, on
+        the board's alert list) naming who has it and whom to call next. Called with the lock held."""
+        deadline = st.step.deadline
+        if st.reminded or deadline is None or st.opened is None or st.lane is None or self.journal is None:
+            return
+        if st.lane.now() - st.opened <= deadline:
+            return
+        st.reminded = True
+        holder = st.claim["person"] if st.claim and st.status != "blocked" else None
+        call = [p.name for p in self.roster.next_in_line(st.step)] if self.roster else []
+        self.journal.record("step.overdue", lane=st.lane, step=st.step.id, group=st.step.group,
+                            waiting=st.waiting or "claim", deadline=deadline, claimed_by=holder,
+                            call=[n for n in call if n != holder])
 
     def _open(self, step: "RunbookStep", lane: "Lane", waiting: str) -> _Step:
         with self._cond:

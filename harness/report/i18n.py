@@ -250,6 +250,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "gh_identify": ("识别", "identify"), "gh_classify": ("分级", "classify"),
     "gh_reassure": ("安抚", "reassure"), "gh_take_over": ("承接", "take over"),
     "pp_notes": ("观察员记录", "Observer notes"), "pp_injects": ("情景注入", "Injects shown"),
+    "pp_reminders": ("超时提醒", "Overdue reminders pushed"),
+    "pp_reminder": ("{step}（{group}）超时，等待{waiting}{by}；应呼叫：{call}",
+                    "{step} ({group}) overdue, waiting for a {waiting}{by}; call: {call}"),
     "pp_to": ("对象", "To"), "pp_everyone": ("全体", "everyone"),
 }
 

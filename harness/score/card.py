@@ -458,6 +458,16 @@ class InjectShown(BaseModel):
     at: float | None = Field(None, description="drill s from t_fault")
 
 
+class Reminder(BaseModel):
+    """A step past its deadline while it waited for people: the reminder the board pushed."""
+    step: str
+    group: str | None = None
+    waiting: str | None = Field(None, description="claim or done")
+    claimed_by: str | None = None
+    call: list[str] = Field(default_factory=list, description="whom the reminder said to call next")
+    at: float | None = Field(None, description="drill s from t_fault")
+
+
 class GoldenMoveResult(BaseModel):
     """One move of the golden hour (黄金响应期): identify, classify, reassure, take over."""
     move: Literal["identify", "classify", "reassure", "take_over"]
@@ -478,6 +488,8 @@ class PeopleResult(BaseModel):
     absent: list[AbsentPerson] = Field(default_factory=list)
     notes: list[ObserverNote] = Field(default_factory=list)
     injects: list[InjectShown] = Field(default_factory=list)
+    reminders: list[Reminder] = Field(default_factory=list, description="steps that went overdue "
+                                                                        "waiting for people")
     golden_hour: list[GoldenMoveResult] = Field(default_factory=list,
                                                 description="the four moves, when a step is tagged")
     modeled: bool = Field(False, description="some of these moves are a simulated operator's")

@@ -1,6 +1,6 @@
 """The people's part of a drill, read from the journal: who claimed, did or blocked which step and
 when (`person.claimed`, `person.done`, `person.blocked`), who was absent (`person.absent`) and who
-covered, the observer's notes, the injects shown, the golden hour's four moves, and each target's
+covered, the observer's notes, the injects shown, the overdue reminders pushed, the golden hour's four moves, and each target's
 human and machine parts.
 
 A figure's human part is what people took on its causal chain: on each step's lane, from the step's
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from ..models import GOLDEN_HOUR, GOLDEN_MOVES, Drill
 from ..plan.static import has_skill
 from .card import (AbsentPerson, Finding, GoldenMoveResult, InjectShown, ObserverNote, PeopleResult,
-                   PersonAction)
+                   PersonAction, Reminder)
 from .facts import Facts
 from .values import num, text, wall_of
 
@@ -111,11 +111,16 @@ def people_result(drill: Drill, f: Facts, live: bool = False) -> PeopleResult | 
     injects = [InjectShown(inject=str(e.get("inject") or ""), text=str(e.get("text") or ""),
                            to=text(e.get("to")), at=f.since_fault(e))
                for e in f.events if e.get("type") == "inject.shown"]
+    reminders = [Reminder(step=str(e.get("step")), group=text(e.get("group")), waiting=text(e.get("waiting")),
+                          claimed_by=text(e.get("claimed_by")), at=f.since_fault(e),
+                          call=[str(n) for n in e.get("call") or []])
+                 for e in f.events if e.get("type") == "step.overdue"]
     absent = _absent(drill, f, acts)
     golden = golden_hour(drill, f)
-    if not (acts or notes or injects or absent or golden):
+    if not (acts or notes or injects or absent or golden or reminders):
         return None
-    return PeopleResult(actions=acts, absent=absent, notes=notes, injects=injects, golden_hour=golden,
+    return PeopleResult(actions=acts, absent=absent, notes=notes, injects=injects, reminders=reminders,
+                        golden_hour=golden,
                         modeled=any(a.modeled for a in acts) or any(g.modeled for g in golden),
                         time_scale=f.scale, live=live)
 

@@ -45,8 +45,11 @@ def desk(tmp_path):
     journal = Journal(tmp_path / "journal.jsonl", clock)
     d = Desk(clock)
     d.attach(drill, journal)
-    d.wall, d.drill_ = wall, drill
+    d.wall, d.drill_, d.stops = wall, drill, []
     yield d
+    for stop in d.stops:  # the engine's waits end before the journal closes, as in a run
+        stop.set()
+    time.sleep(0.3)
     journal.close()
 
 
@@ -55,6 +58,7 @@ def opened(desk: Desk, step_id: str, how: str):
     step = next(s for s in desk.drill_.runbook if s.id == step_id)
     lane = desk.clock.lane(f"step:{step_id}")
     stop, out = threading.Event(), {}
+    desk.stops.append(stop)
     run = getattr(desk, how)
     t = threading.Thread(target=lambda: out.update(result=run(step, stop, lane)), daemon=True)
     t.start()
@@ -158,3 +162,30 @@ def test_ack_completes_a_manual_step_and_claims_any_other(desk):
     opened(desk, "reception", "perform")
     assert desk.ack("promote", "杨帆")["type"] == "person.claimed"
     assert desk.ack("reception", "吴护士长")["type"] == "person.done"
+
+
+def test_a_step_past_its_deadline_pushes_one_reminder_naming_whom_to_call(desk):
+    t, out, stop = opened(desk, "promote", "wait_for_claim")
+    desk.wall.t += 170  # within the 3 min deadline: no reminder
+    time.sleep(0.5)
+    assert events(desk, "step.overdue") == []
+    desk.wall.t += 20  # 3m10s: past it
+    limit = time.monotonic() + 5
+    while not events(desk, "step.overdue") and time.monotonic() < limit:
+        time.sleep(0.05)
+    time.sleep(0.5)  # the engine keeps waiting: still one reminder
+    reminders = events(desk, "step.overdue")
+    assert len(reminders) == 1
+    r = reminders[0]
+    assert (r["step"], r["group"], r["waiting"], r["claimed_by"], r["deadline"]) == (
+        "promote", "technical", "claim", None, 180.0)
+    # the absent DBA is not called; the backup DBA with the skill is
+    assert "李娜" not in r["call"] and "杨帆" in r["call"]
+    assert r["chain"]["lane"] == "step:promote" and r["drill"] >= 180.0
+    # the board lists it with the alerts, whom to call included
+    from harness.board.feed import BoardFeed
+    shown = BoardFeed(desk.journal, desk.clock, drill_name="d", desk=desk).state()["reminders"]
+    assert [(x["step"], x["call"]) for x in shown] == [("promote", r["call"])]
+    desk.claim("promote", "杨帆")
+    t.join(5)
+    assert out["result"]["person"] == "杨帆"

@@ -394,3 +394,18 @@ def test_the_live_desk_journal_scores_measured_human_time(tmp_path):
     assert moves["identify"].at == pytest.approx(95.0, abs=0.05) and not moves["identify"].modeled
     claim = next(a for a in card.people.actions if a.what == "claimed" and a.step == "identify")
     assert claim.call_out == pytest.approx(45.0, abs=0.05)
+
+
+def test_an_overdue_reminder_is_listed_in_the_report(tmp_path):
+    j = live_journal()
+    alert = next(e["seq"] for e in j.events if e["type"] == "alert.raised")
+    j.on_step("step.overdue", "identify", alert, 25.0, 200.0, group="technical", waiting="done",
+              deadline=180.0, claimed_by="technical-core-1", call=["technical-core-2"])
+    card = card_of(j)
+    (r,) = card.people.reminders
+    assert (r.step, r.waiting, r.claimed_by, r.call) == ("identify", "done", "technical-core-1",
+                                                         ["technical-core-2"])
+    assert r.at == pytest.approx(215.0)  # drill 225 on the step's lane, the fault at drill 10
+    md = write_reports(tmp_path, card, lang="en")["md"].read_text()
+    assert "Overdue reminders pushed" in md and "call: technical-core-2" in md
+    assert card_of(live_journal()).people.reminders == []

@@ -188,8 +188,15 @@ function render() {
   renderRoster(state.roster);
   renderImpact(state.impact);
   const myGroup = (state.roster.find((p) => p.name === me()) || {}).group;
-  renderList("alert-list", state.alerts, (a) => el("li", {class: `sev-${a.severity}${a.active ? "" : " cleared"}`},
-    `T+${clockText(a.raised_drill)} ${a.alert} (${a.severity}${a.active ? "" : ", cleared"}) ${a.describe || ""}`), "none");
+  // overdue reminders first: a step past its deadline and who to call for it
+  const reminders = [...(state.reminders || [])].reverse().map((r) => ({reminder: r}));
+  renderList("alert-list", [...reminders, ...state.alerts], (a) => a.reminder
+    ? el("li", {class: `reminder${a.reminder.group === myGroup ? " mine" : ""}`, "data-step": a.reminder.step},
+      `T+${clockText(a.reminder.drill)} OVERDUE ${a.reminder.step} (${a.reminder.group}): waiting for a ` +
+      `${a.reminder.waiting}${a.reminder.claimed_by ? " by " + a.reminder.claimed_by : ""}` +
+      `${a.reminder.call.length ? "; call " + a.reminder.call.join(", ") : ""}`)
+    : el("li", {class: `sev-${a.severity}${a.active ? "" : " cleared"}`},
+      `T+${clockText(a.raised_drill)} ${a.alert} (${a.severity}${a.active ? "" : ", cleared"}) ${a.describe || ""}`), "none");
   renderList("inject-list", [...state.injects].reverse(), (i) => el("li",
     {class: i.to === "all" || i.to === myGroup ? "mine" : "", "data-inject": i.inject},
     `T+${clockText(i.drill)} → ${i.to}: ${i.text}`), "none yet");

@@ -32,7 +32,7 @@ def shipped(tree: Path) -> list[str]:
     for line in out.splitlines():
         if line.startswith("drills"):
             inside = True
-        elif inside and line.startswith("  ") and line.split():
+        elif inside and line.startswith("  ") and not line.startswith("   ") and line.split():
             drills.append(line.split()[0])
         elif inside and line and not line.startswith(" "):
             inside = False
@@ -54,6 +54,8 @@ def run_one(tree: Path, drill: str, scale: float | None, out: Path) -> dict:
         card = json.loads(card_file.read_text())
         row.update(verdict=card.get("verdict"), score=card.get("score"),
                    level=(card.get("level") or {}).get("declared"))
+        if card.get("verdict") == "aborted":
+            row["error"] = (card.get("overview") or {}).get("abort_reason")
     else:
         row["error"] = (p.stderr or p.stdout).strip().splitlines()[-1:] or ["no score.json"]
     return row
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tree", type=Path, default=ROOT, help="the checkout to run (default: this one)")
     ap.add_argument("--save", type=Path)
     ap.add_argument("--compare", type=Path)
+    ap.add_argument("--keep", type=Path, help="keep the run directories here (default: thrown away)")
     a = ap.parse_args(argv)
     drills = a.only.split(",") if a.only else shipped(a.tree)
     before = {r["drill"]: r for r in json.loads(a.compare.read_text())} if a.compare else {}
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'drill':<36} {'verdict':<8} {'level':>5} {'score':>6} {'exit':>4} {'wall s':>7}  vs before")
     with tempfile.TemporaryDirectory(prefix="hd-verdicts-") as tmp:
         for drill in drills:
-            r = run_one(a.tree, drill, a.time_scale, Path(tmp) / drill)
+            r = run_one(a.tree, drill, a.time_scale, (a.keep or Path(tmp)) / drill)
             rows.append(r)
             was = before.get(drill)
             mark = ""

@@ -146,7 +146,8 @@ def test_a_broken_plan_is_one_line_on_the_plan_file(tree, capsys):
 
 
 def test_without_a_plan_a_drill_needs_its_own_teams(tree, capsys):
-    path = _drill(tree, plan=...)
+    whole = _raw(ROOT / "tests" / "unit" / "data" / "db-crash-whole.yaml")  # no failure class either
+    path = _drill(tree, plan=..., failure_class=..., runbook=whole["runbook"], targets=whole["targets"])
     assert "teams: required field missing" in _one_error(capsys, path)
 
 

@@ -73,7 +73,9 @@ def test_every_shipped_file_names_its_schema(kind):
 
 
 def _db_crash_drill() -> dict:
-    return yaml.safe_load((ROOT / "drills" / "db-crash-failover.yaml").read_text(encoding="utf-8"))
+    """The db-crash drill written whole (no failure class): every step and target in full."""
+    whole = ROOT / "tests" / "unit" / "data" / "db-crash-whole.yaml"
+    return yaml.safe_load(whole.read_text(encoding="utf-8"))
 
 
 def test_the_schema_refuses_what_validate_refuses_in_shape():

@@ -12,6 +12,18 @@ from harness.errors import InputError
 from harness.loader import InputErrors
 from harness.validate import load_drill
 
+
+WHOLE = Path(__file__).resolve().parent / "data" / "db-crash-whole.yaml"
+
+
+@pytest.fixture
+def drill_copy(drill_copy):
+    """The db-crash drill written whole (its own runbook and targets, no failure class): the text
+    these tests break, step by step."""
+    drill_copy.write_text(WHOLE.read_text(encoding="utf-8"), encoding="utf-8")
+    return drill_copy
+
+
 ERROR = re.compile(r"^hospital-drill: error: (?P<file>[^:]+):(?P<line>\d+): (?P<field>[^: ]+): (?P<why>.+)$")
 
 

@@ -2,11 +2,22 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from harness.errors import InputError
 from harness.validate import load_drill, validate_file
+
+WHOLE = Path(__file__).resolve().parent / "data" / "db-crash-whole.yaml"
+
+
+@pytest.fixture
+def drill_copy(drill_copy):
+    """The db-crash drill written whole (its own runbook and targets, no failure class): the text
+    these tests break, step by step."""
+    drill_copy.write_text(WHOLE.read_text(encoding="utf-8"), encoding="utf-8")
+    return drill_copy
 
 
 def _edit(path, old, new):

@@ -9,14 +9,33 @@ from __future__ import annotations
 import json
 import math
 
+try:  # a sibling as the locustfile's, a submodule as the harness's
+    from .population import POPULATION
+except ImportError:
+    from population import POPULATION  # type: ignore[no-redef]
+
 PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
 DEFAULT_WEIGHTS = {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1}
-CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "workers", "request_timeout_s",
-               "departments", "insurance_share", "offline_share", "stages", "attack"}
+CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "patient_seed", "workers",
+               "request_timeout_s", "departments", "insurance_share", "offline_share", "stages", "attack"}
 
 
 class LoadConfigError(ValueError):
     """HD_LOAD_CONFIG is not usable; Locust stops at import with this message."""
+
+
+def check_personas(personas: dict) -> dict:
+    """Persona weights (a scenario's, a plan mix's, HD_LOAD_CONFIG's): known personas, whole
+    numbers >= 0, at least one above 0. Raises ValueError."""
+    unknown = sorted(set(personas) - set(PERSONAS))
+    if unknown:
+        raise ValueError(f"unknown persona {unknown[0]!r} (known: {', '.join(sorted(PERSONAS))})")
+    for name, weight in personas.items():
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+            raise ValueError(f"{name}: weight must be an integer >= 0")
+    if not any(personas.values()):
+        raise ValueError("no persona has a weight above 0")
+    return personas
 
 
 def load_config(raw: str | None) -> dict:
@@ -34,15 +53,10 @@ def load_config(raw: str | None) -> dict:
     personas = cfg.get("personas", DEFAULT_WEIGHTS)
     if not isinstance(personas, dict):
         raise LoadConfigError("HD_LOAD_CONFIG.personas must be an object of persona -> weight")
-    unknown = set(personas) - set(PERSONAS)
-    if unknown:
-        raise LoadConfigError(f"HD_LOAD_CONFIG.personas: unknown persona(s) {sorted(unknown)}; "
-                              f"known: {list(PERSONAS)}")
-    for name, weight in personas.items():
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
-            raise LoadConfigError(f"HD_LOAD_CONFIG.personas.{name}: weight must be an integer >= 0")
-    if not any(personas.values()):
-        raise LoadConfigError("HD_LOAD_CONFIG.personas: no persona has a weight above 0")
+    try:
+        check_personas(personas)
+    except ValueError as e:
+        raise LoadConfigError(f"HD_LOAD_CONFIG.personas: {e}") from None
 
     wait = cfg.get("wait", [0.5, 1.5])
     if isinstance(wait, (int, float)) and not isinstance(wait, bool):
@@ -72,7 +86,8 @@ def load_config(raw: str | None) -> dict:
         "personas": {name: int(personas.get(name, 0)) for name in PERSONAS},
         "wait": [float(wait[0]), float(wait[1])],
         "patient_offset": number("patient_offset", 0, 0, int),
-        "patient_count": number("patient_count", 5000, 1, int),
+        "patient_count": number("patient_count", POPULATION, 1, int),
+        "patient_seed": _seed(cfg.get("patient_seed")),
         "workers": number("workers", 1, 1, int),
         "request_timeout_s": float(timeout),
         "departments": departments,
@@ -81,6 +96,13 @@ def load_config(raw: str | None) -> dict:
         "stages": cfg.get("stages"),
         "attack": _attack_config(cfg.get("attack")),
     }
+
+
+def _seed(seed) -> int | None:
+    """``patient_seed``: the seed of the patients' draw (population.py); absent: patients in order."""
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise LoadConfigError("HD_LOAD_CONFIG.patient_seed must be an integer")
+    return seed
 
 
 def _attack_config(attack) -> dict | None:

@@ -23,7 +23,8 @@ Configuration comes from the environment, read once at import:
         {"personas": {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1},
          "wait": [0.5, 1.5],          # think time between journeys, seconds (or one number)
          "patient_offset": 0,         # the first patient is P{offset + 1:05d}
-         "patient_count": 5000,       # size of the patient id range
+         "patient_count": 10000,      # size of the patient id range (the registered population)
+         "patient_seed": 7,           # draw the patients from the range by this seed (absent: in order)
          "workers": 1,                # number of Locust workers (interleaves the id range)
          "request_timeout_s": 3,      # connect and read timeout of every request
          "departments": [],           # values for ?department= of the doctors list ([] = none)
@@ -48,7 +49,9 @@ Configuration comes from the environment, read once at import:
     writes nothing. Unset: no records.
 
 Patient ids are distinct across users and workers: user n (0, 1, ... in spawn order) of worker w
-(0 for a local run) is patient ``offset + 1 + n * workers + w``.
+(0 for a local run) is patient k = ``n * workers + w`` of the draw (population.py): with
+``patient_seed``, the k-th of a seeded shuffle of the range, so a drill run twice draws the same
+patients; without, ``offset + 1 + k``.
 
 This file is loaded by Locust (gevent monkey-patched): it imports nothing from the harness.
 """
@@ -78,11 +81,13 @@ FLUSH_INTERVAL_S = 0.25
 # worker started from elsewhere needs it too)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load_config import PERSONAS, LoadConfigError, load_config  # noqa: E402
+from population import PatientDraw  # noqa: E402
 from record_writer import RecordWriter  # noqa: E402
 
 __all__ = ["LoadConfigError", "load_config"]
 
 CONFIG = load_config(os.environ.get("HD_LOAD_CONFIG"))
+DRAW = PatientDraw(CONFIG["patient_count"], CONFIG["patient_offset"], CONFIG["patient_seed"])
 
 
 # --- request records ------------------------------------------------------------------------------
@@ -180,12 +185,10 @@ def next_patient_id(runner) -> str:
         log.warning("worker index %s >= configured workers %s: patient ids may repeat", worker, workers)
         _range_warned = True
     k = n * workers + worker
-    if k >= CONFIG["patient_count"]:
-        if not _range_warned:
-            log.warning("more users than patients (%s): patient ids repeat", CONFIG["patient_count"])
-            _range_warned = True
-        k %= CONFIG["patient_count"]
-    return f"P{CONFIG['patient_offset'] + 1 + k:05d}"
+    if DRAW.wraps(k) and not _range_warned:
+        log.warning("more users than patients (%s): patient ids repeat", CONFIG["patient_count"])
+        _range_warned = True
+    return DRAW.patient(k)
 
 
 def _error_text(resp) -> str:

@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS payments (
 );
 
 -- ---------------------------------------------------------------------------------------------
--- Seed: 12 departments, 60 doctors (5 per department), patients P00001..P05000, test account T00001.
+-- Seed: 12 departments, 60 doctors (5 per department), patients P00001..P10000 (the registered
+-- population the load draws from: harness/load/population.py), test account T00001.
 
 INSERT INTO departments (id, name) VALUES
     (1, '全科医学科'), (2, '内科'), (3, '外科'), (4, '儿科'), (5, '妇产科'), (6, '皮肤科'),
@@ -117,7 +118,7 @@ SELECT 'P' || lpad(i::text, 5, '0'),
        CASE WHEN i % 2 = 0 THEN 'F' ELSE 'M' END,
        1940 + (i * 37) % 66,
        i % 10 <> 0  -- one patient in ten pays without medical insurance
-FROM generate_series(1, 5000) AS i
+FROM generate_series(1, 10000) AS i
 ON CONFLICT DO NOTHING;
 
 INSERT INTO patients (patient_id, name, gender, birth_year, insured, test_account)

@@ -209,18 +209,18 @@ def test_health_and_seed(stack, http, db, app):
     assert rows(db, "SELECT count(*) FROM departments")[0][0] == 12
     assert rows(db, "SELECT count(*) FROM doctors")[0][0] == 60
     assert rows(db, "SELECT count(*), min(patient_id), max(patient_id) FROM patients "
-                    "WHERE patient_id LIKE 'P%'") == [(5000, "P00001", "P05000")]
+                    "WHERE patient_id LIKE 'P%'") == [(10000, "P00001", "P10000")]
     assert rows(db, "SELECT test_account FROM patients WHERE patient_id = 'T00001'") == [(True,)]
     assert rows(db, "SELECT name FROM departments WHERE id = 4")[0][0] == "儿科"
 
 
 def test_login(http, app):
-    for patient in ("T00001", "P00001", "P05000"):
+    for patient in ("T00001", "P00001", "P10000"):
         r = post(http, f"{app}/api/login", {"patient_id": patient}, patient)
         assert r.status_code == 200, r.text
         assert r.json()["token"] and r.json()["patient"]["patient_id"] == patient
-    r = post(http, f"{app}/api/login", {"patient_id": "P05001"})
-    assert r.status_code == 404 and "P05001" in r.json()["error"]
+    r = post(http, f"{app}/api/login", {"patient_id": "P10001"})
+    assert r.status_code == 404 and "P10001" in r.json()["error"]
     assert post(http, f"{app}/api/login", {}).status_code == 200  # the X-Patient-Id header stands in
     assert http.post(f"{app}/api/login", data=b"{not json", timeout=5).status_code == 400
 

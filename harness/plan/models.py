@@ -17,6 +17,7 @@ from ..checks import slug
 from ..level_plan import Channel, LevelNumber
 from ..models import (BackupPlan, Duration, EgressLine, FailureClass, Group, Levels, LoopbackAddress,
                       Replication, RunbookStep, StackConfig, Strict, Target, Team, ThirdPartyKind)
+from ..load.load_config import check_personas
 
 LineName = Literal["primary", "backup"]
 CopyStore = Literal["local_disk", "cloud", "offline_tape"]
@@ -119,6 +120,21 @@ class StandbyPlan(Replication):
     remote_dr: bool = True
 
 
+class LoadMix(Strict):
+    """Which patients come in one part of the day (a peak hour): the personas' weights, which a
+    scenario's load names (`load: {mix: morning_peak}`) instead of writing weights of its own."""
+    title: str = ""
+    hours: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$",
+                       description="the part of the day, HH:MM-HH:MM (e.g. 08:00-10:00)")
+    personas: dict[str, int] = Field(description="persona -> weight (followup, consultation, "
+                                                 "prescription, exam, payment)")
+
+    @field_validator("personas")
+    @classmethod
+    def _known_personas(cls, v: dict[str, int]) -> dict[str, int]:
+        return check_personas(v)
+
+
 class Plan(Strict):
     name: str
     title: str = ""
@@ -132,6 +148,8 @@ class Plan(Strict):
     standbys: StandbyPlan = Field(default_factory=StandbyPlan)
     notices: dict[LevelNumber, dict[Channel, str]] = Field(
         default_factory=dict, description="the text each level sends through each channel")
+    load_mixes: dict[str, LoadMix] = Field(
+        default_factory=dict, description="persona mixes of the day's peak hours, by name")
 
     @field_validator("name")
     @classmethod

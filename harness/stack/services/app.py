@@ -21,6 +21,7 @@ culprit the evidence shows (see third_party_client.py); no call waits longer tha
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import threading
@@ -90,20 +91,25 @@ def _amount(body: dict[str, Any]) -> Decimal:
     return amount
 
 
-def _insert_once(conn: psycopg.Connection, table: str, row: dict[str, Any],
+def _insert_once(cur: psycopg.Cursor, table: str, row: dict[str, Any],
                  returning: str = "id") -> tuple[dict[str, Any], bool]:
     """Insert unless `row['write_id']` is stored already; (row, replayed)."""
-    cols = sql.SQL(", ").join(map(sql.Identifier, row))
-    vals = sql.SQL(", ").join(sql.Placeholder() * len(row))
-    ret = sql.SQL(returning)
-    out = conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (write_id) DO NOTHING "
-                               "RETURNING {}").format(sql.Identifier(table), cols, vals, ret),
-                       list(row.values())).fetchone()
+    insert, select = _insert_sql(table, tuple(row), returning)
+    out = cur.execute(insert, list(row.values())).fetchone()
     if out is not None:
         return out, False
-    out = conn.execute(sql.SQL("SELECT {} FROM {} WHERE write_id = %s").format(ret, sql.Identifier(table)),
-                       [row["write_id"]]).fetchone()
-    return out, True
+    return cur.execute(select, [row["write_id"]]).fetchone(), True
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, cols: tuple[str, ...], returning: str) -> tuple[str, str]:
+    """The idempotent insert of `cols` into `table` and the read of a replay, composed once."""
+    ret = sql.SQL(returning)
+    insert = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (write_id) DO NOTHING RETURNING {}").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Placeholder() * len(cols)), ret)
+    select = sql.SQL("SELECT {} FROM {} WHERE write_id = %s").format(ret, sql.Identifier(table))
+    return insert.as_string(), select.as_string()
 
 
 # --- degraded payments ---------------------------------------------------------------------------
@@ -154,8 +160,7 @@ class Edge:
         pid = req.headers.get("X-Patient-Id")
         if pid:
             return pid
-        addr = getattr(getattr(req, "_http", None), "client_address", ("?",))[0]
-        return f"ip:{addr}"
+        return f"ip:{req.client_address[0]}"
 
     def _count(self, client: str, endpoint: str, blocked: bool) -> None:
         sec = int(time.time())
@@ -295,9 +300,9 @@ class HospitalApp:
     # --- health and admin -------------------------------------------------------------------
     def health(self, req: Request) -> tuple[int, Any]:
         try:
-            with self.db.transaction(HEALTH_TIMEOUT_S) as conn:
-                conn.execute(f"SET LOCAL statement_timeout = {int(HEALTH_TIMEOUT_S * 1000)}")
-                conn.execute("SELECT 1")
+            with self.db.transaction(HEALTH_TIMEOUT_S) as cur:
+                cur.execute(f"SET LOCAL statement_timeout = {int(HEALTH_TIMEOUT_S * 1000)}")
+                cur.execute("SELECT 1")
         except HttpError as e:
             return 503, {"status": "degraded", "instance": self.name, "db": e.message}
         return 200, {"status": "ok", "instance": self.name, "db": "ok"}
@@ -349,8 +354,8 @@ class HospitalApp:
         refund_due, error = Decimal(0), None
         deadline = 2 * float(self.timeouts["third_party_s"]) + float(self.timeouts["statement_s"])
         while error is None and done["claims"] + done["payments"] < limit:
-            with self.db.transaction(deadline) as conn:
-                row = conn.execute(
+            with self.db.transaction(deadline) as cur:
+                row = cur.execute(
                     "SELECT id, patient_id, amount, paid, claim_id, payment_id FROM payments "
                     "WHERE claim_id LIKE %s OR payment_id LIKE %s ORDER BY id LIMIT 1 "
                     "FOR UPDATE SKIP LOCKED", [f"{QUEUED}%", f"{LATER}%"]).fetchone()
@@ -369,12 +374,12 @@ class HospitalApp:
                     error = e.message  # keep what did settle (a claim made is a claim made)
                 if change:
                     sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in change)
-                    conn.execute(sql.SQL("UPDATE payments SET {} WHERE id = %s").format(sets),
+                    cur.execute(sql.SQL("UPDATE payments SET {} WHERE id = %s").format(sets),
                                  [*change.values(), row["id"]])
                     done["claims"] += "claim_id" in change
                     done["payments"] += "payment_id" in change
-        with self.db.transaction() as conn:
-            pending = conn.execute(
+        with self.db.transaction() as cur:
+            pending = cur.execute(
                 "SELECT count(*) FILTER (WHERE claim_id LIKE %s) AS claims, "
                 "count(*) FILTER (WHERE payment_id LIKE %s) AS payments FROM payments",
                 [f"{QUEUED}%", f"{LATER}%"]).fetchone()
@@ -384,8 +389,8 @@ class HospitalApp:
     # --- reads -------------------------------------------------------------------------------
     def login(self, req: Request) -> tuple[int, Any]:
         patient_id = _patient(req, _body(req))
-        with self.db.transaction() as conn:
-            row = conn.execute("SELECT patient_id, name, gender, birth_year, insured FROM patients "
+        with self.db.autocommit() as cur:
+            row = cur.execute("SELECT patient_id, name, gender, birth_year, insured FROM patients "
                                "WHERE patient_id = %s", [patient_id]).fetchone()
         if row is None:
             raise HttpError(404, f"unknown patient {patient_id}")
@@ -397,16 +402,16 @@ class HospitalApp:
         if dept:  # a department id or its name
             where = "WHERE d.id = %s" if dept.isdigit() else "WHERE d.name = %s"
             args = [int(dept) if dept.isdigit() else dept]
-        with self.db.transaction() as conn:
-            rows = conn.execute(
+        with self.db.autocommit() as cur:
+            rows = cur.execute(
                 "SELECT doc.id, doc.name, doc.title, d.id AS department_id, d.name AS department "
                 f"FROM doctors doc JOIN departments d ON d.id = doc.department_id {where} "
                 "ORDER BY doc.id", args).fetchall()
         return 200, rows
 
     def read_consultation(self, req: Request) -> tuple[int, Any]:
-        with self.db.transaction() as conn:
-            row = conn.execute("SELECT id, patient_id, doctor_id, status, reply, replied_at "
+        with self.db.autocommit() as cur:
+            row = cur.execute("SELECT id, patient_id, doctor_id, status, reply, replied_at "
                                "FROM consultations WHERE id = %s", [int(req.params["id"])]).fetchone()
         if row is None:
             raise HttpError(404, f"no consultation {req.params['id']}")
@@ -419,10 +424,10 @@ class HospitalApp:
         patient_id = _field({}, "patient_id", default=req.query.get("patient_id")
                             or req.headers.get("X-Patient-Id"))
         today = dt.date.today().isoformat()
-        with self.db.transaction() as conn:
-            rows = conn.execute("SELECT id, exam, slot FROM exam_bookings WHERE patient_id = %s "
+        with self.db.autocommit() as cur:
+            rows = cur.execute("SELECT id, exam, slot FROM exam_bookings WHERE patient_id = %s "
                                 "ORDER BY id DESC LIMIT 20", [patient_id]).fetchall()
-            conn.execute("SELECT pg_sleep(%s)", [self.report_db_s])
+            cur.execute("SELECT pg_sleep(%s)", [self.report_db_s])
         return 200, {"patient_id": patient_id,
                      "reports": [{**r, "report": "ready" if r["slot"][:10] < today else "pending"}
                                  for r in rows]}
@@ -437,49 +442,49 @@ class HospitalApp:
         row = {"write_id": _field(body, "write_id"), "patient_id": _patient(req, body),
                "doctor_id": _field(body, "doctor_id", int),
                "kind": _field(body, "kind", default="followup")}
-        with self.db.transaction() as conn:
-            out, replayed = _insert_once(conn, "appointments", row)
+        with self.db.autocommit() as cur:
+            out, replayed = _insert_once(cur, "appointments", row)
         return self._created(out, row["write_id"], replayed)
 
     def consultation(self, req: Request) -> tuple[int, Any]:
         body = _body(req)
         row = {"write_id": _field(body, "write_id"), "patient_id": _patient(req, body),
                "doctor_id": _field(body, "doctor_id", int), "symptoms": _field(body, "symptoms")}
-        with self.db.transaction() as conn:
-            doctor = conn.execute("SELECT name FROM doctors WHERE id = %s", [row["doctor_id"]]).fetchone()
+        with self.db.autocommit() as cur:
+            doctor = cur.execute("SELECT name FROM doctors WHERE id = %s", [row["doctor_id"]]).fetchone()
             if doctor is None:
                 raise HttpError(404, f"unknown doctor {row['doctor_id']}")
-            # the doctor's reply is part of the same transaction: acknowledged means answered
+            # the doctor's reply is stored in the same row: acknowledged means answered
             row |= {"status": "replied", "reply": doctor_reply(doctor["name"], row["symptoms"]),
                     "replied_at": dt.datetime.now(dt.timezone.utc)}
-            out, replayed = _insert_once(conn, "consultations", row, "id, status")
+            out, replayed = _insert_once(cur, "consultations", row, "id, status")
         return self._created(out, row["write_id"], replayed)
 
     def prescription(self, req: Request) -> tuple[int, Any]:
         body = _body(req)
         row = {"write_id": _field(body, "write_id"), "patient_id": _patient(req, body),
                "consultation_id": _field(body, "consultation_id", int), "drug": _field(body, "drug")}
-        with self.db.transaction() as conn:
-            owner = conn.execute("SELECT patient_id FROM consultations WHERE id = %s",
+        with self.db.autocommit() as cur:
+            owner = cur.execute("SELECT patient_id FROM consultations WHERE id = %s",
                                  [row["consultation_id"]]).fetchone()
             if owner is None or owner["patient_id"] != row["patient_id"]:
                 raise HttpError(404, f"no consultation {row['consultation_id']} for {row['patient_id']}")
-            out, replayed = _insert_once(conn, "prescriptions", row)
+            out, replayed = _insert_once(cur, "prescriptions", row)
         return self._created(out, row["write_id"], replayed)
 
     def exam_booking(self, req: Request) -> tuple[int, Any]:
         body = _body(req)
         row = {"write_id": _field(body, "write_id"), "patient_id": _patient(req, body),
                "exam": _field(body, "exam"), "slot": _field(body, "slot")}
-        with self.db.transaction() as conn:
-            out, replayed = _insert_once(conn, "exam_bookings", row)
+        with self.db.autocommit() as cur:
+            out, replayed = _insert_once(cur, "exam_bookings", row)
         return self._created(out, row["write_id"], replayed)
 
     def payment(self, req: Request) -> tuple[int, Any]:
         """Insurance claim (optional), then payment of the rest, then the record.
 
         A replayed write_id answers from the record without charging again; the third parties are
-        called outside any transaction so that a slow insurer never holds a database connection.
+        called outside any database work so that a slow insurer never holds a database connection.
         """
         body = _body(req)
         write_id, patient_id, amount = _field(body, "write_id"), _patient(req, body), _amount(body)
@@ -487,9 +492,9 @@ class HospitalApp:
         if not isinstance(insurance, bool):
             raise HttpError(400, "insurance must be true or false")
         cols = "id, insurance_covered, paid, claim_id, payment_id"
-        with self.db.transaction() as conn:
-            known = conn.execute(f"SELECT {cols} FROM payments WHERE write_id = %s", [write_id]).fetchone()
-            if known is None and conn.execute("SELECT 1 FROM patients WHERE patient_id = %s",
+        with self.db.autocommit() as cur:
+            known = cur.execute(f"SELECT {cols} FROM payments WHERE write_id = %s", [write_id]).fetchone()
+            if known is None and cur.execute("SELECT 1 FROM patients WHERE patient_id = %s",
                                               [patient_id]).fetchone() is None:
                 raise HttpError(404, f"unknown patient {patient_id}")
         if known is not None:
@@ -508,8 +513,8 @@ class HospitalApp:
             payment_id = self.third.pay(patient_id, paid)["payment_id"]
         row = {"write_id": write_id, "patient_id": patient_id, "amount": amount, "insurance": insurance,
                "insurance_covered": covered, "paid": paid, "claim_id": claim_id, "payment_id": payment_id}
-        with self.db.transaction() as conn:
-            out, replayed = _insert_once(conn, "payments", row, cols)
+        with self.db.autocommit() as cur:
+            out, replayed = _insert_once(cur, "payments", row, cols)
         return self._created(_payment_view(out), write_id, replayed)
 
 

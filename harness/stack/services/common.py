@@ -18,8 +18,10 @@ import sys
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import cached_property
+from http import HTTPStatus
 from pathlib import Path
+from socketserver import StreamRequestHandler, ThreadingTCPServer
 from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -54,26 +56,54 @@ Reply = tuple[int, Any] | Stream  # (status, JSON-able body) or a stream
 Handler = Callable[["Request"], Reply]
 
 
+class Headers:
+    """A request's headers: looked up by any case, kept in the order and spelling they came in."""
+
+    __slots__ = ("_items", "_by_name")
+
+    def __init__(self, items: list[tuple[str, str]]):
+        self._items = items
+        self._by_name = {name.lower(): value for name, value in items}
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._by_name.get(name.lower(), default)
+
+    def __getitem__(self, name: str) -> str:
+        return self._by_name[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_name
+
+    def __str__(self) -> str:  # as they crossed the wire (the egress gateway meters their size)
+        return "".join(f"{name}: {value}\n" for name, value in self._items) + "\n"
+
+
 class Request:
     """One request as handlers see it; the body is read lazily so big uploads can be streamed."""
 
-    def __init__(self, http: BaseHTTPRequestHandler, params: dict[str, str]):
-        self._http = http
-        split = urlsplit(http.path)
-        self.method: str = http.command
-        self.path: str = split.path
-        self.raw_query: str = split.query
-        self.query: dict[str, str] = {k: v[0] for k, v in parse_qs(split.query).items()}
-        self.headers = http.headers
+    def __init__(self, method: str, target: str, headers: Headers, rfile: Any,
+                 client_address: tuple[str, int], params: dict[str, str]):
+        self.method = method
+        if not target.startswith("/"):  # absolute form (http://host/path), as a proxy is sent
+            split = urlsplit(target)
+            target = split.path + (f"?{split.query}" if split.query else "")
+        self.path, _, self.raw_query = target.partition("?")
+        self.headers = headers
+        self.client_address = client_address
         self.params = params
+        self._rfile = rfile
         self._consumed = False
+
+    @cached_property
+    def query(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.raw_query).items()} if self.raw_query else {}
 
     def iter_body(self) -> Iterator[bytes]:
         if self._consumed:
             return
         self._consumed = True
         try:
-            yield from self._read_body(self._http.rfile)
+            yield from self._read_body(self._rfile)
         except OSError as e:  # reset, timeout: the client is gone, there is no one to answer
             raise ClientGone(str(e)) from e
 
@@ -149,84 +179,134 @@ def to_json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, default=default).encode("utf-8")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: every reply carries a length or is chunked
+STATUS_TEXT = {status.value: status.phrase for status in HTTPStatus}
+MAX_LINE = 65536  # a request line or header longer than this is refused
+MAX_HEADERS = 100
+
+
+class BadRequest(Exception):
+    """The bytes on the connection are not an HTTP/1.x request we can answer."""
+
+
+def read_head(rfile: Any) -> tuple[str, str, str, Headers] | None:
+    """The next request's method, target, version and headers; None when the client closed."""
+    line = rfile.readline(MAX_LINE + 1)
+    while line in (b"\r\n", b"\n"):  # stray line ends between requests are allowed (RFC 9112 2.2)
+        line = rfile.readline(MAX_LINE + 1)
+    if not line:
+        return None
+    parts = line.decode("latin-1").split()
+    if len(line) > MAX_LINE or len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        raise BadRequest(f"bad request line {line[:80]!r}")
+    items: list[tuple[str, str]] = []
+    while True:
+        raw = rfile.readline(MAX_LINE + 1)
+        if raw in (b"\r\n", b"\n"):
+            break
+        name, colon, value = raw.decode("latin-1").partition(":")
+        if not raw or not colon or len(raw) > MAX_LINE or len(items) >= MAX_HEADERS:
+            raise BadRequest("bad or too many headers" if raw else "connection closed mid-headers")
+        items.append((name.strip(), value.strip()))
+    return parts[0], parts[1], parts[2], Headers(items)
+
+
+def _head(status: int, content_type: str, framing: tuple[str, str],
+          headers: dict[str, str] | None, close: bool) -> bytes:
+    lines = [f"HTTP/1.1 {status} {STATUS_TEXT.get(status, 'Unknown')}",
+             f"Content-Type: {content_type}", "%s: %s" % framing]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _json_reply(status: int, obj: Any, keep: bool) -> bytes:
+    body = to_json(obj)
+    return _head(status, "application/json; charset=utf-8", ("Content-Length", str(len(body))),
+                 None, not keep) + body
+
+
+class _Connection(StreamRequestHandler):
+    """One client connection: requests answered in turn, kept alive unless either side says close."""
+
     timeout = 120  # an idle keep-alive connection gives its thread back after this
     server: "JsonServer"
 
     def setup(self) -> None:
         super().setup()
-        # headers and body leave in separate writes: with Nagle's algorithm and the client's
-        # delayed ACK every keep-alive reply would wait ~40 ms
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # a reply whose stream is written in pieces must not wait ~40 ms on Nagle and delayed ACKs
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def _dispatch(self) -> None:
-        req: Request | None = None
+    def handle(self) -> None:
         try:
-            handler, params = self.server.router.resolve(self.command, urlsplit(self.path).path)
-            req = Request(self, params)
+            while self._one():
+                pass
+        except (BadRequest, UnicodeError) as e:
+            try:
+                self.connection.sendall(_json_reply(400, {"error": str(e)}, keep=False))
+            except OSError:
+                pass
+        except (ClientGone, OSError):  # reset, idle timeout: nobody left to answer
+            pass
+
+    def _one(self) -> bool:
+        """Serve one request; whether the connection stays open for the next."""
+        head = read_head(self.rfile)
+        if head is None:
+            return False
+        method, target, version, headers = head
+        connection = headers.get("Connection", "").lower()
+        keep = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        if headers.get("Expect", "").lower() == "100-continue":
+            self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        req = Request(method, target, headers, self.rfile, self.client_address, {})
+        try:
+            handler, req.params = self.server.router.resolve(method, req.path)
             reply = handler(req)
         except HttpError as e:
             reply = (e.status, {"error": e.message, **e.extra})
         except ClientGone:
-            self.close_connection = True
-            return
+            return False
         except Exception as e:  # a bug must answer 500, not kill the connection silently
-            log.exception("%s %s failed", self.command, self.path)
+            log.exception("%s %s failed", method, target)
             reply = (500, {"error": f"internal error: {e.__class__.__name__}: {e}"})
         try:
-            # whatever the handler did not read would be parsed as the next request
-            (req or Request(self, {})).drain()
-            self._send(reply)
+            req.drain()  # whatever the handler did not read would be parsed as the next request
+            return self._send(req, reply, keep)
         except (ClientGone, OSError) as e:
             # a client that gave up waiting (its own timeout) is routine in a drill
-            log.info("%s %s: client gone while replying: %s", self.command, self.path, e)
-            self.close_connection = True
+            log.info("%s %s: client gone while replying: %s", method, target, e)
+            return False
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
-
-    def _send(self, reply: Reply) -> None:
-        if isinstance(reply, Stream):
-            self.send_response(reply.status)
-            self.send_header("Content-Type", reply.content_type)
-            for name, value in (reply.headers or {}).items():
-                self.send_header(name, value)
-            chunked = reply.length is None
-            self.send_header(*(("Transfer-Encoding", "chunked") if chunked
-                               else ("Content-Length", str(reply.length))))
-            self.end_headers()
-            try:
-                for chunk in reply.chunks:
-                    if chunk:
-                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
-                if chunked:
-                    self.wfile.write(b"0\r\n\r\n")
-            except Exception as e:  # headers are gone: all we can do is drop the connection
-                # a broken pipe is the client giving up; anything else broke on the producing side
-                level = logging.INFO if isinstance(e, BrokenPipeError) else logging.WARNING
-                log.log(level, "%s %s: stream broken: %s", self.command, self.path, e)
-                self.close_connection = True
-            return
-        status, obj = reply
-        body = to_json(obj)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+    def _send(self, req: Request, reply: Reply, keep: bool) -> bool:
+        if not isinstance(reply, Stream):
+            self.connection.sendall(_json_reply(*reply, keep=keep))  # head and body in one write
+            return keep
+        chunked = reply.length is None
+        framing = ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(reply.length))
+        self.connection.sendall(_head(reply.status, reply.content_type, framing, reply.headers, not keep))
+        try:
+            for chunk in reply.chunks:
+                if chunk:
+                    self.connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if chunked:
+                self.connection.sendall(b"0\r\n\r\n")
+        except Exception as e:  # the head is gone: all we can do is drop the connection
+            # a broken pipe is the client giving up; anything else broke on the producing side
+            level = logging.INFO if isinstance(e, BrokenPipeError) else logging.WARNING
+            log.log(level, "%s %s: stream broken: %s", req.method, req.path, e)
+            return False
+        return keep
 
 
-class JsonServer(ThreadingHTTPServer):
+class JsonServer(ThreadingTCPServer):
     daemon_threads = True  # a stuck request never holds up shutdown
     allow_reuse_address = True
     request_queue_size = 256  # Locust opens many connections at once; the default backlog is 5
 
     def __init__(self, address: tuple[str, int], router: Router, name: str):
         self.router, self.name = router, name
-        super().__init__(address, _Handler)
+        super().__init__(address, _Connection)
 
 
 def load_config(description: str, argv: list[str] | None = None) -> dict[str, Any]:

@@ -3,11 +3,13 @@ never waits longer than its deadline. The DB address is a proxy (a Toxiproxy lin
 repoints it and the pool follows without a restart."""
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import select
 import socket
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -49,64 +51,95 @@ class Database:
             self.params["password"] = cfg["password"]
         size = int(cfg.get("pool_size", 16))
         self._slots = threading.BoundedSemaphore(size)  # bounded: never exhaust max_connections
-        self._idle: list[psycopg.Connection] = []
+        self._idle: list[_Pooled] = []
         self._lock = threading.Lock()
 
     @property
     def address(self) -> str:
         return f"{self.params['host']}:{self.params['port']}"
 
-    def _take(self) -> psycopg.Connection:
+    def _take(self) -> "_Pooled":
         while True:
             with self._lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                return psycopg.connect(**self.params, autocommit=True, row_factory=dict_row)
-            if _still_usable(conn):
-                return conn
-            conn.close()
-
-    def _give_back(self, conn: psycopg.Connection) -> None:
-        with self._lock:
-            self._idle.append(conn)
+                pooled = self._idle.pop() if self._idle else None
+            if pooled is None:
+                return _Pooled(psycopg.connect(**self.params, autocommit=True, row_factory=dict_row))
+            if _still_usable(pooled.conn):
+                return pooled
+            pooled.close()
 
     @contextmanager
-    def transaction(self, deadline_s: float | None = None) -> Iterator[psycopg.Connection]:
+    def transaction(self, deadline_s: float | None = None) -> Iterator[psycopg.Cursor]:
         """One transaction on a pooled connection; DbUnavailable when the database fails."""
+        with self._session(deadline_s, atomic=True) as cur:
+            yield cur
+
+    @contextmanager
+    def autocommit(self, deadline_s: float | None = None) -> Iterator[psycopg.Cursor]:
+        """A pooled connection whose statements each commit on their own: for reads and for work of
+        one statement, it saves the BEGIN and COMMIT round trips of `transaction`."""
+        with self._session(deadline_s, atomic=False) as cur:
+            yield cur
+
+    @contextmanager
+    def _session(self, deadline_s: float | None, atomic: bool) -> Iterator[psycopg.Cursor]:
         if not self._slots.acquire(timeout=self.connect_s):
             raise DbUnavailable(f"all {self.address} connections busy for {self.connect_s:g}s")
-        conn: psycopg.Connection | None = None
+        pooled: _Pooled | None = None
         try:
             try:
-                conn = self._take()
+                pooled = self._take()
             except psycopg.Error as e:
                 raise DbUnavailable(f"{self.address}: {first_line(e)}") from None
             limit = (deadline_s or self.statement_s) + 0.5
-            fired = [False]
+            watch = WATCHDOG.arm(pooled.sock, limit)
             try:
-                with _watchdog(conn, limit) as fired, conn.transaction():
-                    yield conn
+                if atomic:
+                    with pooled.conn.transaction():
+                        yield pooled.cursor
+                else:
+                    yield pooled.cursor
             except (pgerr.IntegrityError, pgerr.DataError) as e:
                 # the request's fault, not the database's: the connection stays good
                 raise HttpError(404 if isinstance(e, pgerr.ForeignKeyViolation) else 400,
                                 first_line(e), detail=e.diag.message_detail) from None
             except psycopg.Error as e:
-                if fired[0]:  # we cut it: the database answered too slowly, it did not go away
+                if watch.fired:  # we cut it: the database answered too slowly, it did not go away
                     raise DbUnavailable(f"{self.address}: no answer within {limit:g}s (timeout)") from None
                 raise DbUnavailable(f"{self.address}: {first_line(e)}") from None
+            finally:
+                WATCHDOG.disarm(watch)
         finally:
-            if conn is not None:
+            if pooled is not None:
+                conn = pooled.conn
                 if conn.closed or conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
-                    conn.close()
+                    pooled.close()
                 else:
-                    self._give_back(conn)
+                    with self._lock:
+                        self._idle.append(pooled)
             self._slots.release()
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        for pooled in idle:
+            pooled.close()
+
+
+class _Pooled:
+    """A connection with what is kept beside it: one cursor, reused (a new one per statement costs
+    more than the query), and our own duplicate of its socket for the watchdog (the connection's fd
+    number may be reused once it is closed, ours stays this socket's until we close it)."""
+
+    __slots__ = ("conn", "cursor", "sock")
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn, self.cursor = conn, conn.cursor()
+        self.sock = socket.socket(fileno=os.dup(conn.fileno()))
+
+    def close(self) -> None:
+        self.conn.close()
+        self.sock.close()
 
 
 def _still_usable(conn: psycopg.Connection) -> bool:
@@ -121,30 +154,55 @@ def _still_usable(conn: psycopg.Connection) -> bool:
         return False
 
 
-@contextmanager
-def _watchdog(conn: psycopg.Connection, seconds: float) -> Iterator[list[bool]]:
-    """Shut the connection's socket if the work is not done in `seconds` (a stalled network). Yields
-    a flag that says whether it did, so the error can say "too slow", not "the server went away"."""
-    # our own duplicate of the socket: the connection's fd number may be reused once it is closed
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
-    lock, done, fired = threading.Lock(), [False], [False]
+class _Watch:
+    __slots__ = ("sock", "deadline", "done", "fired")
 
-    def cut() -> None:
-        with lock:
-            if not done[0]:
-                fired[0] = True
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+    def __init__(self, sock: socket.socket, deadline: float):
+        self.sock, self.deadline, self.done, self.fired = sock, deadline, False, False
 
-    timer = threading.Timer(seconds, cut)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield fired
-    finally:
-        timer.cancel()
-        with lock:
-            done[0] = True
-            sock.close()
+    def __lt__(self, other: "_Watch") -> bool:
+        return self.deadline < other.deadline
+
+
+class Watchdog:
+    """Shuts the socket of database work not done by its deadline (a stalled network, where no
+    server-side timeout could fire). One thread watches every unit of work: a timer thread each
+    would cost more than the query."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Watch] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sock: socket.socket, seconds: float) -> _Watch:
+        watch = _Watch(sock, time.monotonic() + seconds)
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="db-watchdog", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, watch)
+            if self._heap[0] is watch:  # sooner than what the thread sleeps towards
+                self._cond.notify()
+        return watch
+
+    def disarm(self, watch: _Watch) -> None:
+        with self._cond:  # after this the socket is never cut: it goes back to the pool
+            watch.done = True
+
+    def _run(self) -> None:
+        heap = self._heap
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while heap and (heap[0].done or heap[0].deadline <= now):
+                    watch = heapq.heappop(heap)
+                    if not watch.done:
+                        watch.fired = True
+                        try:
+                            watch.sock.shutdown(socket.SHUT_RDWR)
+                        except OSError:
+                            pass
+                self._cond.wait(heap[0].deadline - now if heap else None)
+
+
+WATCHDOG = Watchdog()

@@ -34,6 +34,9 @@ class ThirdParties:
         self.timeout_s = timeout_s
         self.name = name
         self.http = requests.Session()
+        # the egress lines are our own addresses: no proxy or .netrc from the environment applies,
+        # and looking for them costs more than the call
+        self.http.trust_env = False
         # many handler threads share it: a small default pool would churn connections
         self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=64))
         self._lock = threading.Lock()

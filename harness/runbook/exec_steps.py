@@ -1,8 +1,12 @@
 """The hospital's own runbook steps: `exec` runs its program, `http` calls an endpoint of the stack.
 
 Both are the hospital's work, not the plan's waiting: their real time counts 1:1 on the step's lane
-(nothing here calls `lane.wait`). The step's `timeout` is the plan's budget in drill time; the real
-deadline is `ctx.give_up(timeout)` (clock.give_up_after), so at any scale a hung script is cut off.
+(nothing here calls `lane.wait`). The step's `timeout` is the plan's budget in drill time. An exec
+step's program is held to it on the step's own clock: its real work 1:1 plus the declared waits it
+asked for (`ctl wait`, compressed), so a script is never cut off because the scale compressed the
+budget of its real work, and the verdict does not depend on the scale or the machine's load. A hung
+script is cut off once the budget has passed on that clock (real seconds, for a script that only
+hangs). An http call's budget is `ctx.give_up(timeout)` (clock.give_up_after).
 
 An exec step's program runs in its own process group, its output straight into
 `RunDir.step_output(step)/stdout.log` and `stderr.log` (kept if the harness dies). On a timeout, on
@@ -209,10 +213,10 @@ def _end_group(proc: subprocess.Popen, pgid: int) -> None:
         pass
 
 
-def _why(code: int | None, timed_out: bool, stopped: bool, real_budget: float, budget: float) -> str:
+def _why(code: int | None, timed_out: bool, stopped: bool, real: float, budget: float) -> str:
     if timed_out:
-        return (f"timed out after {real_budget:g}s real (the plan's {budget:g}s drill budget at this "
-                "scale); killed with its children")
+        return (f"timed out: the plan's {budget:g}s budget passed on the step's clock ({real:g}s real); "
+                "killed with its children")
     if stopped:
         return "the run ended while it ran; killed with its children"
     if code is not None and code < 0:
@@ -233,9 +237,12 @@ def run_exec(ctx: "ActionContext", spec: ExecStep) -> tuple[bool, dict[str, Any]
     env = {**os.environ, **spec.env, **script_env(ctx)}
     env["PYTHONPATH"] = harness_pythonpath(env.get("PYTHONPATH"))
     detail: dict[str, Any] = {"argv": argv, "output": _relative(out_dir, ctx)}
-    give_up = ctx.give_up(spec.timeout)
-    real_budget = round(give_up - time.monotonic(), 3)
     t0 = time.monotonic()
+    lane = ctx.lane
+    opened = lane.now() if lane is not None else None
+    # drill s spent on the step's clock; without a lane (a bare call) real time is all there is
+    spent = (lambda: lane.now() - opened) if lane is not None and opened is not None else (
+        lambda: time.monotonic() - t0)
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         try:
             proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
@@ -249,7 +256,7 @@ def run_exec(ctx: "ActionContext", spec: ExecStep) -> tuple[bool, dict[str, Any]
         try:
             stop = ctx.stop or threading.Event()
             while proc.poll() is None:
-                if time.monotonic() >= give_up:
+                if spent() >= spec.timeout:  # real work 1:1, `ctl wait`s as declared
                     timed_out = True
                     break
                 if stop.wait(POLL):
@@ -272,7 +279,7 @@ def run_exec(ctx: "ActionContext", spec: ExecStep) -> tuple[bool, dict[str, Any]
         return True, detail
     detail["timed_out"] = timed_out
     last = detail["stderr_tail"][-1] if detail["stderr_tail"] else "(nothing on stderr)"
-    detail["error"] = (f"{Path(argv[0]).name}: {_why(code, timed_out, stopped, real_budget, spec.timeout)}"
+    detail["error"] = (f"{Path(argv[0]).name}: {_why(code, timed_out, stopped, detail['seconds'], spec.timeout)}"
                        f": {last}")
     return False, detail
 

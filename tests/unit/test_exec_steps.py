@@ -124,17 +124,28 @@ def test_a_timeout_kills_the_script_and_its_children(tmp_path):
     # a background sleep and a foreground one: both must go when the budget runs out
     body = f'sleep 60 &\necho $! > {pids}\necho $$ >> {pids}\necho "waiting" >&2\nsleep 60\n'
     ctx = make_ctx(tmp_path, scale=60)
-    # 1 drill second: below the give-up floor, so the budget itself (1 s real) is the limit
+    # 1 drill second of budget: the script's real work counts 1:1 at any scale, so 1 s real
     spec = ExecStep(script=script(tmp_path, body), cwd=str(tmp_path), timeout=1.0)
     t0 = time.monotonic()
     ok, detail = run_exec(ctx, spec)
     took = time.monotonic() - t0
     assert not ok and detail["timed_out"] is True
-    assert "timed out after 1s real" in detail["error"] and detail["error"].endswith(": waiting")
+    assert "the plan's 1s budget passed on the step's clock" in detail["error"]
+    assert detail["error"].endswith(": waiting")
     assert 0.9 < took < 4.0
     started = [int(x) for x in pids.read_text().split()]
     assert len(started) == 2
     assert wait_dead(started) == []
+
+
+def test_a_scripts_real_work_is_not_cut_by_the_compressed_budget(tmp_path):
+    # 2 min of budget at x60 is 2 s if compressed like a wait; the script's 5.5 s of real work is
+    # 5.5 drill s on its clock, well within the plan's 2 minutes
+    ctx = make_ctx(tmp_path, scale=60)
+    spec = ExecStep(script=script(tmp_path, "sleep 5.5\necho done\n"), cwd=str(tmp_path), timeout=120.0)
+    ok, detail = run_exec(ctx, spec)
+    assert ok, detail.get("error")
+    assert detail["seconds"] >= 5.5 and detail["exit"] == 0
 
 
 def test_the_runbooks_stop_kills_a_running_script(tmp_path):

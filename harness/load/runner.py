@@ -231,18 +231,22 @@ class PatientLoad:
                                       "--master-bind-host", self.bind_host,
                                       "--master-bind-port", str(self.master_port)])
         for i in range(1, self.workers + 1):
-            self._spawn(f"locust-worker-{i}", ["--worker", "--master-host", "127.0.0.1",
+            self._spawn(f"locust-worker-{i}", ["--worker", "--master-host", self._master_here,
                                               "--master-port", str(self.master_port)])
         if self.external_workers:
             self._wait_master_listening()  # the join line is good from the moment it is printed
         return self
 
+    @property
+    def _master_here(self) -> str:
+        """The master's address from this machine (a wildcard bind answers on loopback too)."""
+        return LOOPBACK if self.bind_host in WILDCARDS else self.bind_host
+
     def _wait_master_listening(self, timeout: float = 30.0) -> None:
-        host = LOOPBACK if self.bind_host in WILDCARDS else self.bind_host
         deadline = time.monotonic() + timeout
         while True:
             try:
-                socket.create_connection((host, self.master_port), timeout=1).close()
+                socket.create_connection((self._master_here, self.master_port), timeout=1).close()
                 return
             except OSError:
                 pass

@@ -104,3 +104,23 @@ def test_a_master_nobody_joins_gives_up_with_the_join_line(stub, tmp_path):
     message = str(e.value)
     assert message.startswith("0 of 2 workers joined within 6s (load.wait_for_workers)"), message
     assert f"hospital-drill load-worker --master 127.0.0.1:{load.master_port}" in message
+
+
+def test_the_drills_own_workers_and_joined_ones_share_the_patients(stub, tmp_path):
+    load = PatientLoad(stub.url, tmp_path / "records", users=12, spawn_rate=30, config=CONFIG,
+                       log_dir=tmp_path / "logs", workers=1, external_workers=1,
+                       bind=("127.0.0.1", 0))
+    with load:
+        worker = load_worker(load.join_command.split()[-1], tmp_path / "w")
+        try:
+            load.wait_started(timeout=60)
+            time.sleep(3)
+            load.stop()
+            out = worker.communicate(timeout=60)[0]
+        finally:
+            worker.kill()
+    assert "ended by the drill" in out, out
+    files = {f.name.split("-")[0]: f for f in (tmp_path / "records").glob("*.jsonl")}
+    assert set(files) == {"worker", "remote"}, files  # the drill's worker writes its own file
+    own, joined = ({r["patient"] for r in iter_records(files[k])} for k in ("worker", "remote"))
+    assert own and joined and not own & joined

@@ -25,6 +25,7 @@ from .control.server import ControlServer
 from .errors import HarnessError
 from .journal import Journal
 from .load.master_address import LOOPBACK, is_loopback
+from .load import profile as load_profile
 from .load.runner import PatientLoad, check_config
 from .monitor.monitor import Monitor
 from .progress import Progress
@@ -73,11 +74,11 @@ class DrillRun:
         self.backend_name = backend
         self.backend = backends.get(backend)  # unknown backend: InputError, nothing started
         lp = self.scenario.load
-        # think times are declared (drill time): compressed, so that a window holds as many journeys
-        # at any scale; the requests themselves take their real time
-        self.load_config = {"personas": lp.personas,
-                            "wait": [round(w / self.time_scale, 6) for w in lp.think_time],
-                            "offline_share": lp.offline_share}
+        # the plan's mix, the shape and the think times (declared: compressed), the patients' draw
+        self.patient_seed = load_profile.patient_seed(lp, self.drill.name)
+        self.load_config = load_profile.load_config(
+            lp, time_scale=self.time_scale, seed=self.patient_seed,
+            mixes=load_profile.plan_mixes(self.drill.plan) if lp.mix else None)
         self.lang = lang  # the report's language: zh (default) or en
         check_config(self.load_config)
         self.toxiproxy_url, self.live = toxiproxy_url, live
@@ -267,6 +268,7 @@ class DrillRun:
         self._check_health()
         self.journal.record("load.started", users=lp.users, workers=lp.workers,
                             external_workers=lp.external_workers,
+                            patient_seed=self.patient_seed, mix=lp.mix, shape=lp.shape,
                             master=(f"{self.load.bind_host}:{self.load.master_port}"
                                     if self.load.master_port else None))
         self.clock.start()

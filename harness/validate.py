@@ -21,6 +21,7 @@ from .checks import slug
 from .drill_plan import apply_plan
 from .errors import InputError
 from .faults import base as faults
+from .load.profile import mix_error, plan_mixes
 from .loader import Document, Loc, Problems, Referrer
 from .models import Drill, Scenario
 from .runbook import actions
@@ -79,10 +80,10 @@ def _items(model: type[BaseModel], field: str, parsed: BaseModel | None,
     return found
 
 
-def check_scenario(path: Path, problems: Problems, referrer: Referrer | None = None
-                   ) -> tuple[Scenario | None, list[faults.Fault], dict]:
+def check_scenario(path: Path, problems: Problems, referrer: Referrer | None = None,
+                   plan: str | None = None) -> tuple[Scenario | None, list[faults.Fault], dict]:
     """A scenario and its faults, every error added to `problems`; raises only when the file cannot
-    be read as a scenario at all."""
+    be read as a scenario at all. A `load.mix` is looked up in `plan` (the shipped one if none)."""
     doc = Document(path, referrer).extend()
     if referrer is not None and ("runbook" in doc.data or "faults" not in doc.data):
         raise referrer[0].error(f"{path} is not a scenario (it has no faults)"
@@ -90,6 +91,10 @@ def check_scenario(path: Path, problems: Problems, referrer: Referrer | None = N
     scenario, errors = doc.check(Scenario)
     for e in errors:
         problems.add(e)
+    if scenario is not None and scenario.load.mix is not None:
+        mix = mix_error(doc, scenario.load, plan_mixes(plan))
+        if mix is not None:
+            problems.add(mix)
     built = []
     for i, spec in _items(Scenario, "faults", scenario, doc.data.get("faults")):
         try:
@@ -224,7 +229,8 @@ def check_drill(path: Path, problems: Problems) -> LoadedDrill | None:
         scenario_path = doc.resolve(("scenario",), name)
         if not scenario_path.exists():
             raise doc.error(f"scenario file {name!r} not found (looked at {scenario_path})", ("scenario",))
-        scenario, built, scenario_data = check_scenario(scenario_path, problems, (doc, ("scenario",)))
+        scenario, built, scenario_data = check_scenario(scenario_path, problems, (doc, ("scenario",)),
+                                                        doc.data.get("plan"))
     if problems.errors or drill is None or scenario is None or scenario_data is None:
         return None
     return LoadedDrill(drill, scenario, Path(path), scenario_path, built, doc.data, scenario_data)

@@ -34,6 +34,20 @@ class LoadStarted(Event):
     """Patient load is running."""
     users: int = _f("Locust users")
     workers: int = _f("Locust workers (0: one local process)")
+    external_workers: int = _f("workers joined from other machines (`load-worker`)", 0)
+    master: str | None = _f("the Locust master's listening address (host:port); null: no master", None)
+    patient_seed: int | None = _f("the seed the patients were drawn by from the registered "
+                                  "population: the same seed draws the same patients", None)
+    mix: str | None = _f("the plan's persona mix the load ran (`load.mix`); null: its own weights", None)
+    shape: str | None = _f("the named load shape (`load.shape`); null: every user from the start", None)
+
+
+@event("load.stopped")
+class LoadStopped(Event):
+    """The patient load was stopped (teardown): how each Locust process ended, what each sent."""
+    exits: dict[str, int | None] = _f("Locust process → exit code (negative: killed by that signal)")
+    requests: dict[str, int] = _f("records file → patient requests it holds from this run "
+                                  "(`remote-…`: a worker joined with `load-worker`)")
 
 
 @event("scenario.started")

@@ -76,7 +76,36 @@ class Readiness(Strict):
         return live if self.before is None else self.before
 
 
+def _class_overrides(schema: dict) -> None:
+    """JSON Schema: a drill that names a failure class (or extends one that may) writes of a step or
+    target only its id and what it changes; one that names neither writes them whole."""
+    from ..schema import _WrittenForms  # the generator that is asking: durations as written
+    whole: dict = {"properties": {}, "required": ["runbook", "targets"]}
+    for field, model in (("runbook", RunbookStep), ("targets", Target)):
+        prop = schema["properties"][field]
+        item = model.model_json_schema(by_alias=True, schema_generator=_WrittenForms)
+        whole["properties"][field] = {"items": {"required": item["required"]}}
+        prop["items"] = {"type": "object", "properties": _inline(item["properties"], item.get("$defs", {})),
+                         "required": ["id"], "additionalProperties": False}
+    schema["allOf"] = [{"if": {"not": {"anyOf": [{"required": ["extends"]},
+                                                 {"required": ["failure_class"]}]}},
+                        "then": whole}]
+
+
+def _inline(node, defs: dict):
+    """`node` with its references to `defs` written out (the steps' parts nest without cycles)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
 class Drill(Strict):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, json_schema_extra=_class_overrides)
+
     name: str
     title: str = ""
     scenario: str = Field(description="path of the scenario file, relative to the drill file")
@@ -85,12 +114,25 @@ class Drill(Strict):
                                                "and endpoints from, its own fields overriding them: "
                                                "a plan file relative to the drill file, or a shipped "
                                                "plan's name; as run, the plan file's full path")
+    failure_class: str | None = Field(None, description="the failure class of the drill's plan that "
+                                                        "it exercises: the class's runbook and "
+                                                        "targets become the drill's, which its own "
+                                                        "`runbook` and `targets` override by id "
+                                                        "(docs/audit.md: Drills and the plan)")
+    runbook_skip: list[str] = Field(default_factory=list,
+                                    description="ids of the class's steps this drill leaves out")
+    targets_skip: list[str] = Field(default_factory=list,
+                                    description="ids of the class's targets this drill leaves out")
     teams: dict[Group, Team] = Field(default_factory=dict, validate_default=True,
                                      description="required unless the drill's `plan` staffs them")
     levels: Levels = Field(default_factory=Levels)
     stack: StackConfig = Field(default_factory=StackConfig)
-    runbook: list[RunbookStep] = Field(min_length=1)
-    targets: list[Target] = Field(min_length=1)
+    runbook: list[RunbookStep] = Field(default_factory=list, validate_default=True,
+                                       description="required unless the drill's `failure_class` "
+                                                   "gives it; with one, the steps that differ")
+    targets: list[Target] = Field(default_factory=list, validate_default=True,
+                                  description="required unless the drill's `failure_class` gives "
+                                              "them; with one, the targets that differ")
     safeguards: Safeguards = Field(default_factory=Safeguards)
     audit: Audit | None = Field(None, description="a scheduled data audit the plan runs")
     readiness: Readiness = Field(default_factory=Readiness,
@@ -110,6 +152,14 @@ class Drill(Strict):
         # a plan's groups arrive here as teams (harness/drill_plan.py), so none means neither is given
         if not v:
             raise ValueError("required field missing: give the drill's teams, or a plan that staffs them")
+        return v
+
+    @field_validator("runbook", "targets")
+    @classmethod
+    def _given(cls, v: list) -> list:
+        # a plan's failure class arrives here as the drill's own (harness/drill_plan.py)
+        if not v:
+            raise ValueError("required field missing: write them, or name the plan's failure_class")
         return v
 
     @model_validator(mode="after")

@@ -6,13 +6,25 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..checks import finite, slug
+from ..load.load_config import check_personas
+from ..load.named_shapes import SHAPES
 from .base import Duration, FailureClass, Group, Strict
 
 
 class LoadProfile(Strict):
-    users: int = Field(20, ge=1, le=2000)
+    users: int = Field(20, ge=1, le=10000,
+                       description="patients at once, each a distinct patient of the population "
+                                   "(up to its 10,000)")
     spawn_rate: float = Field(10, gt=0)
     workers: int = Field(0, ge=0, le=16, description="Locust workers; 0 = one local process")
+    external_workers: int = Field(
+        0, ge=0, le=256, description="Locust workers that people start on other machines with "
+                                     "`hospital-drill load-worker --master HOST:PORT` (the run prints "
+                                     "the line); the master waits for them, see docs/scale.md")
+    wait_for_workers: Duration = Field(
+        60.0, gt=0, le=3600, description="how long the master waits for the external workers to join "
+                                         "before the run aborts; real time (people start them), never "
+                                         "compressed by the time scale")
     personas: dict[str, int] = Field(
         default_factory=lambda: {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2,
                                  "payment": 1})
@@ -24,17 +36,33 @@ class LoadProfile(Strict):
                                  description="share of patients in trouble (a failed step, or the app's "
                                              "level-1/level-2 notice) who go to offline reception and "
                                              "record their need there; the rest retry or give up")
+    mix: str | None = Field(None, description="a persona mix of the plan's `load_mixes` (e.g. "
+                                              "morning_peak), instead of `personas`")
+    shape: str | None = Field(None, description="a named load shape over drill time (e.g. "
+                                                "morning_peak: the night's few patients, a ramp, "
+                                                "the peak held), in shares of `users`; none: all "
+                                                "`users` from the start")
+    seed: int | None = Field(None, description="the seed of the draw of patients from the hospital's "
+                                               "10,000; none: one made from the drill's name, so the "
+                                               "same drill always draws the same patients")
 
     @field_validator("personas")
     @classmethod
     def _known_personas(cls, v: dict[str, int]) -> dict[str, int]:
-        known = {"followup", "consultation", "prescription", "exam", "payment"}
-        bad = sorted(set(v) - known)
-        if bad:
-            raise ValueError(f"unknown persona {bad[0]!r} (known: {', '.join(sorted(known))})")
-        if any(w < 0 for w in v.values()) or not any(w > 0 for w in v.values()):
-            raise ValueError("weights must be >= 0 with at least one > 0")
+        return check_personas(v)
+
+    @field_validator("shape")
+    @classmethod
+    def _known_shape(cls, v: str | None) -> str | None:
+        if v is not None and v not in SHAPES:
+            raise ValueError(f"unknown shape {v!r} (known: {', '.join(sorted(SHAPES))})")
         return v
+
+    @model_validator(mode="after")
+    def _mix_or_personas(self) -> "LoadProfile":
+        if self.mix is not None and "personas" in self.model_fields_set:
+            raise ValueError("give `personas` or a `mix`, not both")
+        return self
 
     @field_validator("think_time")
     @classmethod

@@ -34,6 +34,7 @@ from ..errors import HarnessError, InputError
 from ..rundir import RunDir
 from .load_config import LoadConfigError, load_config
 from .master_address import LOOPBACK, WILDCARDS, join_host
+from .population import POPULATION
 
 LOAD_DIR = Path(__file__).resolve().parent
 LOCUSTFILE = LOAD_DIR / "locustfile.py"
@@ -129,7 +130,7 @@ class PatientLoad:
         if external_workers < 0:
             raise InputError(f"external_workers must be 0 or more, not {external_workers}",
                              field="load.external_workers")
-        count = config.get("patient_count", 5000)
+        count = config.get("patient_count", POPULATION)
         if "stages" not in config and users > count:
             raise InputError(f"{users} users but only {count} patients: each user is a distinct patient",
                              field="load.users")

@@ -65,9 +65,15 @@ def record_check(journal: Journal, r: CheckResult, say: Callable[[str], None]) -
         say(f"          {f.line()}")
 
 
+def plan_stores(loaded: LoadedPlan) -> dict[str, Path]:
+    """The directories of the plan's backup stores (relative to the plan file, else the default)."""
+    from .backup_stores import store_dirs
+    return store_dirs(loaded.plan.backups, loaded.plan.name, loaded.path.parent)
+
+
 def audit(loaded: LoadedPlan, out: RunDir, *, live: bool = True, backend: str = "local",
-          toxiproxy_url: str | None = None, take_backups: bool = True, test_restore: bool = False,
-          say: Callable[[str], None] = lambda _: None) -> AuditOutcome:
+          toxiproxy_url: str | None = None, backups_checked: bool = True, take_backups: bool = False,
+          test_restore: bool = False, say: Callable[[str], None] = lambda _: None) -> AuditOutcome:
     from .report import write_reports
     t0 = time.monotonic()
     outcome = AuditOutcome(loaded, out)
@@ -84,8 +90,9 @@ def audit(loaded: LoadedPlan, out: RunDir, *, live: bool = True, backend: str = 
         if live:
             try:
                 done(run_live(loaded.plan, out, journal, where=loaded.where, backend=backend,
-                              toxiproxy_url=toxiproxy_url, take_backups=take_backups,
-                              test_restore=test_restore, say=say))
+                              toxiproxy_url=toxiproxy_url, backups_checked=backups_checked,
+                              take_backups=take_backups, test_restore=test_restore,
+                              stores=plan_stores(loaded), say=say))
             except (HarnessError, OSError, RuntimeError) as e:
                 outcome.aborted = f"live checks: {e.__class__.__name__}: {str(e).splitlines()[0]}"
                 say(f"aborted: {outcome.aborted}")

@@ -22,8 +22,8 @@ def cmd_audit(args) -> int:
     say = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
     say(f"audit of plan {loaded.plan.name} ({loaded.path}) into {out}")
     outcome = audit(loaded, out, live=not args.static, backend=args.backend,
-                    toxiproxy_url=args.toxiproxy, take_backups=not args.no_backups,
-                    test_restore=args.restore, say=say)
+                    toxiproxy_url=args.toxiproxy, backups_checked=not args.no_backups,
+                    take_backups=args.take_backups, test_restore=args.restore, say=say)
     up = next((r.evidence.get("bring_up_seconds") for r in outcome.results
                if r.evidence.get("bring_up_seconds") is not None), None)
     print(f"audit {outcome.verdict}: readiness {outcome.score:.0f}/100, "
@@ -43,10 +43,13 @@ def add_parser(sub) -> None:
     a.add_argument("--backend", default="local")
     a.add_argument("--toxiproxy", default=os.environ.get(TOXIPROXY_ENV),
                    help=f"use this Toxiproxy API instead of starting ours (env {TOXIPROXY_ENV})")
+    a.add_argument("--take-backups", action="store_true",
+                   help="also take a full and an incremental backup now (the schedule's own code) "
+                        "and put them in the plan's backup stores before they are judged")
     a.add_argument("--no-backups", action="store_true",
-                   help="do not take the schedule's full and incremental backups")
+                   help="leave the backups alone: neither judge the stores nor take any")
     a.add_argument("--restore", action="store_true",
-                   help="also restore the backups just taken into a scratch node, timed")
+                   help="also restore the newest chain in the stores into a scratch node, timed")
     a.add_argument("--quiet", action="store_true", help="only the verdict line")
     a.set_defaults(func=cmd_audit)
 

@@ -7,10 +7,13 @@ out the hard way asked of it directly, in seconds:
   to primary after a switch that worked.
 - `standbys`: each DR standby streams, and a WAL record written on the primary is replayed there
   within the plan's `standbys.max_lag` (real time: a machine's work).
-- `backups`: the schedule's kinds (a full, then an incremental on it) taken through the backup
-  schedule's own code; each must finish, and be copied, well within its interval.
-- `restore` (optional): the chain just taken restored into a scratch node, timed against the
-  plan's data-restore target.
+- `backups_taken` (optional, `--take-backups`): the schedule's kinds (a full, then an incremental
+  on it) taken now through the backup schedule's own code; each must finish, and be copied, well
+  within its interval; they are then put in every store of the plan, for the next audit to find.
+- `backups`: the hospital's existing backups, in the plan's stores (backup_stores.py): the newest
+  full and incremental as fresh as the schedule allows, chained onto a full, in every store.
+- `restore` (optional): the newest chain in the stores fetched and restored into a scratch node,
+  timed against the plan's data-restore target.
 
 What the checks need besides the stack is a `Basis`: from the plan (`Basis.of_plan`), or from a
 drill's own stack config and replication settings (`Basis.of_drill`), so that a drill can run them
@@ -20,9 +23,12 @@ itself.
 """
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import psycopg
@@ -38,14 +44,17 @@ from ..stack.backups import BackupSchedule
 from ..stack.base import Stack
 from ..stack.postgres import replication_status
 from ..monitor.redundancy_rules import standby_state
+from ..stack.pg_backup import Backup, tree_size
+from . import backup_stores
 from .findings import CheckResult, Finding
-from .models import Plan, StandbyPlan
+from .models import BackupSchedule as PlanBackups, Plan, StandbyPlan
 
 if TYPE_CHECKING:
     from ..models import BackupPlan, Drill
 
 ROUTE_SCALE = 60.0  # the verified switch's declared retry waits (drill s) pass at CI speed
 BACKUP_TICK = 1.0  # real seconds from one scheduled backup to the next: the schedule compressed
+TAKEN = "backups_taken"  # the check that takes backups now (the `backups` check reads the stores)
 LAG_MARK = "hospital-drill audit: replication lag mark"
 DEFAULT_RESTORE_WITHIN = 30 * 60.0  # the plan: data restored from the hourly incremental in 30 min
 
@@ -64,14 +73,16 @@ class Basis:
     address_field: Callable[[str], Loc]  # where a third party's backup address is configured
     where: Where = lambda _: None
     document: str = "plan"  # what to correct: the plan, or the drill
+    stores: dict[str, Path] | None = None  # the backup stores the hospital's backups are kept in
 
     @classmethod
-    def of_plan(cls, plan: Plan, where: Where = lambda _: None) -> "Basis":
+    def of_plan(cls, plan: Plan, where: Where = lambda _: None,
+                stores: dict[str, Path] | None = None) -> "Basis":
         return cls(max_lag=plan.standbys.max_lag, remote_dr=plan.standbys.remote_dr,
                    sync=plan.standbys.mode == "sync", backups=plan.backups,
                    restore_within=restore_within(plan),
                    address_field=lambda kind: ("endpoints", "third_parties", kind, "backup"),
-                   where=where)
+                   where=where, stores=stores)
 
     @classmethod
     def of_drill(cls, drill: "Drill", time_scale: float, where: Where = lambda _: None) -> "Basis":
@@ -215,8 +226,10 @@ def _replayed_within(dsn: str, lsn: str, t0: float, bound: float) -> float | Non
 
 # --- backups and restore -----------------------------------------------------------------------------
 
-def backups(stack: Stack, journal: Journal, b: "BackupPlan") -> tuple[list[Finding], dict]:
-    """A full and (when the schedule has incrementals) an incremental on it, taken by the schedule."""
+def backups(stack: Stack, journal: Journal, b: "BackupPlan",
+            stores: dict[str, Path] | None = None) -> tuple[list[Finding], dict]:
+    """A full and (when the schedule has incrementals) an incremental on it, taken by the schedule,
+    then put in every store."""
     want = 2 if b.incremental_every else 1
     # the schedule's declared times compressed so that its next backup is due BACKUP_TICK later
     clock = DrillClock((b.incremental_every or b.full_every) / BACKUP_TICK)
@@ -234,25 +247,39 @@ def backups(stack: Stack, journal: Journal, b: "BackupPlan") -> tuple[list[Findi
               "size": t.backup.size_bytes, "offline": t.offline is not None} for t in schedule.taken]
     for e in journal.events:
         if e.get("type") == "backup.failed":
-            findings.append(Finding("backups", "critical", f"the {e['kind']} backup failed: {e['error']}",
+            findings.append(Finding(TAKEN, "critical", f"the {e['kind']} backup failed: {e['error']}",
                                     evidence={"label": e["label"], "error": e["error"]}))
         elif e.get("type") == "backup.copy_failed":
-            findings.append(Finding("backups", "high", f"backup {e['label']}: the offline copy failed",
+            findings.append(Finding(TAKEN, "high", f"backup {e['label']}: the offline copy failed",
                                     evidence={"label": e["label"], "error": e["error"]}))
     kinds = {t["kind"] for t in taken}
     for kind, every in (("full", b.full_every), ("incremental", b.incremental_every)):
         if every is None:
             continue
         if kind not in kinds and not findings:
-            findings.append(Finding("backups", "critical", f"no {kind} backup could be taken",
+            findings.append(Finding(TAKEN, "critical", f"no {kind} backup could be taken",
                                     evidence={"taken": taken}))
         slow = [t for t in taken if t["kind"] == kind and t["seconds"] > every]
         for t in slow:  # a backup longer than its interval: the next one is late every time
-            findings.append(Finding("backups", "high", f"the {kind} backup took "
+            findings.append(Finding(TAKEN, "high", f"the {kind} backup took "
                                     f"{format_duration(t['seconds'])}, longer than its interval "
                                     f"{format_duration(every)}", evidence=t))
+    for t, row in zip(schedule.taken, taken):
+        try:
+            row["stored"] = {k: str(v) for k, v in
+                             backup_stores.deposit(t.path(), t.label, stores or {}).items()}
+        except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+            findings.append(Finding(TAKEN, "high", f"backup {t.label} could not be put in the "
+                                    f"stores: {e}", evidence={"label": t.label}))
     return findings, {"taken": taken, "schedule": {"full_every": b.full_every,
                                                    "incremental_every": b.incremental_every}}
+
+
+def stored(basis: Basis, now: datetime | None = None) -> tuple[list[Finding], dict]:
+    """The hospital's existing backups in the plan's stores, judged against its schedule."""
+    schedule = basis.backups if isinstance(basis.backups, PlanBackups) else PlanBackups()
+    return backup_stores.judge(schedule, basis.stores or {}, now or datetime.now(timezone.utc),
+                               basis.where(("backups",)))
 
 
 def restore_within(plan: Plan) -> float:
@@ -265,21 +292,51 @@ def restore_within(plan: Plan) -> float:
     return DEFAULT_RESTORE_WITHIN
 
 
-def restore(stack: Stack, within: float) -> tuple[list[Finding], dict]:
-    """The newest chain restored into a scratch node and timed (it answers queries when done)."""
-    from ..stack.backups import chain_before, describe_chain
-    chain = chain_before(stack.backups, time.time() + 1)
+def newest_chain(stores: dict[str, Path]) -> list[backup_stores.StoredBackup]:
+    """The newest restorable chain in the stores, from the first store (local disk first) that
+    has one; [] when none has."""
+    found = backup_stores.scan(stores)
+    for store in stores:
+        for last in sorted((b for b in found if b.store == store), key=lambda b: b.started,
+                           reverse=True):
+            chain = backup_stores.chain_of(last, found)
+            if chain:
+                return chain
+    return []
+
+
+def _fetch(chain: list[backup_stores.StoredBackup], into: Path) -> list[Backup]:
+    """The chain copied from its store to where the database's own user can read it, as backups."""
+    into.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fetched: list[Backup] = []
+    for b in chain:
+        dest = into / b.name
+        if not dest.exists():
+            subprocess.run(["cp", "-a", str(b.path), str(dest)], check=True, capture_output=True,
+                           timeout=300)
+        fetched.append(Backup(dest, b.kind, fetched[-1].path if fetched else None, 0.0,
+                              tree_size(dest), b.started.timestamp()))
+    return fetched
+
+
+def restore(stack: Stack, within: float, stores: dict[str, Path]) -> tuple[list[Finding], dict]:
+    """The newest chain in the stores fetched and restored into a scratch node, timed (it answers
+    queries when done)."""
+    chain = newest_chain(stores)
     if not chain:
-        return [Finding("restore", "critical", "no backup chain to restore")], {}
+        return [Finding("restore", "critical", "no backup chain in the stores to restore",
+                        evidence={"stores": {s: str(p) for s, p in stores.items()}})], {}
+    described = [{"label": b.name, "kind": b.kind, "store": b.store, "path": str(b.path)}
+                 for b in chain]
     t0 = time.monotonic()
     try:
-        node = stack.restore_db([b.backup for b in chain], name="pg-audit-restore")
+        fetched = _fetch(chain, Path(getattr(stack, "state_dir", stack.run_dir)) / "backups" / "fetched")
+        node = stack.restore_db(fetched, name="pg-audit-restore")
     except Exception as e:
         return [Finding("restore", "critical", f"the restore failed: {e.__class__.__name__}: "
-                        f"{str(e)[-300:]}", evidence={"chain": describe_chain(chain)})], {}
+                        f"{str(e)[-300:]}", evidence={"chain": described})], {}
     seconds = time.monotonic() - t0
-    evidence = {"chain": describe_chain(chain), "node": node, "seconds": round(seconds, 3),
-                "within": within}
+    evidence = {"chain": described, "node": node, "seconds": round(seconds, 3), "within": within}
     if seconds > within:
         return [Finding("restore", "critical", f"the restore took {format_duration(seconds)}, the "
                         f"plan allows {format_duration(within)}", evidence=evidence)], evidence
@@ -291,16 +348,20 @@ def restore(stack: Stack, within: float) -> tuple[list[Finding], dict]:
 LIVE_CHECKS = {
     "interfaces": "each backup interface and the backup line answer a test call",
     "standbys": "standbys stream with lag under the plan's bound",
-    "backups": "the schedule's full and incremental backups can be taken in time",
-    "restore": "a timed restore of the latest backups into a scratch instance",
+    TAKEN: "a full and an incremental backup taken now in time, and put in every store",
+    "backups": "the newest full and incremental backups in the stores are as fresh as the schedule "
+               "allows, chained, and in every store",
+    "restore": "a timed restore of the newest chain in the stores into a scratch instance",
 }
 
 
 def check_stack(stack: Stack, journal: Journal, out: RunDir, basis: Basis, *,
-                skip_backups: str | None = None, test_restore: bool = False) -> list[CheckResult]:
+                skip_backups: str | None = None, take_backups: bool = False,
+                test_restore: bool = False) -> list[CheckResult]:
     """The live checks against a stack that is up and has no fault: each backup interface and the
-    backup line, the standbys, then (unless `skip_backups` says why not) the backups and, asked,
-    a timed restore of them. What a check switches it puts back; it journals as the runbook would."""
+    backup line, the standbys, then (unless `skip_backups` says why not) the backups: taken now
+    and put in the stores when asked, those in the stores judged, and, asked, the newest chain
+    restored. What a check switches it puts back; it journals as the runbook would."""
     clock = DrillClock(ROUTE_SCALE)
     clock.start()
     ctx = ActionContext(stack, journal, None, None, ROUTE_SCALE,  # type: ignore[arg-type]
@@ -313,26 +374,29 @@ def check_stack(stack: Stack, journal: Journal, out: RunDir, basis: Basis, *,
         _route_back(ctx, routes)
     if basis.backups is None and skip_backups is None:
         skip_backups = f"the {basis.document} has no backup schedule"
-    if skip_backups is None:
-        schedule = basis.backups
-        results.append(_timed("backups", LIVE_CHECKS["backups"],
-                              lambda: backups(stack, journal, schedule)))
-    else:
-        results.append(CheckResult("backups", LIVE_CHECKS["backups"], "live", skipped=skip_backups))
-    if test_restore and skip_backups is None:
-        results.append(_timed("restore", LIVE_CHECKS["restore"],
-                              lambda: restore(stack, basis.restore_within)))
-    else:
-        results.append(CheckResult("restore", LIVE_CHECKS["restore"], "live",
-                                   skipped="not asked (--restore)" if skip_backups is None
-                                   else "needs the backups check"))
+    if skip_backups is None and basis.stores is None:
+        skip_backups = f"the {basis.document} keeps no backup stores"
+    stores = basis.stores or {}
+    checks: list[tuple[str, Callable[[], tuple[list[Finding], dict]] | None, str]] = [
+        (TAKEN, (lambda: backups(stack, journal, basis.backups, stores)) if take_backups else None,
+         "not asked (--take-backups)"),
+        ("backups", lambda: stored(basis), ""),
+        ("restore", (lambda: restore(stack, basis.restore_within, stores)) if test_restore else None,
+         "not asked (--restore)")]
+    for name, run, why_not in checks:
+        if skip_backups is None and run is not None:
+            results.append(_timed(name, LIVE_CHECKS[name], run))
+        else:
+            results.append(CheckResult(name, LIVE_CHECKS[name], "live",
+                                       skipped=skip_backups if skip_backups is not None else why_not))
     return results
 
 
 def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda _: None,
              backend: str = "local",
-             toxiproxy_url: str | None = None, take_backups: bool = True,
-             test_restore: bool = False, say: Say = lambda _: None) -> list[CheckResult]:
+             toxiproxy_url: str | None = None, backups_checked: bool = True,
+             take_backups: bool = False, test_restore: bool = False,
+             stores: dict[str, Path] | None = None, say: Say = lambda _: None) -> list[CheckResult]:
     """Bring the plan's stack up with no fault, run the live checks, take it down (always)."""
     t0 = time.monotonic()
     say(f"bringing up the plan's stack ({backend} backend)")
@@ -344,9 +408,9 @@ def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda
         journal.record("stack.up", seconds=round(bring_up, 2), services=dict(stack.addresses),
                        links=dict(stack.link_listen))
         say(f"stack up in {bring_up:.1f}s")
-        results = check_stack(stack, journal, out, Basis.of_plan(plan, where),
-                              skip_backups=None if take_backups else "not asked (--no-backups)",
-                              test_restore=test_restore)
+        results = check_stack(stack, journal, out, Basis.of_plan(plan, where, stores or {}),
+                              skip_backups=None if backups_checked else "not asked (--no-backups)",
+                              take_backups=take_backups, test_restore=test_restore)
     results[0].evidence["bring_up_seconds"] = round(bring_up, 2)
     return results
 

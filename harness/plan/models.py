@@ -112,6 +112,13 @@ class BackupSchedule(BackupPlan):
     """The schedule (全量/增量备份) and where each copy goes (本地磁盘、云端、离线磁带)."""
     copies: list[CopyStore] = Field(default_factory=lambda: ["local_disk", "cloud", "offline_tape"],
                                     min_length=1)
+    stores: dict[CopyStore, str] = Field(
+        default_factory=dict,
+        description="the directory each copy is kept in (the cloud bucket or tape library as "
+                    "mounted here), relative to the plan file; a store not named: "
+                    "<data dir>/hospital-drill/backups/<plan>/<store> (harness/plan/backup_stores.py)")
+    grace: Duration = Field(900.0, ge=0, description="how late a backup may be past its interval "
+                                                     "before the audit calls it too old (real time)")
 
 
 class StandbyPlan(Replication):

@@ -96,7 +96,9 @@ class BackupSchedule(threading.Thread):
         plan = self.due()
         at, kind = next(plan)
         while True:
-            if not self.clock.sleep_until(at, stop=self._stop_evt):
+            # a schedule running behind (backups longer than its interval) sleeps not at all, so
+            # the stop is looked at here too, or it would take backups until it caught up
+            if self._stop_evt.is_set() or not self.clock.sleep_until(at, stop=self._stop_evt):
                 return
             nxt = next(plan)
             # a backup that overran a whole interval makes the missed ones due at once: take one

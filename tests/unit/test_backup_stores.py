@@ -148,3 +148,4 @@ def test_where_the_stores_are(tmp_path, monkeypatch):
     dirs = bs.store_dirs(schedule, "county", tmp_path / "plans")
     assert dirs == {"local_disk": tmp_path / "data" / "hospital-drill" / "backups" / "county" / "local_disk",
                     "cloud": tmp_path / "plans" / "../mnt/oss"}
+

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.journal import read_journal
 from tests.helpers import assert_nothing_left, start_drill, wait_in_journal
@@ -116,9 +117,9 @@ def test_sync_replication_loses_nothing(tmp_path):
 
 
 def test_missed_target_exits_1_and_junit_says_which(tmp_path, drill_copy):
-    text = drill_copy.read_text(encoding="utf-8")
-    drill_copy.write_text(text.replace("step: promote-same-city, within: 3m",
-                                       "step: promote-same-city, within: 1s"), encoding="utf-8")
+    drill = yaml.safe_load(drill_copy.read_text(encoding="utf-8"))
+    drill["targets"].append({"id": "dr-takeover", "within": "1s"})  # the plan class's 3m, tightened
+    drill_copy.write_text(yaml.safe_dump(drill, allow_unicode=True), encoding="utf-8")
     out = tmp_path / "run"
     p = run_cli("run", str(drill_copy), "--out", str(out), "--quiet")
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]
@@ -131,10 +132,11 @@ def test_missed_target_exits_1_and_junit_says_which(tmp_path, drill_copy):
 def test_failing_runbook_step_still_cleans_up(tmp_path, drill_copy):
     # the runbook promotes the remote standby, which this stack does not run: the step fails at
     # run time, the takeover target is missed, and everything is still torn down
-    text = drill_copy.read_text(encoding="utf-8")
-    text = text.replace("remote_dr: true", "remote_dr: false").replace(
-        "with: {standby: pg-samecity}", "with: {standby: pg-remote}")
-    drill_copy.write_text(text, encoding="utf-8")
+    drill = yaml.safe_load(drill_copy.read_text(encoding="utf-8"))
+    drill["stack"]["remote_dr"] = False
+    promote = next(s for s in drill["runbook"] if s["id"] == "promote-same-city")
+    promote["with"] = {"standby": "pg-remote"}  # over the plan class's pg-samecity
+    drill_copy.write_text(yaml.safe_dump(drill, allow_unicode=True), encoding="utf-8")
     out = tmp_path / "run"
     p = run_cli("run", str(drill_copy), "--out", str(out), "--quiet", "--time-scale", "120")
     assert p.returncode == 1, p.stdout[-2000:] + p.stderr[-2000:]

@@ -26,7 +26,7 @@ from ..errors import HarnessError
 from ..models import StackConfig
 from ..netfault.client import Links
 from ..rundir import RunDir
-from . import pg_shm
+from . import pg_env, pg_orphans, pg_shm
 from . import postgres as pg
 from . import topology
 from .base import Stack
@@ -50,6 +50,8 @@ class LocalStack(Stack):
         self.sup = Supervisor(run_dir)
         self.pg: dict[str, pg.PgNode] = {}
         self.own_toxiproxy = False
+        # what a SIGKILLed run left in /dev/shm goes before this one takes its place
+        pg_orphans.sweep((pg_env.RAM_ROOT, pg_env.CACHE_ROOT))
         self.state_dir = pg.data_root(run_dir)
 
     def entry_log_tail(self) -> str:

@@ -221,6 +221,8 @@ def data_root(run_dir: Path, bins: PgBinaries | None = None) -> Path:
         os.chmod(d, 0o755)
     run_dir.mkdir(parents=True, exist_ok=True)
     link.symlink_to(alt, target_is_directory=True)
+    from .pg_orphans import claim  # so that a killed run's copy is found by the next bring-up
+    claim(alt, run_dir)
     return alt
 
 

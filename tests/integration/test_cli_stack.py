@@ -66,3 +66,41 @@ def test_list_shows_scenarios_and_drills():
     assert p.returncode == 0
     assert "db-crash" in p.stdout and "database" in p.stdout and "dr-takeover 3m" in p.stdout
     assert "INVALID" not in p.stdout
+
+
+def _kill_outright(run_dir: Path) -> Path:
+    """SIGKILL everything a stack runs, as a power cut of the harness would leave it; its data root."""
+    from harness.stack.pg_processes import _find_pidfiles, postmaster_pid
+    root = (run_dir / "pg").resolve()
+    pids = [*recorded_pids(run_dir).values(),
+            *(postmaster_pid(f.parent) for f in _find_pidfiles(root))]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, TypeError):
+            pass
+    deadline = time.monotonic() + 10
+    while alive(p for p in pids if p) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return root
+
+
+def test_the_next_bring_up_removes_what_a_killed_run_left_in_memory(tmp_path):
+    import shutil
+    from harness.stack.pg_orphans import OWNER
+    gone, idle = tmp_path / "gone", tmp_path / "idle"
+    for d in (gone, idle):
+        assert cli("up", "--dir", str(d)).returncode == 0
+    left = {d: _kill_outright(d) for d in (gone, idle)}
+    assert all(root.is_dir() and not root.is_relative_to(tmp_path) for root in left.values())
+    shutil.rmtree(gone)  # its run directory deleted: nothing points at its data any more
+    old = time.time() - 600  # the other's run dir is there, but nothing of it has lived for 10 min
+    os.utime(left[idle] / OWNER, (old, old))
+    fresh = tmp_path / "fresh"
+    try:
+        assert cli("up", "--dir", str(fresh)).returncode == 0
+        assert not left[gone].exists() and not left[idle].exists()
+        assert (fresh / "pg").resolve().is_dir()  # and its own data is where it should be
+    finally:
+        assert cli("down", "--dir", str(fresh)).returncode == 0
+    assert_nothing_left(fresh)

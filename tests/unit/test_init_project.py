@@ -54,7 +54,8 @@ def test_an_edit_in_the_project_is_what_validate_judges(tmp_path):
     (tmp_path / "proj" / "runbooks" / "db-crash-failover.sh").unlink()
     checked = cli("validate", "proj/drills/db-crash-failover-scripted.yaml", cwd=tmp_path)
     assert checked.returncode == 2
-    assert "runbook.2.exec.script" in checked.stderr and "not found" in checked.stderr
+    # the index the drill file gives the step (its promote-same-city overrides the plan class's)
+    assert "runbook.0.exec.script" in checked.stderr and "not found" in checked.stderr
 
 
 def test_a_folder_that_is_not_empty_is_refused(tmp_path):

@@ -1,6 +1,8 @@
-"""`hospital-drill audit [PLAN]`: the readiness audit from the command line.
+"""`hospital-drill audit [PLAN]`: the readiness audit from the command line; `hospital-drill backup
+[PLAN]`: a full and an incremental backup of the plan's stack, put in the plan's backup stores.
 
-Exit codes: 0 ready; 1 a critical finding; 2 bad input; 3 aborted (the stack would not come up).
+Exit codes: 0 ready (backed up); 1 a critical finding (a backup failed); 2 bad input; 3 aborted
+(the stack would not come up).
 """
 from __future__ import annotations
 
@@ -33,6 +35,34 @@ def cmd_audit(args) -> int:
     return outcome.exit_code
 
 
+def cmd_backup(args) -> int:
+    """The schedule's full and incremental taken on the plan's stack and copied into every store:
+    what the next audit's `backups` check reads."""
+    from ..clock import DrillClock
+    from ..errors import HarnessError
+    from ..journal import Journal
+    from .audit import out_dir, plan_stores
+    from .live import backups, plan_stack
+    from .load import find_plan, load_plan
+    loaded = load_plan(find_plan(args.plan))
+    out = out_dir(f"{loaded.plan.name}-backup", args.out)
+    stores = plan_stores(loaded)
+    say = (lambda _: None) if args.quiet else (lambda line: print(line, flush=True))
+    with Journal(out.journal, DrillClock(1.0)) as journal:
+        try:
+            with plan_stack(loaded.plan, out, journal, args.backend, say=say) as (stack, _):
+                findings, evidence = backups(stack, journal, loaded.plan.backups, stores)
+        except (HarnessError, OSError, RuntimeError) as e:
+            print(f"backup aborted: {e.__class__.__name__}: {str(e).splitlines()[0]}", flush=True)
+            return 3
+    for taken in evidence["taken"]:
+        for store, path in taken.get("stored", {}).items():
+            print(f"{taken['kind']:11} {store:12} {path}", flush=True)
+    for f in findings:
+        print(f.line(), flush=True)
+    return 1 if any(f.severity == "critical" for f in findings) else 0
+
+
 def add_parser(sub) -> None:
     a = sub.add_parser("audit", help="readiness audit of the emergency plan: static checks, then "
                                      "live checks against its stack brought up with no fault")
@@ -52,4 +82,14 @@ def add_parser(sub) -> None:
                    help="also restore the newest chain in the stores into a scratch node, timed")
     a.add_argument("--quiet", action="store_true", help="only the verdict line")
     a.set_defaults(func=cmd_audit)
+
+    b = sub.add_parser("backup", help="take a full and an incremental backup of the plan's stack "
+                                      "and put them in the plan's backup stores")
+    b.add_argument("plan", nargs="?", help="a plan file, or the name of a shipped plan "
+                                           "(default: hospital)")
+    b.add_argument("--out", help="where the stack runs and journals (default "
+                                 "reports/audit-<plan>-backup-<time>)")
+    b.add_argument("--backend", default="local")
+    b.add_argument("--quiet", action="store_true", help="only where each copy went")
+    b.set_defaults(func=cmd_backup)
 

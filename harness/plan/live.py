@@ -26,6 +26,8 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -398,6 +400,19 @@ def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda
              take_backups: bool = False, test_restore: bool = False,
              stores: dict[str, Path] | None = None, say: Say = lambda _: None) -> list[CheckResult]:
     """Bring the plan's stack up with no fault, run the live checks, take it down (always)."""
+    with plan_stack(plan, out, journal, backend, toxiproxy_url, say) as (stack, bring_up):
+        results = check_stack(stack, journal, out, Basis.of_plan(plan, where, stores or {}),
+                              skip_backups=None if backups_checked else "not asked (--no-backups)",
+                              take_backups=take_backups, test_restore=test_restore)
+    results[0].evidence["bring_up_seconds"] = round(bring_up, 2)
+    return results
+
+
+@contextmanager
+def plan_stack(plan: Plan, out: RunDir, journal: Journal, backend: str = "local",
+               toxiproxy_url: str | None = None, say: Say = lambda _: None
+               ) -> Iterator[tuple[Stack, float]]:
+    """The plan's stack up with no fault (and its bring-up time, real s); down on every exit path."""
     t0 = time.monotonic()
     say(f"bringing up the plan's stack ({backend} backend)")
     stack = backends.get(backend).up(out.path, plan.stack_config(), ROUTE_SCALE,
@@ -408,11 +423,7 @@ def run_live(plan: Plan, out: RunDir, journal: Journal, *, where: Where = lambda
         journal.record("stack.up", seconds=round(bring_up, 2), services=dict(stack.addresses),
                        links=dict(stack.link_listen))
         say(f"stack up in {bring_up:.1f}s")
-        results = check_stack(stack, journal, out, Basis.of_plan(plan, where, stores or {}),
-                              skip_backups=None if backups_checked else "not asked (--no-backups)",
-                              take_backups=take_backups, test_restore=test_restore)
-    results[0].evidence["bring_up_seconds"] = round(bring_up, 2)
-    return results
+        yield stack, bring_up
 
 
 def bring_up_seconds(results: list[CheckResult]) -> float | None:

@@ -92,13 +92,18 @@ def _age(store: Path, days: float) -> None:
 
 
 def test_backups_taken_are_found_fresh_then_old(tmp_path):
-    """--take-backups fills the plan's stores; the next audit judges what is there (and restores
-    its newest chain); once the labels say two days ago, the same stores are too old."""
-    p = audit(tmp_path / "take", "--take-backups")
+    """`hospital-drill backup` fills the plan's stores (as `audit --take-backups` does, above); the
+    next audit judges what is there (and restores its newest chain); once the labels say two days
+    ago, the same stores are too old."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "backup", "--out", str(tmp_path / "take")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     stores = tmp_path / "data" / "hospital-drill" / "backups" / "hospital"
     assert sorted(d.name for d in stores.iterdir()) == ["cloud", "local_disk", "offline_tape"]
     assert all(len(list((stores / s).iterdir())) == 2 for s in ("cloud", "local_disk", "offline_tape"))
+    assert p.stdout.count(str(stores)) == 6  # where each copy went
+    assert_nothing_left(tmp_path / "take")
 
     p = audit(tmp_path / "fresh", "--restore")
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -161,6 +162,17 @@ class Router:
         if allowed:
             raise HttpError(405, f"{method} not allowed on {path}")
         raise HttpError(404, f"no such endpoint: {method} {path}")
+
+
+def peer_closed(fd: Any) -> bool:
+    """Whether an idle connection (socket or fd) has something to read: the peer closed it or sent
+    a farewell (a FATAL), so it must not be reused."""
+    try:
+        poller = select.poll()  # not select(): a busy service may hold fds above FD_SETSIZE
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 def first_line(e: BaseException) -> str:

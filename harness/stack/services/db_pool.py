@@ -6,7 +6,6 @@ from __future__ import annotations
 import heapq
 import math
 import os
-import select
 import socket
 import threading
 import time
@@ -18,7 +17,7 @@ from psycopg import errors as pgerr
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from .common import HttpError, first_line
+from .common import HttpError, first_line, peer_closed
 
 
 class DbUnavailable(HttpError):
@@ -143,15 +142,7 @@ class _Pooled:
 
 
 def _still_usable(conn: psycopg.Connection) -> bool:
-    """An idle connection has nothing to read: readable means the peer closed it or sent a FATAL."""
-    if conn.closed or conn.broken:
-        return False
-    try:
-        poller = select.poll()  # not select(): a busy app may hold fds above FD_SETSIZE
-        poller.register(conn.fileno(), select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError, psycopg.Error):
-        return False
+    return not (conn.closed or conn.broken) and not peer_closed(conn.fileno())
 
 
 class _Watch:

@@ -3,15 +3,15 @@ its primary or backup interface through the active egress line, and a failure an
 culprit the evidence shows."""
 from __future__ import annotations
 
+import http.client
+import json
 import threading
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-
-from .common import HttpError, first_line
+from .common import HttpError, first_line, peer_closed
 
 LINES = ("primary", "backup")  # a third party's interfaces, and the egress lines
 KINDS = ("insurance", "payment", "notification")  # the third parties
@@ -33,12 +33,7 @@ class ThirdParties:
                        **{kind: routes.get(kind, "primary") for kind in KINDS}}
         self.timeout_s = timeout_s
         self.name = name
-        self.http = requests.Session()
-        # the egress lines are our own addresses: no proxy or .netrc from the environment applies,
-        # and looking for them costs more than the call
-        self.http.trust_env = False
-        # many handler threads share it: a small default pool would churn connections
-        self.http.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=64))
+        self._lines = {url: KeepAlive(url, timeout_s) for url in self.egress.values()}
         self._lock = threading.Lock()
 
     def switch(self, wanted: dict[str, Any]) -> dict[str, str]:
@@ -80,19 +75,19 @@ class ThirdParties:
                              culprit={"reported_by": self.name, **culprit})
 
         try:
-            r = self.http.post(url, json=body, timeout=self.timeout_s)
-        except requests.Timeout:
+            r = self._lines[self.egress[line]].post(f"/{route}/{path}", body)
+        except TimeoutError:
             # no answer at all: nothing beyond the line said anything, so the line is all we know
             raise failed(504, f"timed out after {self.timeout_s:g}s", {
                 "component": f"egress-{line}", "address": line_addr,
                 "what": f"gave no answer within {self.timeout_s:g}s"}) from None
-        except requests.RequestException as e:
-            refused = _refused(e)
+        except (OSError, http.client.HTTPException) as e:
+            refused = isinstance(e, ConnectionRefusedError)
             raise failed(502, f"unreachable: {first_line(e)}", {
                 "component": f"egress-{line}", "address": line_addr,
                 "what": "refused connection" if refused else f"unreachable ({first_line(e)})"}) from None
         try:
-            data = r.json()
+            data = json.loads(r.body)
         except ValueError:
             data = None
         if r.status_code >= 400:
@@ -121,16 +116,51 @@ class ThirdParties:
         return data
 
 
-def _refused(e: BaseException) -> bool:
-    """Whether a connection refusal lies behind a requests error (urllib3 wraps the socket's)."""
-    todo, seen = [e], set()
-    while todo:
-        cur = todo.pop()
-        if id(cur) in seen:
-            continue
-        seen.add(id(cur))
-        if isinstance(cur, ConnectionRefusedError):
-            return True
-        todo += [x for x in (cur.__cause__, cur.__context__, getattr(cur, "reason", None),
-                             *getattr(cur, "args", ())) if isinstance(x, BaseException)]
-    return False
+@dataclass
+class Answer:
+    status_code: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class KeepAlive:
+    """Keep-alive connections to one egress line, shared by the app's handler threads. A connection
+    the line closed while it sat idle (a cut, a repoint) is dropped before use, so a fault shows
+    on the next call as it happens, not as a stale connection's error."""
+
+    def __init__(self, base_url: str, timeout_s: float):
+        u = urlsplit(base_url)
+        self.host, self.port, self.timeout_s = u.hostname or "127.0.0.1", u.port or 80, timeout_s
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def post(self, path: str, body: dict[str, Any]) -> Answer:
+        conn = self._take()
+        try:
+            conn.request("POST", path, body=json.dumps(body).encode(),
+                         headers={"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            answer = Answer(resp.status, resp.headers, resp.read())
+        except BaseException:
+            conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            with self._lock:
+                self._idle.append(conn)
+        return answer
+
+    def _take(self) -> http.client.HTTPConnection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            if conn.sock is not None and not peer_closed(conn.sock):
+                return conn
+            conn.close()

@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..rundir import RunDir
 from . import pg_shm
 from .pg_processes import _find_pidfiles, alive, kill_leftovers, postmaster_pid
 from .process import read_pids
@@ -56,7 +57,7 @@ def orphaned(base: Path, now: float | None = None) -> list[Path]:
             if age > QUIET_FOR and not _servers_alive(root):
                 out.append(root)
             continue
-        link = owner / "pg"
+        link = RunDir(owner).pg
         pointed = link.is_symlink() and link.resolve() == root.resolve()
         if not pointed or (age > QUIET_FOR and not _run_alive(owner, root)):
             out.append(root)

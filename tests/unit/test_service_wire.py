@@ -127,3 +127,25 @@ def test_knee_is_the_fastest_step_within_the_p95_goal_else_where_growth_stops():
     assert best.users == 10  # errors disqualify a step
     best, why = knee([_step(10, 400, 120), _step(20, 700, 200), _step(40, 710, 400)])
     assert best.users == 20 and "stopped growing" in why
+
+
+def test_keep_alive_reuses_a_connection_and_drops_one_the_peer_closed(server):
+    from harness.stack.services.third_party_client import KeepAlive
+    line = KeepAlive(f"http://{server[0]}:{server[1]}", 2.0)
+    first = line.post("/echo", {"n": 1})
+    assert first.status_code == 200 and b'"got": {"n": 1}' in first.body
+    (conn,) = line._idle
+    line.post("/echo", {"n": 2})
+    assert line._idle == [conn]  # the same connection, kept alive
+    conn.sock.shutdown(socket.SHUT_RDWR)  # as a link cut while it sat idle
+    assert line.post("/echo", {"n": 3}).status_code == 200
+    assert line._idle and line._idle[0] is not conn
+
+
+def test_keep_alive_to_a_closed_port_is_refused():
+    from harness.stack.services.third_party_client import KeepAlive
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(ConnectionRefusedError):
+            KeepAlive(f"http://127.0.0.1:{port}", 1.0).post("/x", {})

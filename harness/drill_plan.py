@@ -176,14 +176,27 @@ def _as_written(doc: Document, origins: dict[str, list[int | None]], ids: dict[s
     doc.error = located  # type: ignore[method-assign]
 
 
+def _depth(doc: Document, of: Document) -> int:
+    """How far up the `extends` chain from `doc` the file `of` is (0: doc itself)."""
+    depth = 0
+    while doc is not of and doc.base is not None:
+        doc, depth = doc.base, depth + 1
+    return depth
+
+
 def apply_class(doc: Document, plan: Plan, plan_doc: Document) -> None:
     """The drill's `failure_class`: the class's runbook and targets under the drill's own."""
     name = doc.data.get("failure_class")
     if name is None:
         for skip in ("runbook_skip", "targets_skip"):
-            if doc.data.get(skip):
-                raise doc.error("leaves out a failure class's ids: name the class (failure_class)",
-                                (skip,))
+            if not doc.data.get(skip):
+                continue
+            # a skip of the drill this one extends went with the class this one set aside: dropped
+            if _depth(doc, doc.origin((skip,))) > _depth(doc, doc.origin(("failure_class",))):
+                doc.data[skip] = []
+                continue
+            raise doc.error("leaves out a failure class's ids: name the class (failure_class)",
+                            (skip,))
         return
     classes = [fc.id for fc in plan.failure_classes]
     if name not in classes:

@@ -46,6 +46,7 @@ def test_a_failed_line_switch_names_the_refusing_payment_interface(tmp_path):
     drill.write_text(f"""extends: {ROOT / 'drills' / 'egress-line-down.yaml'}
 name: payment-refusing-line-switch
 scenario: {ROOT / 'scenarios' / 'payment-primary-down.yaml'}
+failure_class: null
 runbook:
   - {{id: three-step-check, group: technical, when: {{alert: any}}, action: three_step_check}}
   - {{id: declare-level, group: technical, when: {{after: three-step-check}}, action: declare_level}}

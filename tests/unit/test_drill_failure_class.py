@@ -161,3 +161,18 @@ def test_the_shipped_db_crash_drill_is_the_class_with_its_differences():
     promote = next(s for s in scripted.runbook if s.id == "promote-same-city")
     assert promote.kind == "exec" and promote.action is None and promote.with_ == {}
     assert not {"patient-notice", "hospital-broadcast"} & {s.id for s in scripted.runbook}
+
+
+def test_setting_the_class_aside_sets_aside_the_skips_of_the_drill_extended(tmp_path, capsys):
+    base = _drill(tmp_path, "runbook_skip: [official-account]\ntargets_skip: [core-recovered]\n")
+    mine = base.parent / "mine.yaml"
+    whole = ("runbook:\n  - {id: check, group: technical, when: {alert: any}, action: three_step_check}\n"
+             "targets:\n  - {id: detect, measure: detection, within: 1m}\n")
+    mine.write_text(f"extends: d.yaml\nname: mine\nfailure_class: null\n{whole}", encoding="utf-8")
+    drill = load_drill(mine).drill
+    assert [s.id for s in drill.runbook] == ["check"] and [t.id for t in drill.targets] == ["detect"]
+    assert drill.runbook_skip == [] and drill.targets_skip == []
+    # a skip the drill writes itself, without a class, is still a mistake it is told of
+    mine.write_text(f"extends: d.yaml\nname: mine\nfailure_class: null\nrunbook_skip: [x]\n{whole}",
+                    encoding="utf-8")
+    assert "mine.yaml:4: runbook_skip: leaves out a failure class's ids" in _one_error(capsys, mine)

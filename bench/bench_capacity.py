@@ -11,7 +11,7 @@ after a warm-up. `--target vip` goes through the patient entry (the `app-vip` li
 100 ms, or else the last step before requests/s stopped growing. The stack is always taken down, on
 Ctrl-C and SIGTERM too.
 
-Goal (issue 14, this 2-core machine, Locust on the same cores): at least 1,500 requests/s with p95
+Goal (this 2-core machine, Locust on the same cores): at least 1,500 requests/s with p95
 under 100 ms through the patient entry.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ Goals (local backend, this 2-core machine): bring-up under 1.5 s, the drill at t
 
 Figures (local, --runs 5 --drill-runs 2; the machine was shared with other work, load 5-9):
   before (standbys from pg_basebackup, an interpreter per service, links created one by one):
-    bring-up median 4.05 s and 3.25 s (two sessions), teardown 2.26 / 3.21 s,
+    bring-up median 4.05 s and 3.25 s (two measurements), teardown 2.26 / 3.21 s,
     drill x60 wall 24.8 / 21.3 s, exit 0
   after (services forked from one forkserver, every node a copy of the template, data on tmpfs):
     bring-up median 0.99 s (min 0.59, max 1.17), teardown 0.37 s, drill x60 wall 17.9 s, exit 0

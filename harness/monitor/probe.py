@@ -30,6 +30,9 @@ class ProbeResult:
     at: dict[str, float] = field(default_factory=dict)  # step -> wall time it began
 
 
+HEALTH_RECONNECT_S = 2.0
+
+
 def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0,
                  pay: bool = False) -> ProbeResult:
     """Health → login → doctors → consultation → read the reply (→ pay with insurance, when `pay`),
@@ -61,7 +64,9 @@ def walk_journey(base_url: str, session: requests.Session, timeout: float = 2.0,
         return data if isinstance(data, dict) else {"items": data}
 
     try:
-        if call("health", "GET", "/health") is None:
+        # the app's health check may first have to reconnect to a slow database, which libpq gives at
+        # least 2 s: waited for, its answer says "slow" instead of the probe calling the app gone
+        if call("health", "GET", "/health", timeout=timeout + HEALTH_RECONNECT_S) is None:
             return res
         if call("login", "POST", "/api/login", {"patient_id": TEST_ACCOUNT}) is None:
             return res

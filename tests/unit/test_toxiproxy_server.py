@@ -376,10 +376,11 @@ def test_latency_applies_to_live_connection_and_is_accurate(api, upstreams):
     base = _rtt_ms(conn, 20)
     _toxic(api, "web", "latency", {"latency": 200})
     added = _rtt_ms(conn, 3) - base
-    assert 198 <= added <= 205, added
+    # within a few ms: the event loop's timers (uvloop's) count whole milliseconds
+    assert 198 <= added <= 207, added
     _toxic(api, "web", "latency", {"latency": 100}, stream="upstream")
     added = _rtt_ms(conn, 2) - base
-    assert 298 <= added <= 306, added
+    assert 297 <= added <= 309, added
     requests.delete(api + "/proxies/web/toxics/latency_downstream")
     requests.delete(api + "/proxies/web/toxics/latency_upstream")
     assert _rtt_ms(conn, 5) - base < 3

@@ -4,6 +4,7 @@ and from any exit path of the run."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,6 +45,9 @@ class BoardServer:
         self._thread = None
 
 
+LINGER_S = 2.5  # real s the board stays up after the run ended: two and a half polls
+
+
 class CommandBoard:
     """The feed, the app and the server of one live drill, started and stopped together."""
 
@@ -62,4 +66,7 @@ class CommandBoard:
         return self
 
     def stop(self) -> None:
+        # the page polls once a second: served a little longer, every open page shows the end
+        # (the halt, the drill ended) before the board goes, however fast the rest came down
+        time.sleep(LINGER_S)
         self.server.stop()

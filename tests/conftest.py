@@ -24,3 +24,12 @@ def drill_copy(tmp_path):
     shutil.copy(ROOT / "drills" / "db-crash-failover.yaml", tmp_path / "drills")
     shutil.copy(ROOT / "scenarios" / "db-crash.yaml", tmp_path / "scenarios")
     return tmp_path / "drills" / "db-crash-failover.yaml"
+
+
+@pytest.fixture
+def whole_drill_copy(drill_copy):
+    """The db-crash drill written whole (its own runbook and targets, no failure class): the text
+    the validation tests break, step by step."""
+    drill_copy.write_text((ROOT / "tests" / "unit" / "data" / "db-crash-whole.yaml").read_text(encoding="utf-8"),
+                          encoding="utf-8")
+    return drill_copy

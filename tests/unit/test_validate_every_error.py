@@ -13,17 +13,6 @@ from harness.loader import InputErrors
 from harness.validate import load_drill
 
 
-WHOLE = Path(__file__).resolve().parent / "data" / "db-crash-whole.yaml"
-
-
-@pytest.fixture
-def drill_copy(drill_copy):
-    """The db-crash drill written whole (its own runbook and targets, no failure class): the text
-    these tests break, step by step."""
-    drill_copy.write_text(WHOLE.read_text(encoding="utf-8"), encoding="utf-8")
-    return drill_copy
-
-
 ERROR = re.compile(r"^hospital-drill: error: (?P<file>[^:]+):(?P<line>\d+): (?P<field>[^: ]+): (?P<why>.+)$")
 
 
@@ -64,77 +53,77 @@ def _three_mistakes(drill):
             (_line(drill, "step: promote-mars"), "targets.1.step", "unknown step 'promote-mars'")]
 
 
-def test_three_independent_mistakes_give_three_located_lines(drill_copy, capsys):
-    expected = _three_mistakes(drill_copy)
-    code, errors, _ = _errors(capsys, drill_copy)
+def test_three_independent_mistakes_give_three_located_lines(whole_drill_copy, capsys):
+    expected = _three_mistakes(whole_drill_copy)
+    code, errors, _ = _errors(capsys, whole_drill_copy)
     assert code == 2
     assert [(int(e["line"]), e["field"]) for e in errors] == [(line, field) for line, field, _ in expected]
     for e, (_, _, why) in zip(errors, expected):
-        assert e["file"] == str(drill_copy) and why in e["why"], e.group(0)
+        assert e["file"] == str(whole_drill_copy) and why in e["why"], e.group(0)
 
 
-def test_the_library_raises_them_together(drill_copy):
-    expected = _three_mistakes(drill_copy)
+def test_the_library_raises_them_together(whole_drill_copy):
+    expected = _three_mistakes(whole_drill_copy)
     with pytest.raises(InputErrors) as e:
-        load_drill(drill_copy)
+        load_drill(whole_drill_copy)
     assert [x.field for x in e.value.errors] == [field for _, field, _ in expected]
     assert str(e.value).splitlines() == [str(x) for x in e.value.errors]
     assert isinstance(e.value, InputError)  # every caller of load_drill still exits 2
 
 
-def test_the_drills_errors_and_its_scenarios(drill_copy, capsys):
-    scenario = drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
-    _edit(drill_copy, "action: promote_standby", "action: promote_everything")
+def test_the_drills_errors_and_its_scenarios(whole_drill_copy, capsys):
+    scenario = whole_drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
+    _edit(whole_drill_copy, "action: promote_standby", "action: promote_everything")
     _edit(scenario, "type: db_crash", "type: db_crahs")
     _edit(scenario, "warmup: 4m", "warmup: soon")
-    code, errors, _ = _errors(capsys, drill_copy)
+    code, errors, _ = _errors(capsys, whole_drill_copy)
     assert code == 2
     assert [(_file(e), e["field"]) for e in errors] == [
-        (drill_copy, "runbook.2.action"),
+        (whole_drill_copy, "runbook.2.action"),
         (scenario, "warmup"),  # the scenario's, by line
         (scenario, "faults.0.type")]
     assert int(errors[1]["line"]) == _line(scenario, "warmup: soon")
     assert int(errors[2]["line"]) == _line(scenario, "type: db_crahs")
 
 
-def test_a_broken_step_is_left_out_the_others_are_checked(drill_copy, capsys):
+def test_a_broken_step_is_left_out_the_others_are_checked(whole_drill_copy, capsys):
     # step 1 has a field of its own wrong: its action cannot be checked; step 2's still is, and a
     # target naming step 1 is no error (its id parsed)
-    _edit(drill_copy, "action: declare_level", "action: declare_level\n    colour: red")
-    _edit(drill_copy, "with: {standby: pg-samecity}", "with: {standby: pg-mars}")
-    code, errors, _ = _errors(capsys, drill_copy)
+    _edit(whole_drill_copy, "action: declare_level", "action: declare_level\n    colour: red")
+    _edit(whole_drill_copy, "with: {standby: pg-samecity}", "with: {standby: pg-mars}")
+    code, errors, _ = _errors(capsys, whole_drill_copy)
     assert code == 2
     assert [e["field"] for e in errors] == ["runbook.1.colour", "runbook.2.with.standby"]
     assert "unknown postgres 'pg-mars'" in errors[1]["why"]
 
 
-def test_a_broken_step_id_is_no_unknown_step_for_its_referrers(drill_copy, capsys):
-    _edit(drill_copy, "id: promote-same-city", "id: ../promote")
-    code, errors, _ = _errors(capsys, drill_copy)
+def test_a_broken_step_id_is_no_unknown_step_for_its_referrers(whole_drill_copy, capsys):
+    _edit(whole_drill_copy, "id: promote-same-city", "id: ../promote")
+    code, errors, _ = _errors(capsys, whole_drill_copy)
     assert code == 2
     assert [e["field"] for e in errors] == ["runbook.2.id"]  # not also the target and trigger naming it
 
 
-def test_several_files_each_reported(drill_copy, repo_root, capsys):
-    scenario = drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
+def test_several_files_each_reported(whole_drill_copy, repo_root, capsys):
+    scenario = whole_drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
     good = repo_root / "scenarios" / "db-crash.yaml"
     _edit(scenario, "users: 24", "users: lots")
     _edit(scenario, "spawn_rate: 24", "spawn_rate: 24\n  stampede: true")
-    _edit(drill_copy, "time_scale: 60", "time_scale: 0")
-    code, errors, out = _errors(capsys, scenario, good, drill_copy)
+    _edit(whole_drill_copy, "time_scale: 60", "time_scale: 0")
+    code, errors, out = _errors(capsys, scenario, good, whole_drill_copy)
     assert code == 2
     assert [(_file(e), e["field"]) for e in errors] == [
         (scenario, "load.users"), (scenario, "load.stampede"),  # the scenario on its own
-        (drill_copy, "time_scale"),  # the drill, then its scenario again
+        (whole_drill_copy, "time_scale"),  # the drill, then its scenario again
         (scenario, "load.users"), (scenario, "load.stampede")]
     assert out == [f"{good}: ok — scenario db-crash (database): 1 fault(s)"]
 
 
-def test_run_refuses_with_every_error_and_starts_nothing(drill_copy, tmp_path, capsys):
-    expected = _three_mistakes(drill_copy)
+def test_run_refuses_with_every_error_and_starts_nothing(whole_drill_copy, tmp_path, capsys):
+    expected = _three_mistakes(whole_drill_copy)
     out = tmp_path / "run"
     capsys.readouterr()
-    assert cli.main(["run", str(drill_copy), "--out", str(out)]) == 2
+    assert cli.main(["run", str(whole_drill_copy), "--out", str(out)]) == 2
     lines = capsys.readouterr().err.splitlines()
     assert [ERROR.match(line)["field"] for line in lines] == [field for _, field, _ in expected]
     assert not out.exists()

@@ -2,22 +2,11 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from harness.errors import InputError
 from harness.validate import load_drill, validate_file
-
-WHOLE = Path(__file__).resolve().parent / "data" / "db-crash-whole.yaml"
-
-
-@pytest.fixture
-def drill_copy(drill_copy):
-    """The db-crash drill written whole (its own runbook and targets, no failure class): the text
-    these tests break, step by step."""
-    drill_copy.write_text(WHOLE.read_text(encoding="utf-8"), encoding="utf-8")
-    return drill_copy
 
 
 def _edit(path, old, new):
@@ -52,10 +41,10 @@ def test_default_drill_model(repo_root):
     ("users: 24", "users: lots", r"load\.users"),
     ("spawn_rate: 24", "spawn_rate: 24\n  stampede: true", r"load\.stampede: unknown field"),
 ])
-def test_bad_scenario(drill_copy, old, new, expect):
-    _edit(drill_copy.parent.parent / "scenarios" / "db-crash.yaml", old, new)
+def test_bad_scenario(whole_drill_copy, old, new, expect):
+    _edit(whole_drill_copy.parent.parent / "scenarios" / "db-crash.yaml", old, new)
     with pytest.raises(InputError) as e:
-        load_drill(drill_copy)
+        load_drill(whole_drill_copy)
     assert re.search(expect, str(e.value)), str(e.value)
     assert "\n" not in str(e.value)
 
@@ -70,26 +59,26 @@ def test_bad_scenario(drill_copy, old, new, expect):
     ("scenario: ../scenarios/db-crash.yaml", "scenario: ../scenarios/nope.yaml", r"scenario: scenario file"),
     ("group: clinical_support", "group: kitchen", r"runbook\.6\.group"),
 ])
-def test_bad_drill(drill_copy, old, new, expect):
-    _edit(drill_copy, old, new)
+def test_bad_drill(whole_drill_copy, old, new, expect):
+    _edit(whole_drill_copy, old, new)
     with pytest.raises(InputError) as e:
-        load_drill(drill_copy)
+        load_drill(whole_drill_copy)
     msg = str(e.value)
-    assert msg.startswith(str(drill_copy)), msg
+    assert msg.startswith(str(whole_drill_copy)), msg
     assert re.search(expect, msg), msg
 
 
-def test_malformed_yaml_names_line(drill_copy):
-    drill_copy.write_text("name: x\nrunbook: [\n  - id: a\n", encoding="utf-8")
+def test_malformed_yaml_names_line(whole_drill_copy):
+    whole_drill_copy.write_text("name: x\nrunbook: [\n  - id: a\n", encoding="utf-8")
     with pytest.raises(InputError) as e:
-        load_drill(drill_copy)
+        load_drill(whole_drill_copy)
     assert re.search(r"db-crash-failover.yaml:\d+: malformed YAML", str(e.value))
 
 
-def test_cli_bad_input_exits_2_and_starts_nothing(drill_copy, tmp_path):
-    _edit(drill_copy, "action: promote_standby", "action: promote_everything")
+def test_cli_bad_input_exits_2_and_starts_nothing(whole_drill_copy, tmp_path):
+    _edit(whole_drill_copy, "action: promote_standby", "action: promote_everything")
     out = tmp_path / "run"
-    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(drill_copy), "--out", str(out)],
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(whole_drill_copy), "--out", str(out)],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
@@ -120,10 +109,10 @@ def test_cli_unknown_backend_exits_2(repo_root, tmp_path):
     ("type: db_crash\n    target: pg-primary", "type: egress_saturation\n    params: {flows: 0}",
      r"db-crash.yaml:\d+: faults\.0\.params\.flows: Input should be greater than or equal to 1"),
 ])
-def test_bad_network_fault(drill_copy, old, new, expect):
-    _edit(drill_copy.parent.parent / "scenarios" / "db-crash.yaml", old, new)
+def test_bad_network_fault(whole_drill_copy, old, new, expect):
+    _edit(whole_drill_copy.parent.parent / "scenarios" / "db-crash.yaml", old, new)
     with pytest.raises(InputError) as e:
-        load_drill(drill_copy)
+        load_drill(whole_drill_copy)
     assert re.search(expect, str(e.value)), str(e.value)
 
 
@@ -141,8 +130,8 @@ def test_bad_network_fault(drill_copy, old, new, expect):
     ("remote_dr: true", "remote_dr: true\n  insurance_backup_address: 127.0.0.9",
      r"stack\.insurance_backup_address: .*not a host:port"),
 ])
-def test_bad_network_drill(drill_copy, old, new, expect):
-    _edit(drill_copy, old, new)
+def test_bad_network_drill(whole_drill_copy, old, new, expect):
+    _edit(whole_drill_copy, old, new)
     with pytest.raises(InputError) as e:
-        load_drill(drill_copy)
+        load_drill(whole_drill_copy)
     assert re.search(expect, str(e.value)), str(e.value)

@@ -46,8 +46,8 @@ BASE_IMAGE_ENV = "HOSPITAL_DRILL_BASE_IMAGE"
 HD_UID = 5432  # the user our images run as (and own a restored data directory as)
 
 # what each role's image needs of this installation (uvloop: the Toxiproxy-compatible server's loop,
-# as on the local backend; it falls back to asyncio's own without it)
-RUNTIME_DISTS = ("psycopg", "psycopg-binary", "requests", "uvloop")
+# as on the local backend; it falls back to asyncio's own without it; orjson: the services' JSON)
+RUNTIME_DISTS = ("psycopg", "psycopg-binary", "requests", "uvloop", "orjson")
 
 
 @dataclass

@@ -69,7 +69,7 @@ import time
 import uuid
 
 import gevent
-from locust import FastHttpUser, between, constant, events, task
+from locust import User, between, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 log = logging.getLogger("hospital.load")
@@ -80,6 +80,7 @@ FLUSH_INTERVAL_S = 0.25
 # siblings, importable without the harness package (Locust puts this file's folder on sys.path; a
 # worker started from elsewhere needs it too)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hospital_client import HospitalClient, Reply  # noqa: E402
 from load_config import PERSONAS, LoadConfigError, load_config  # noqa: E402
 from population import PatientDraw  # noqa: E402
 from record_writer import RecordWriter  # noqa: E402
@@ -191,24 +192,48 @@ def next_patient_id(runner) -> str:
     return DRAW.patient(k)
 
 
-def _error_text(resp) -> str:
+def _error_text(reply: Reply) -> str:
     try:
-        body = resp.json()
+        body = reply.json()
         if isinstance(body, dict) and body.get("error"):
             return str(body["error"])[:200]
     except Exception:
         pass
-    text = (resp.text or "")[:200] if getattr(resp, "content", None) else ""
-    return text.strip()
+    return reply.text[:200].strip()
 
 
-class Patient(FastHttpUser):
+def _status_failure(reply: Reply) -> str | None:
+    """Why the call failed the patient before any body is looked at: no answer, or not a 2xx."""
+    status = reply.status_code
+    if not status:
+        err = reply.error
+        return f"{type(err).__name__}: {err}" if err is not None else "no response"
+    if not 200 <= status < 300:
+        detail = _error_text(reply)
+        return f"HTTP {status}" + (f": {detail}" if detail else "")
+    return None
+
+
+class HospitalUser(User):
+    """Someone at the hospital's door: calls through one HospitalClient (hospital_client.py)."""
+
+    abstract = True
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        if not self.host:
+            raise ValueError("no host: the hospital's address is given with --host")
+        self.http = HospitalClient(self, self.host, CONFIG["request_timeout_s"])
+
+    def on_stop(self) -> None:
+        self.http.close()
+
+
+class Patient(HospitalUser):
     """One patient; subclasses are the personas, each with one journey."""
 
     abstract = True
     persona = ""
-    network_timeout = CONFIG["request_timeout_s"]
-    connection_timeout = CONFIG["request_timeout_s"]
     wait_time = between(*CONFIG["wait"]) if CONFIG["wait"][0] != CONFIG["wait"][1] else constant(CONFIG["wait"][0])
 
     def __init__(self, environment):
@@ -271,36 +296,33 @@ class Patient(FastHttpUser):
             headers["Authorization"] = f"Bearer {self.token}"
         if self.client_version is not None:
             headers["X-Client-Version"] = str(self.client_version)
-        with self.client.request(method, path, name=name or path, json=body, headers=headers,
-                                 context=context, catch_response=True) as resp:
-            status = resp.status_code
-            if not status:
-                err = getattr(resp, "error", None)
-                resp.failure(f"{type(err).__name__}: {err}" if err is not None else "no response")
-                self.trouble = True
-                return None
-            if not 200 <= status < 300:
-                detail = _error_text(resp)
-                resp.failure(f"HTTP {status}" + (f": {detail}" if detail else ""))
-                self.trouble = True
-                return None
-            try:
-                data = resp.json()
-            except Exception:
-                resp.failure(f"HTTP {status}: body is not JSON")
-                return None
-            if expect_list:
-                if not isinstance(data, list):
-                    resp.failure(f"HTTP {status}: expected a JSON list")
-                    return None
-            elif not isinstance(data, dict) or (expect is not None and expect not in data):
-                resp.failure(f"HTTP {status}: body lacks {expect!r}" if expect else
-                             f"HTTP {status}: expected a JSON object")
-                return None
-            resp.success()
-            if isinstance(data, dict) and "notice" in data:
-                self._read_notice(data)
-            return data
+        reply, start, ms = self.http.send(method, path, body, headers)
+        failure, data = self._judge(reply, expect, expect_list)
+        self.http.report(method, name or path, reply, start, ms, context, failure)
+        if failure is not None:
+            return None
+        if isinstance(data, dict) and "notice" in data:
+            self._read_notice(data)
+        return data
+
+    def _judge(self, reply: Reply, expect: str | None, expect_list: bool) -> tuple[str | None, object]:
+        """(why the call failed the patient or None, the decoded body)."""
+        failure = _status_failure(reply)
+        if failure is not None:
+            self.trouble = True
+            return failure, None
+        status = reply.status_code
+        try:
+            data = reply.json()
+        except Exception:
+            return f"HTTP {status}: body is not JSON", None
+        if expect_list:
+            if not isinstance(data, list):
+                return f"HTTP {status}: expected a JSON list", None
+        elif not isinstance(data, dict) or (expect is not None and expect not in data):
+            return (f"HTTP {status}: body lacks {expect!r}" if expect else
+                    f"HTTP {status}: expected a JSON object"), None
+        return None, data
 
     def _read_notice(self, data: dict) -> None:
         if data.get("offline_url") and not _offline_url:
@@ -417,17 +439,15 @@ class ExamPatient(Patient):
 
     def load_app_script(self) -> bool:
         """The booking page loads the app script (from the cache); its version goes with the booking."""
-        with self.client.request("GET", "/static/app.js", name="/static/app.js",
-                                 headers={"X-Patient-Id": self.patient_id},
-                                 context={"journey": self.persona, "write_id": None},
-                                 catch_response=True) as resp:
-            found = _APP_VERSION.search(resp.text or "") if 200 <= (resp.status_code or 0) < 300 else None
-            if found is None:
-                resp.failure(f"HTTP {resp.status_code}: no app script version")
-                return False
-            self.client_version = int(found.group(1))
-            resp.success()
-            return True
+        path = "/static/app.js"
+        reply, start, ms = self.http.send("GET", path, headers={"X-Patient-Id": self.patient_id})
+        found = _APP_VERSION.search(reply.text) if 200 <= reply.status_code < 300 else None
+        failure = None if found else _status_failure(reply) or f"HTTP {reply.status_code}: no app script version"
+        self.http.report("GET", path, reply, start, ms, {"journey": self.persona, "write_id": None}, failure)
+        if found is None:
+            return False
+        self.client_version = int(found.group(1))
+        return True
 
     def journey(self) -> None:
         if not self.login() or not self.load_app_script():
@@ -453,15 +473,13 @@ _APP_VERSION = re.compile(r"version:\s*(\d+)")
 _attacker_counter = itertools.count()
 
 
-class Attacker(FastHttpUser):
+class Attacker(HospitalUser):
     """A bot of a flood (malicious traffic), not a patient: hammers one endpoint under a few stolen
     client keys, without logging in. Runs only when HD_LOAD_CONFIG has ``attack`` (and then nothing
     else does); its records carry persona ``attacker`` and are never counted as patients."""
 
     abstract = CONFIG["attack"] is None
     persona = "attacker"
-    network_timeout = CONFIG["request_timeout_s"]
-    connection_timeout = CONFIG["request_timeout_s"]
 
     def __init__(self, environment):
         super().__init__(environment)
@@ -483,13 +501,9 @@ class Attacker(FastHttpUser):
 
     @task
     def flood(self) -> None:
-        with self.client.request("GET", self.path, name=self.path, headers={"X-Patient-Id": self.key},
-                                 context={"journey": "attack", "write_id": None},
-                                 catch_response=True) as resp:
-            if 200 <= (resp.status_code or 0) < 300:
-                resp.success()
-            else:
-                resp.failure(f"HTTP {resp.status_code}")
+        reply, start, ms = self.http.send("GET", self.path, headers={"X-Patient-Id": self.key})
+        failure = _status_failure(reply)
+        self.http.report("GET", self.path, reply, start, ms, {"journey": "attack", "write_id": None}, failure)
 
 
 PERSONA_CLASSES = {cls.persona: cls for cls in

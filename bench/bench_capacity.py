@@ -1,12 +1,15 @@
 """Capacity of the mock hospital: a zero-think-time sweep of patients, and where the knee is.
 
     python bench/bench_capacity.py [--target vip|direct] [--users 10,20,40,60,100] [--duration 20]
-                                   [--warmup 3] [--workers 0] [--personas followup=3,payment=1]
+                                   [--warmup 3] [--repeat 1] [--workers 0]
+                                   [--personas followup=3,payment=1]
 
 Brings the local stack up once, then for each number of users runs the project's patient load
 (harness/load/locustfile.py through `PatientLoad`, request records on, as in a drill) with no think
 time, and prints per step: requests/s, p50/p95/p99 (ms) and errors, measured from the request records
-after a warm-up. `--target vip` goes through the patient entry (the `app-vip` link, our proxy);
+after a warm-up. With `--repeat N` each step runs N times (a fresh Locust each time) and the run
+with the median requests/s is the one shown, with the range of all N: one 20-second window on a
+shared machine can be off by a fifth. `--target vip` goes through the patient entry (the `app-vip` link, our proxy);
 `--target direct` straight at app-primary's port. The knee: the highest requests/s with p95 under
 100 ms, or else the last step before requests/s stopped growing. The stack is always taken down, on
 Ctrl-C and SIGTERM too.
@@ -96,6 +99,7 @@ class Step:
     requests: int
     errors: int
     cpu_ms: dict[str, float]  # CPU ms per request, by part of the stack, over the measured window
+    rps_range: tuple[float, float] | None = None  # lowest and highest requests/s of the repeats
 
 
 def percentile(sorted_ms: list[float], q: float) -> float:
@@ -117,9 +121,18 @@ def measure(records_dir: Path, window: tuple[float, float]) -> tuple[float, list
     return len(times) / (end - start), times, errors
 
 
+def median_step(runs: list[Step]) -> Step:
+    """The run with the median requests/s (the lower middle one of an even count), with the range."""
+    ranked = sorted(runs, key=lambda s: s.rps)
+    mid = ranked[(len(ranked) - 1) // 2]
+    if len(runs) > 1:
+        mid.rps_range = (ranked[0].rps, ranked[-1].rps)
+    return mid
+
+
 def run_step(url: str, users: int, duration: float, warmup: float, workers: int,
              personas: dict[str, int] | None, work: Path) -> Step:
-    step_dir = work / f"users-{users}"
+    step_dir = work / f"users-{users}-{len(list(work.glob(f'users-{users}-*')))}"
     config: dict = {"wait": 0, "request_timeout_s": 5}
     if personas:
         config["personas"] = personas
@@ -152,10 +165,13 @@ def knee(steps: list[Step]) -> tuple[Step | None, str]:
 
 def print_table(target: str, steps: list[Step]) -> None:
     print(f"\ntarget {target}: zero think time")
-    print("| users | requests/s | p50 ms | p95 ms | p99 ms | requests | errors |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    ranged = any(s.rps_range for s in steps)
+    print("| users | requests/s |" + (" range |" if ranged else "") + " p50 ms | p95 ms | p99 ms | requests "
+          "| errors |")
+    print("|---:|---:|" + ("---|" if ranged else "") + "---:|---:|---:|---:|---:|")
     for s in steps:
-        print(f"| {s.users} | {s.rps:.0f} | {s.p50:.0f} | {s.p95:.0f} | {s.p99:.0f} | {s.requests} "
+        span = f" {s.rps_range[0]:.0f}–{s.rps_range[1]:.0f} |" if s.rps_range else (" |" if ranged else "")
+        print(f"| {s.users} | {s.rps:.0f} |{span} {s.p50:.0f} | {s.p95:.0f} | {s.p99:.0f} | {s.requests} "
               f"| {s.errors} |")
     best, why = knee(steps)
     if best is not None:
@@ -181,6 +197,7 @@ def main() -> None:
     ap.add_argument("--users", default="10,20,40,60,100", help="comma-separated user counts")
     ap.add_argument("--duration", type=float, default=20, help="measured seconds per step")
     ap.add_argument("--warmup", type=float, default=3, help="seconds left out at the start of a step")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per step; the median run is shown")
     ap.add_argument("--workers", type=int, default=0, help="Locust workers (0: one local process)")
     ap.add_argument("--personas", help="persona weights, e.g. followup=3,payment=1 (default: the drill mix)")
     a = ap.parse_args()
@@ -199,11 +216,13 @@ def main() -> None:
                   f"{a.duration:g} s per step after {a.warmup:g} s warm-up; "
                   f"Locust {'local' if a.workers == 0 else f'{a.workers} workers'}", flush=True)
             for n in users:
-                step = run_step(url, n, a.duration, a.warmup, a.workers, personas, work)
+                step = median_step([run_step(url, n, a.duration, a.warmup, a.workers, personas, work)
+                                    for _ in range(max(1, a.repeat))])
                 steps.append(step)
                 cpu = ", ".join(f"{part} {ms:.2f}" for part, ms in
                                 sorted(step.cpu_ms.items(), key=lambda kv: -kv[1]))
-                print(f"  {n} users: {step.rps:.0f} requests/s, p50 {step.p50:.0f} ms, "
+                span = f" ({step.rps_range[0]:.0f}–{step.rps_range[1]:.0f})" if step.rps_range else ""
+                print(f"  {n} users: {step.rps:.0f} requests/s{span}, p50 {step.p50:.0f} ms, "
                       f"p95 {step.p95:.0f} ms, p99 {step.p99:.0f} ms, {step.errors} errors; "
                       f"CPU ms per request: {cpu} (total {sum(step.cpu_ms.values()):.2f})", flush=True)
         except KeyboardInterrupt:

@@ -17,6 +17,20 @@ class InputError(Exception):
         super().__init__(where + message)
 
 
+class FieldErrors(ValueError):
+    """Every 'field: why' one parse found (a fault's params, an action's `with`); as a ValueError it
+    reads as the first, so a caller that reports one still can."""
+
+    def __init__(self, items: list[str]):
+        super().__init__(items[0])
+        self.items = items
+
+    @classmethod
+    def of(cls, e, prefix: str) -> "FieldErrors":
+        """From a pydantic ValidationError, each field under `prefix` (e.g. 'params')."""
+        return cls([f"{'.'.join(str(p) for p in (prefix, *err['loc']))}: {err['msg']}" for err in e.errors()])
+
+
 class HarnessError(Exception):
     """The harness could not carry on (exit 3): a stack that would not start, a stop condition."""
 

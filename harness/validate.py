@@ -56,10 +56,14 @@ def _check_finite(doc: Document, params: Any, loc: Loc, problems: Problems) -> N
         problems.add(doc.error("numbers must be finite", loc + where))
 
 
-def _registry_error(doc: Document, e: ValueError, loc: Loc) -> InputError:
-    """A registry's 'field: why' (faults.build, actions.validate), at that field under `loc`."""
-    field, _, why = str(e).partition(": ")
-    return doc.error(why, (*loc, *field.split(".")))
+def _registry_errors(doc: Document, e: ValueError, loc: Loc) -> list[InputError]:
+    """A registry's 'field: why' (faults.build, actions.validate: each of them), at that field
+    under `loc`."""
+    out = []
+    for item in getattr(e, "items", None) or [str(e)]:
+        field, _, why = item.partition(": ")
+        out.append(doc.error(why, (*loc, *field.split("."))))
+    return out
 
 
 def _items(model: type[BaseModel], field: str, parsed: BaseModel | None,
@@ -100,7 +104,8 @@ def check_scenario(path: Path, problems: Problems, referrer: Referrer | None = N
         try:
             fault = faults.build(spec)
         except ValueError as e:
-            problems.add(_registry_error(doc, e, ("faults", i)))
+            for error in _registry_errors(doc, e, ("faults", i)):
+                problems.add(error)
             continue
         _check_finite(doc, fault.params, ("faults", i, "params"), problems)
         built.append(fault)
@@ -176,7 +181,7 @@ def _resolve_exec(doc: Document, i: int, step) -> None:
     try:
         step.exec_ = check_exec(step.exec_, doc.origin(("runbook",)).path.parent.resolve())
     except ValueError as e:
-        raise _registry_error(doc, e, ("runbook", i, "exec")) from None
+        raise _registry_errors(doc, e, ("runbook", i, "exec"))[0] from None
     as_run = doc.data["runbook"][i]["exec"]
     as_run["cwd"] = step.exec_.cwd
     if step.exec_.script is not None:
@@ -214,7 +219,8 @@ def check_drill(path: Path, problems: Problems) -> LoadedDrill | None:
             try:
                 params = actions.validate(step.action, step.with_)
             except ValueError as e:
-                problems.add(_registry_error(doc, e, ("runbook", i)))
+                for error in _registry_errors(doc, e, ("runbook", i)):
+                    problems.add(error)
                 continue
             _check_finite(doc, params, ("runbook", i, "with"), problems)
         if getattr(step, "exec_", None) is not None:

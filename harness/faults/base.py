@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ..errors import FieldErrors
 from ..models import FaultSpec
 from ..registry import Registry, UnknownName
 from ..stack import topology
@@ -70,23 +71,24 @@ def register(cls: type[Fault]) -> type[Fault]:
 
 
 def build(spec: FaultSpec) -> Fault:
-    """A fault from its spec; ValueError('field: why') names what is wrong."""
+    """A fault from its spec; FieldErrors (a ValueError) names each field that is wrong."""
     try:
         cls = FAULTS[spec.type]
     except UnknownName as e:
         raise ValueError(f"type: {e}") from None
+    problems: list[str] = []
+    params = None
     try:
         params = cls.Params.model_validate(spec.params)
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(p) for p in ("params", *err["loc"]))
-        raise ValueError(f"{where}: {err['msg']}") from None
+        problems += FieldErrors.of(e, "params").items
     target = spec.target or cls.default_target
     if cls.target_kinds or cls.target_links:
-        if target is None:
-            raise ValueError("target: required for this fault")
-        why = topology.require(target, kinds=cls.target_kinds, links=cls.target_links)
+        why = ("required for this fault" if target is None else
+               topology.require(target, kinds=cls.target_kinds, links=cls.target_links))
         if why:
-            raise ValueError(f"target: {why}")
+            problems.append(f"target: {why}")
+    if problems:
+        raise FieldErrors(problems)
     return cls(spec, params)
 

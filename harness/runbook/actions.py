@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..errors import FieldErrors
 from ..registry import Registry, UnknownName
 from ..stack import topology
 
@@ -97,7 +98,7 @@ def action(name: str, params: type[Params] = Params, describe: str = "",
 
 
 def validate(name: str, raw: dict[str, Any]) -> Params:
-    """Parameters for an action; ValueError('field: why') names what is wrong."""
+    """Parameters for an action; FieldErrors (a ValueError) names each field that is wrong."""
     try:
         act = ACTIONS[name]
     except UnknownName as e:
@@ -105,12 +106,11 @@ def validate(name: str, raw: dict[str, Any]) -> Params:
     try:
         params = act.params.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise ValueError(f"with.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    for key, kinds, links in act.refs:
-        why = topology.require(getattr(params, key), kinds=kinds, links=links)
-        if why:
-            raise ValueError(f"with.{key}: {why}")
+        raise FieldErrors.of(e, "with") from None
+    problems = [f"with.{key}: {why}" for key, kinds, links in act.refs
+                if (why := topology.require(getattr(params, key), kinds=kinds, links=links))]
+    if problems:
+        raise FieldErrors(problems)
     return params
 
 

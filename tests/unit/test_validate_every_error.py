@@ -71,13 +71,19 @@ def test_the_library_raises_them_together(whole_drill_copy):
     assert isinstance(e.value, InputError)  # every caller of load_drill still exits 2
 
 
+def _refused(capsys, drill) -> list[re.Match]:
+    """The errors `validate` gives the drill (and its scenario), which it refuses with exit 2."""
+    code, errors, _ = _errors(capsys, drill)
+    assert code == 2
+    return errors
+
+
 def test_the_drills_errors_and_its_scenarios(whole_drill_copy, capsys):
     scenario = whole_drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
     _edit(whole_drill_copy, "action: promote_standby", "action: promote_everything")
     _edit(scenario, "type: db_crash", "type: db_crahs")
     _edit(scenario, "warmup: 4m", "warmup: soon")
-    code, errors, _ = _errors(capsys, whole_drill_copy)
-    assert code == 2
+    errors = _refused(capsys, whole_drill_copy)
     assert [(_file(e), e["field"]) for e in errors] == [
         (whole_drill_copy, "runbook.2.action"),
         (scenario, "warmup"),  # the scenario's, by line
@@ -94,6 +100,21 @@ def test_a_broken_step_is_left_out_the_others_are_checked(whole_drill_copy, caps
     code, errors, _ = _errors(capsys, whole_drill_copy)
     assert code == 2
     assert [e["field"] for e in errors] == ["runbook.1.colour", "runbook.2.with.standby"]
+    assert "unknown postgres 'pg-mars'" in errors[1]["why"]
+
+
+def test_every_wrong_parameter_of_a_fault_and_of_an_action(whole_drill_copy, capsys):
+    # a fault's params and target, and an action's `with`: each wrong field its own line, not the
+    # first of them only
+    scenario = whole_drill_copy.parent.parent / "scenarios" / "db-crash.yaml"
+    _edit(scenario, "    target: pg-primary", "    target: pg-mars\n    params: {mode: fast, when: soon}")
+    _edit(whole_drill_copy, "with: {standby: pg-samecity}", "with: {standby: pg-mars, hurry: true}")
+    errors = _refused(capsys, whole_drill_copy)
+    assert [(_file(e), e["field"]) for e in errors] == [
+        (whole_drill_copy, "runbook.2.with.hurry"),
+        (scenario, "faults.0.target"),  # a file's errors by line
+        (scenario, "faults.0.params.mode"),
+        (scenario, "faults.0.params.when")]
     assert "unknown postgres 'pg-mars'" in errors[1]["why"]
 
 

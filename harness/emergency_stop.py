@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psutil
 
+from .whole_file import write_whole
+
 REQUEST = "stop.request"
 PID = "run.pid"
 
@@ -41,12 +43,9 @@ def running_pid(run_dir: Path) -> int | None:
 
 
 def request(run_dir: Path, by: str, reason: str) -> Path:
-    path = Path(run_dir) / REQUEST
-    tmp = path.with_name(f".{REQUEST}.{os.getpid()}")
-    tmp.write_text(json.dumps({"by": by, "reason": reason, "at_wall": round(time.time(), 3)},
-                              ensure_ascii=False))
-    os.replace(tmp, path)  # the run never reads half a request
-    return path
+    # the run never reads half a request
+    return write_whole(Path(run_dir) / REQUEST, json.dumps(
+        {"by": by, "reason": reason, "at_wall": round(time.time(), 3)}, ensure_ascii=False))
 
 
 def requested(run_dir: Path) -> dict | None:

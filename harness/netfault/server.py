@@ -40,6 +40,7 @@ import signal
 import sys
 import threading
 
+from ..whole_file import write_whole
 from .api import Core
 from .codec import TOXIC_TYPES, VERSION, ApiError, dumps
 
@@ -159,10 +160,7 @@ async def _populate(core: Core, proxies: list) -> None:
 
 
 def _write_ready(path: str, port: int) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as fh:
-        json.dump({"port": port, "pid": os.getpid()}, fh)
-    os.replace(tmp, path)
+    write_whole(path, json.dumps({"port": port, "pid": os.getpid()}))
 
 
 async def _main_async(args) -> int:

@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ...whole_file import write_whole
+
 log = logging.getLogger("harness.service")
 
 CHUNK = 64 * 1024
@@ -358,12 +360,7 @@ def setup_logging(config: dict[str, Any]) -> None:
 
 
 def write_ready(path: str | Path, port: int) -> None:
-    """Temp file + rename: a reader sees either no file or the whole of it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"port": port, "pid": os.getpid()}))
-    os.replace(tmp, path)
+    write_whole(path, json.dumps({"port": port, "pid": os.getpid()}))
 
 
 def serve(config: dict[str, Any], router: Router, on_stop: Callable[[], None] | None = None) -> None:

@@ -272,6 +272,7 @@ class DrillRun:
                             master=(f"{self.load.bind_host}:{self.load.master_port}"
                                     if self.load.master_port else None))
         self.clock.start()
+        self.load.mark_zero(self.clock.t0)
         self.monitor.lane.anchor(0.0, self.clock.t0)
         self.monitor.start()
         lane = self.scenario_lane = self.clock.lane("scenario", 0.0, self.clock.t0)

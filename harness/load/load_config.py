@@ -17,7 +17,8 @@ except ImportError:
 PERSONAS = ("followup", "consultation", "prescription", "exam", "payment")
 DEFAULT_WEIGHTS = {"followup": 3, "consultation": 3, "prescription": 2, "exam": 2, "payment": 1}
 CONFIG_KEYS = {"personas", "wait", "patient_offset", "patient_count", "patient_seed", "workers",
-               "request_timeout_s", "departments", "insurance_share", "offline_share", "stages", "attack"}
+               "request_timeout_s", "departments", "insurance_share", "offline_share", "stages", "attack",
+               "zero_file"}
 
 
 class LoadConfigError(ValueError):

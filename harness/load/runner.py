@@ -32,6 +32,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import HarnessError, InputError
 from ..rundir import RunDir
+from ..whole_file import write_whole
 from .load_config import LoadConfigError, load_config
 from .master_address import LOOPBACK, WILDCARDS, join_host
 from .population import POPULATION
@@ -158,8 +159,18 @@ class PatientLoad:
     @classmethod
     def for_run(cls, host_url: str, run_dir: RunDir, users: int, spawn_rate: float,
                 **options) -> "PatientLoad":
-        """The run's patients: records into RUN_DIR/records, Locust's output into RUN_DIR/logs."""
-        return cls(host_url, run_dir.records, users, spawn_rate, log_dir=run_dir.logs, **options)
+        """The run's patients: records into RUN_DIR/records, Locust's output into RUN_DIR/logs; a
+        shape counts from T+0 (`mark_zero`)."""
+        config = dict(options.pop("config", None) or {})
+        if config.get("stages"):
+            config["zero_file"] = str(run_dir.logs / "load-zero")
+        return cls(host_url, run_dir.records, users, spawn_rate, log_dir=run_dir.logs, config=config,
+                   **options)
+
+    def mark_zero(self, wall: float) -> None:
+        """T+0 (epoch seconds) for the shape to count from; nothing without a shape."""
+        if self.config.get("zero_file"):
+            write_whole(self.config["zero_file"], repr(wall))
 
     def __enter__(self) -> "PatientLoad":
         try:

@@ -2,10 +2,15 @@
 played as Locust stages in real time, so the patients over drill time are the same at any scale."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from harness.load.named_shapes import SHAPES, NamedShape, Step, stages, users_at
 from harness.load.profile import load_config
+from harness.load.runner import PatientLoad
+from harness.load.stage_clock import StageClock
+from harness.rundir import RunDir
 from harness.models import LoadProfile
 
 MORNING = SHAPES["morning_peak"]
@@ -57,3 +62,18 @@ def test_the_run_plays_the_shape_only_when_a_scenario_names_one():
 def test_an_unknown_shape_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown shape 'lunch' \(known: morning_peak\)"):
         LoadProfile(shape="lunch")
+
+
+def test_a_drills_shape_counts_from_t0_not_from_the_loads_start(tmp_path):
+    run_dir = RunDir(tmp_path / "run")
+    config = {"stages": [[60, 3, 3], [60, 30, 1]]}
+    load = PatientLoad.for_run("http://127.0.0.1:1", run_dir, 30, 3, config=config)
+    clock = StageClock(load._worker_config())
+    # Locust started 100 s ago: before T+0 the first stage's patients are held all the same
+    assert clock.stage(100.0) == (3, 3.0)
+    load.mark_zero(time.time() - 61)
+    assert clock.stage(100.0) == (30, 1.0)  # 61 s after T+0
+    assert clock.stage(0.0) == (30, 1.0)
+    # a load that is no drill's (no T+0 to wait for) counts from its own start
+    assert StageClock(config).stage(59.0) == (3, 3.0) and StageClock(config).stage(61.0) == (30, 1.0)
+    assert "zero_file" not in PatientLoad.for_run("http://127.0.0.1:1", run_dir, 30, 3, config={}).config

@@ -18,7 +18,7 @@ from ..errors import HarnessError
 from ..journal import Journal
 from ..rundir import RunDir, claim_run_dir
 from .findings import CheckResult, critical, readiness
-from .live import LIVE_CHECKS, run_live
+from .live import Basis, run_live, without_stack
 from .load import LoadedPlan
 from .static import run_static
 
@@ -97,8 +97,7 @@ def audit(loaded: LoadedPlan, out: RunDir, *, live: bool = True, backend: str = 
                 outcome.aborted = f"live checks: {e.__class__.__name__}: {str(e).splitlines()[0]}"
                 say(f"aborted: {outcome.aborted}")
         else:
-            done([CheckResult(name, title, "live", skipped="static audit only (--static)")
-                  for name, title in LIVE_CHECKS.items()])
+            done(without_stack(Basis.of_plan(loaded.plan, loaded.where, plan_stores(loaded))))
         outcome.seconds = time.monotonic() - t0
         score, counts = readiness(outcome.results)
         journal.record("audit.finished", score=round(score, 1), findings=counts,

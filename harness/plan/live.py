@@ -357,6 +357,25 @@ LIVE_CHECKS = {
 }
 
 
+def _no_stores(basis: Basis) -> str | None:
+    """Why there are no backups to judge, if there are none."""
+    if basis.backups is None:
+        return f"the {basis.document} has no backup schedule"
+    if basis.stores is None:
+        return f"the {basis.document} keeps no backup stores"
+    return None
+
+
+def without_stack(basis: Basis) -> list[CheckResult]:
+    """`audit --static`: of the live checks, the one that needs no stack (the backups in the stores,
+    read where they lie); the others are skipped."""
+    why = _no_stores(basis)
+    return [_timed(name, title, lambda: stored(basis)) if name == "backups" and why is None else
+            CheckResult(name, title, "live", skipped=why if name == "backups" else
+                        "static audit only (--static)")
+            for name, title in LIVE_CHECKS.items()]
+
+
 def check_stack(stack: Stack, journal: Journal, out: RunDir, basis: Basis, *,
                 skip_backups: str | None = None, take_backups: bool = False,
                 test_restore: bool = False) -> list[CheckResult]:
@@ -374,10 +393,7 @@ def check_stack(stack: Stack, journal: Journal, out: RunDir, basis: Basis, *,
                    _timed("standbys", LIVE_CHECKS["standbys"], lambda: standbys(stack, basis))]
     finally:  # whatever broke a check, no route stays switched
         _route_back(ctx, routes)
-    if basis.backups is None and skip_backups is None:
-        skip_backups = f"the {basis.document} has no backup schedule"
-    if skip_backups is None and basis.stores is None:
-        skip_backups = f"the {basis.document} keeps no backup stores"
+    skip_backups = skip_backups or _no_stores(basis)
     stores = basis.stores or {}
     checks: list[tuple[str, Callable[[], tuple[list[Finding], dict]] | None, str]] = [
         (TAKEN, (lambda: backups(stack, journal, basis.backups, stores)) if take_backups else None,

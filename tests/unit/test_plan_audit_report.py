@@ -1,15 +1,23 @@
-"""`hospital-drill audit --static`: the readiness report in every format from the static checks
-alone, the exit codes, and bad plan input as one line file:line: field: why (exit 2)."""
+"""`hospital-drill audit --static`: the readiness report in every format from the static checks and
+the backups in the plan's stores (nothing brought up), the exit codes, and bad plan input as one line
+file:line: field: why (exit 2)."""
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.cli import main
 from harness.plan.load import PLANS
+
+
+@pytest.fixture(autouse=True)
+def no_backups(tmp_path, monkeypatch):
+    """The plan's stores (in the user's data directory) empty, whatever this machine holds."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
 
 
 def _broken_plan(tmp_path: Path) -> Path:
@@ -23,12 +31,16 @@ def _broken_plan(tmp_path: Path) -> Path:
     return path
 
 
-def test_static_audit_of_the_shipped_plan_is_ready(tmp_path, capsys):
+def test_static_audit_of_the_shipped_plan_is_ready_but_finds_no_backups(tmp_path, capsys):
     out = tmp_path / "a"
     assert main(["audit", "--static", "--out", str(out)]) == 0
     data = json.loads((out / "audit.json").read_text(encoding="utf-8"))
-    assert (data["verdict"], data["score"]) == ("ready", 100.0)
-    assert {c["status"] for c in data["checks"] if c["kind"] == "live"} == {"skipped"}
+    assert data["verdict"] == "ready" and data["score"] < 100
+    live = {c["name"]: c for c in data["checks"] if c["kind"] == "live"}
+    assert {n for n, c in live.items() if c["status"] == "skipped"} == {
+        "interfaces", "standbys", "backups_taken", "restore"}
+    [finding] = live["backups"]["findings"]  # read without a stack: the stores are empty
+    assert finding["severity"] == "high" and "no full backup in any store" in finding["message"]
     assert "audit ready" in capsys.readouterr().out
 
 
@@ -41,9 +53,9 @@ def test_critical_finding_is_exit_1_and_in_every_format(tmp_path):
     assert finding["where"].startswith(str(tmp_path / "plan.yaml") + ":")
     suite = ET.parse(out / "junit.xml").getroot()
     assert [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None] == \
-        ["backup_schedule"]
+        ["backup_schedule"]  # a critical finding fails; the empty stores' is high
     skipped = [c.get("name") for c in suite.iter("testcase") if c.find("skipped") is not None]
-    assert skipped == ["interfaces", "standbys", "backups_taken", "backups", "restore"]  # --static
+    assert skipped == ["interfaces", "standbys", "backups_taken", "restore"]  # --static
     for name in ("audit.md", "audit.html"):
         assert "RPO target 'rpo' is 30m" in (out / name).read_text(encoding="utf-8")
 

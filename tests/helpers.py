@@ -111,3 +111,14 @@ def wait_in_journal(proc: "subprocess.Popen", run_dir: Path, marker: str, never:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else proc.returncode
         assert time.monotonic() < deadline, never
         time.sleep(poll)
+
+
+def without_database(records: list[dict], journal, since: float,
+                     step: str = "promote-same-city") -> list[dict]:
+    """The patients' requests started after `since` (a crash) and before the standby's promotion
+    (`step`) finished, or before the recovery if that came first: while there was no database.
+    Not up to the recovery: that waits for patients' errors to settle (e.g. their reads of
+    consultations the crash lost), and those served meanwhile are no measure of the outage."""
+    promoted = next(e["wall"] for e in journal.of_type("step.finished") if e["step"] == step)
+    until = min(promoted, journal.first("recovery")["at_wall"])
+    return [r for r in records if since + 0.2 < r["t"] < until - 0.1]

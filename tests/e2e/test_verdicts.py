@@ -56,8 +56,10 @@ def test_a_slow_database_is_degraded_not_down(tmp_path):
     declared = journal.first("level.declared")
     # the level comes from the patients the slowness reached (slower than the SLO, or timed out):
     # how many fall in the one observation window depends on when their journeys land in it, so the
-    # level is whichever their share calls for, and the declared one is that one
-    assert declared is not None and declared["affected"] > 0 and declared["slow"] > 0
+    # level is whichever their share calls for, and the declared one is that one. Slow or failed:
+    # a login over the slowed link takes 1.2-2.0 s, astride the 2 s SLO, and one that waits for a
+    # pooled connection times out
+    assert declared is not None and declared["affected"] > 0
     assert card["level"]["declared"] == card["level"]["implied"]
     # the plan promotes for a database that is down: this one is not
     assert "promote-same-city" not in {e["step"] for e in journal.of_type("step.started")}

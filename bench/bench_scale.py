@@ -1,6 +1,6 @@
 """Figures against the time scale: the same drill must give the same figures at any scale.
 
-    python bench/bench_scale.py [--runs 2] [--only db-crash-failover,egress-saturation]
+    python bench/bench_scale.py [--runs 2] [--only db-crash-failover,egress-saturation] [--keep DIR]
 
 Runs the db-crash drill at ×20, ×60 and ×120 and egress-saturation at ×30, ×60 and ×120, `--runs`
 times each, and prints detect / takeover (the drill's step target) / recovery / RPO per run in drill
@@ -39,10 +39,14 @@ def figures(card) -> dict[str, float | None]:
     return out
 
 
-def run_once(drill: str, scale: float) -> dict:
+def run_once(drill: str, scale: float, keep: Path | None = None) -> dict:
+    """One run; its run directory kept under `keep` (DRILL-xSCALE-N), else thrown away."""
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as d:
+        out = Path(d) / "run"
+        if keep is not None:
+            out = keep / f"{drill}-x{scale:g}-{len(list(keep.glob(f'{drill}-x{scale:g}-*'))) + 1}"
         t0 = time.perf_counter()
-        with DrillRun(ROOT / "drills" / f"{drill}.yaml", out_dir=Path(d) / "run", time_scale=scale,
+        with DrillRun(ROOT / "drills" / f"{drill}.yaml", out_dir=out, time_scale=scale,
                       reports_root=d) as run:
             run.execute()
         card = run.card
@@ -57,16 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--only", default=",".join(PLAN))
     ap.add_argument("--json", type=Path, help="also write every run's figures here")
+    ap.add_argument("--keep", type=Path, help="keep each run's directory here (to read an outlier's journal)")
+    ap.add_argument("--scales", help="only these scales, e.g. 30,60 (default: each drill's three)")
     args = ap.parse_args(argv)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
 
     def interrupted(signum, frame):  # a SIGTERM cleans the running drill up, as Ctrl-C does
         raise Interrupted(f"signal {signum}")
     signal.signal(signal.SIGTERM, interrupted)
     rows = []
     for drill in args.only.split(","):
-        for scale in PLAN[drill]:
+        scales = [float(x) for x in args.scales.split(",")] if args.scales else PLAN[drill]
+        for scale in scales:
             for i in range(args.runs):
-                row = run_once(drill, scale)
+                row = run_once(drill, scale, args.keep)
                 rows.append(row)
                 print(f"{drill:<20} ×{scale:<4g} run {i + 1}: " + "  ".join(
                     f"{k} {'—' if row[k] is None else f'{row[k]:.1f}'}" for k in FIGURES)

@@ -87,7 +87,8 @@ def _remove_networks(engine, filters: list[str], removed: list[str], errors: lis
             errors.append(f"list networks: {e}")
             continue
         for net in nets:
-            for attempt in range(10):
+            deadline = time.monotonic() + REMOVAL_WAIT_S
+            while True:
                 try:
                     engine.api.remove_network(net["Id"])
                     removed.append(f"network {net['Name']}")
@@ -95,11 +96,27 @@ def _remove_networks(engine, filters: list[str], removed: list[str], errors: lis
                 except Exception as e:
                     if "No such network" in str(e) or "not found" in str(e):
                         break
-                    if "active endpoints" in str(e) and attempt < 9:
-                        time.sleep(0.3)  # an endpoint the engine is still letting go of
+                    if "active endpoints" in str(e) and time.monotonic() < deadline:
+                        # an endpoint the engine is still letting go of (slow on a busy host), or a
+                        # container on our network that no label found: cut it loose, then again
+                        _detach_all(engine, net["Id"])
+                        time.sleep(0.3)
                         continue
                     errors.append(f"network {net['Name']}: {e}")
                     break
+
+
+def _detach_all(engine, net_id: str) -> None:
+    """Force every container still attached to our run's network off it."""
+    try:
+        attached = engine.api.inspect_network(net_id).get("Containers") or {}
+    except Exception:
+        return
+    for cid in attached:
+        try:
+            engine.api.disconnect_container_from_network(cid, net_id, force=True)
+        except Exception:
+            pass  # gone meanwhile: what the retry wants
 
 
 def _remove_run_images(engine, filters: list[str], removed: list[str], errors: list[str]) -> None:
